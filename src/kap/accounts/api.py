@@ -1,0 +1,121 @@
+"""Who am I, and signing in and out with an emailed link."""
+
+from __future__ import annotations
+
+import html
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, EmailStr
+from sqlalchemy import select
+
+from kap.core.deps import CurrentIdentity, RuntimeDep, ServiceSession, UserSession, limit_anonymous
+from kap.core.errors import Gone
+from kap.core.login import consume_login_token, end_session, send_login_link
+from kap.core.models import Org, OrgMember, User
+from kap.core.security import CSRF_COOKIE, SESSION_COOKIE
+from kap.projects.service import list_projects
+
+router = APIRouter(tags=["accounts"])
+Anonymous = Annotated[None, Depends(limit_anonymous)]
+
+
+class MagicLinkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: EmailStr
+
+
+class MagicLinkConsume(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str
+
+
+@router.get("/api/me")
+def me(identity: CurrentIdentity, session: UserSession) -> dict[str, Any]:
+    """The caller, their orgs and the projects they can reach."""
+    user = session.get(User, identity.user_id)
+    orgs = session.execute(
+        select(Org.id, Org.name, OrgMember.role).join(OrgMember, OrgMember.org_id == Org.id)
+        .where(OrgMember.user_id == identity.user_id).order_by(Org.name)
+    ).all()
+    return {
+        "ok": True,
+        "user": {"id": identity.user_id, "email": user.email if user else identity.email,
+                 "name": user.name if user else None},
+        "auth": identity.via,
+        "dev_role": identity.dev_role,
+        "csrf_token": identity.csrf_token,
+        "orgs": [{"id": o.id, "name": o.name, "role": o.role} for o in orgs],
+        "projects": list_projects(session, identity),
+    }
+
+
+@router.post("/api/auth/magic-link")
+def request_magic_link(body: MagicLinkRequest, _: Anonymous, session: ServiceSession,
+                       runtime: RuntimeDep) -> dict[str, Any]:
+    """Mail a sign-in link to a known user; the answer never says whether the email is known."""
+    user = session.scalar(select(User).where(User.email == body.email.lower()))
+    if user is not None:
+        send_login_link(session, runtime.mailer, runtime.settings, user)
+    return {"ok": True, "message": "If this address belongs to a Kap user, a sign-in link is on its way."}
+
+
+def _set_session_cookies(response: Response, runtime: Any, token: str, csrf: str, max_age: int) -> None:
+    secure = runtime.settings.kap_env == "production" or runtime.settings.public_url.startswith("https")
+    response.set_cookie(SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="lax",
+                        secure=secure, path="/")
+    response.set_cookie(CSRF_COOKIE, csrf, max_age=max_age, httponly=False, samesite="lax",
+                        secure=secure, path="/")
+
+
+@router.post("/api/auth/magic-link/consume")
+def consume_magic_link(body: MagicLinkConsume, _: Anonymous, session: ServiceSession,
+                       runtime: RuntimeDep, response: Response) -> dict[str, Any]:
+    """Exchange a magic-link token for a session cookie."""
+    user_id, new = consume_login_token(session, body.token, runtime.settings.kap_session_days)
+    _set_session_cookies(response, runtime, new.token, new.csrf_token, new.max_age)
+    return {"ok": True, "user_id": user_id, "csrf_token": new.csrf_token}
+
+
+@router.post("/api/auth/logout")
+def logout(request: Request, identity: CurrentIdentity, runtime: RuntimeDep,
+           response: Response) -> dict[str, Any]:
+    """End the cookie session, if any."""
+    raw = request.cookies.get(SESSION_COOKIE)
+    if raw:
+        with runtime.db.service_transaction() as svc:
+            end_session(svc, raw)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
+    return {"ok": True}
+
+
+_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign in to Kap</title>
+<style>body{{font:16px system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem;color:#1d2433}}
+button{{font:inherit;padding:.6rem 1.2rem;border-radius:6px;border:0;background:#1f5eff;color:#fff}}
+button:focus{{outline:3px solid #ffb000}}</style></head><body>{body}</body></html>"""
+
+
+@router.get("/auth/magic/{token}", include_in_schema=False)
+def magic_link_page(token: str, _: Anonymous) -> HTMLResponse:
+    """Show a button that signs in; opening the link alone spends nothing (mail scanners open links)."""
+    form = (f'<h1>Sign in to Kap</h1><form method="post" action="/auth/magic/{html.escape(token)}">'
+            '<button type="submit">Sign in</button></form>')
+    return HTMLResponse(_PAGE.format(body=form), headers={"Referrer-Policy": "no-referrer",
+                                                          "Cache-Control": "no-store"})
+
+
+@router.post("/auth/magic/{token}", include_in_schema=False)
+def magic_link_submit(token: str, _: Anonymous, session: ServiceSession, runtime: RuntimeDep) -> Response:
+    """Spend the link, set the session cookie and go to the app."""
+    try:
+        new = consume_login_token(session, token, runtime.settings.kap_session_days)[1]
+    except Gone as exc:
+        body = f"<h1>Link not valid</h1><p>{html.escape(exc.message)}.</p><p><a href='/login'>Ask for a new one</a></p>"
+        return HTMLResponse(_PAGE.format(body=body), status_code=410,
+                            headers={"Referrer-Policy": "no-referrer"})
+    response = RedirectResponse("/", status_code=303)
+    _set_session_cookies(response, runtime, new.token, new.csrf_token, new.max_age)
+    return response

@@ -1,0 +1,132 @@
+"""The audit viewer and telemetry, for owners and admins."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from kap.core.deps import CurrentIdentity, ProjectContext, UserSession, require, resolve_org_admin
+from kap.core.models import AuditEvent, TelemetryEvent
+
+router = APIRouter(tags=["admin"])
+
+AUDIT_COLUMNS = ("created_at", "action", "actor_label", "actor_id", "project_id", "target_type",
+                 "target_id", "ip", "details")
+
+
+def _page(stmt: Select[Any], session: Any, limit: int, offset: int) -> tuple[int, list[Any]]:
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    rows = session.scalars(stmt.limit(limit).offset(offset)).all()
+    return total, list(rows)
+
+
+def _row(event: AuditEvent) -> dict[str, Any]:
+    return {"id": event.id, "created_at": event.created_at, "action": event.action,
+            "actor_id": event.actor_id, "actor_label": event.actor_label, "project_id": event.project_id,
+            "target_type": event.target_type, "target_id": event.target_id, "ip": event.ip,
+            "details": event.details}
+
+
+class AuditFilters:
+    """Query filters shared by the project and org audit views."""
+
+    def __init__(
+        self,
+        action: str | None = Query(default=None, max_length=80),
+        actor: str | None = Query(default=None, max_length=320),
+        since: datetime | None = None, until: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+        format: Literal["json", "csv"] = "json",
+    ) -> None:
+        self.action, self.actor, self.since, self.until = action, actor, since, until
+        self.limit, self.offset, self.format = limit, offset, format
+
+    def apply(self, stmt: Select[Any]) -> Select[Any]:
+        if self.action:
+            stmt = stmt.where(or_(AuditEvent.action == self.action,
+                                  AuditEvent.action.startswith(f"{self.action}.", autoescape=True)))
+        if self.actor:
+            stmt = stmt.where(_actor_filter(self.actor))
+        if self.since:
+            stmt = stmt.where(AuditEvent.created_at >= self.since)
+        if self.until:
+            stmt = stmt.where(AuditEvent.created_at < self.until)
+        return stmt
+
+
+Filters = Annotated[AuditFilters, Depends()]
+AuditRead = Annotated[ProjectContext, require("audit.read")]
+
+
+def _audit_answer(session: Session, stmt: Select[Any], f: AuditFilters) -> dict[str, Any] | Response:
+    stmt = f.apply(stmt.order_by(AuditEvent.created_at.desc(), AuditEvent.id))
+    total, events = _page(stmt, session, f.limit if f.format == "json" else 100_000, f.offset)
+    if f.format == "csv":
+        return _csv(events)
+    return {"ok": True, "total": total, "limit": f.limit, "offset": f.offset,
+            "events": [_row(e) for e in events]}
+
+
+@router.get("/api/audit", response_model=None)
+def project_audit(ctx: AuditRead, filters: Filters) -> dict[str, Any] | Response:
+    """Audit events of one project, for its owners and admins (JSON or CSV)."""
+    stmt = select(AuditEvent).where(AuditEvent.project_id == ctx.project_id)
+    return _audit_answer(ctx.session, stmt, filters)
+
+
+@router.get("/api/orgs/{org_id}/audit", response_model=None)
+def org_audit(org_id: uuid.UUID, identity: CurrentIdentity, session: UserSession,
+              filters: Filters) -> dict[str, Any] | Response:
+    """Audit events of a whole org, for org owners and admins (JSON or CSV)."""
+    org = resolve_org_admin(session, identity, org_id)
+    return _audit_answer(session, select(AuditEvent).where(AuditEvent.org_id == org.org_id), filters)
+
+
+def _actor_filter(actor: str) -> Any:
+    try:
+        return AuditEvent.actor_id == uuid.UUID(actor)
+    except ValueError:
+        return AuditEvent.actor_label.contains(actor, autoescape=True)
+
+
+def _csv(events: list[AuditEvent]) -> Response:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(AUDIT_COLUMNS)
+    for e in events:
+        row = _row(e)
+        writer.writerow([_csv_safe(str(row[c]) if row[c] is not None else "") for c in AUDIT_COLUMNS])
+    return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="kap-audit.csv"'})
+
+
+def _csv_safe(value: str) -> str:
+    """Neutralise spreadsheet formulas in exported cells."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+@router.get("/api/telemetry")
+def telemetry_events(
+    identity: CurrentIdentity, session: UserSession, org_id: uuid.UUID | None = None,
+    kind: str | None = Query(default=None, max_length=40),
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Telemetry (429s, 5xx, job failures) of an org the caller administers."""
+    org = resolve_org_admin(session, identity, org_id)
+    stmt = select(TelemetryEvent).where(TelemetryEvent.org_id == org.org_id) \
+        .order_by(TelemetryEvent.created_at.desc(), TelemetryEvent.id)
+    if kind:
+        stmt = stmt.where(TelemetryEvent.kind == kind)
+    total, events = _page(stmt, session, limit, offset)
+    return {"ok": True, "total": total, "events": [
+        {"id": e.id, "created_at": e.created_at, "kind": e.kind, "status": e.status, "method": e.method,
+         "path": e.path, "request_id": e.request_id, "user_id": e.user_id, "project_id": e.project_id,
+         "details": e.details} for e in events]}

@@ -1,0 +1,68 @@
+"""The FastAPI application: one runtime, the edge middleware, every domain's routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from kap import __version__
+from kap.accounts.api import router as accounts_router
+from kap.admin.api import router as admin_router
+from kap.core.http import EdgeMiddleware, RequestIdFilter, install_error_handlers
+from kap.core.migrate import migrate
+from kap.core.runtime import Runtime
+from kap.core.settings import Settings, get_settings
+from kap.projects.api import router as projects_router
+from kap.sentinel.api import router as sentinel_router
+from kap.system.api import router as system_router
+
+log = logging.getLogger("kap")
+
+ROUTERS = [system_router, accounts_router, projects_router, admin_router, sentinel_router]
+
+
+def configure_logging(level: str) -> None:
+    """Log lines carry the request id."""
+    root = logging.getLogger()
+    if any(isinstance(f, RequestIdFilter) for h in root.handlers for f in h.filters):
+        return
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app for the given settings (the environment's by default)."""
+    settings = settings or (runtime.settings if runtime else get_settings())
+    runtime = runtime or Runtime.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            try:
+                migrate(settings)
+            except Exception:
+                log.exception("automatic migration failed; requests answer 503 db_not_ready")
+        yield
+        runtime.close()
+
+    app = FastAPI(title="Kap", version=__version__, lifespan=lifespan)
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.add_middleware(EdgeMiddleware, max_json=settings.kap_max_json_kb * 1024,
+                       max_upload=settings.kap_max_upload_mb * 1024 * 1024)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for uvicorn --factory."""
+    settings = get_settings()
+    configure_logging(settings.kap_log_level)
+    return create_app(settings)

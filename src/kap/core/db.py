@@ -1,0 +1,146 @@
+"""Engines, sessions and the column types every model shares.
+
+Two engines: the *app* engine runs user requests (on PostgreSQL as a role without
+BYPASSRLS, with ``kap.user_id`` set per transaction), the *service* engine runs
+trusted work (authentication look-ups, demo data, schedules).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, MetaData, create_engine, event, text
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeDecorator
+
+from kap.core.errors import DbNotReady
+from kap.core.settings import Settings
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every engine (SQLite stores naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """Create an engine with Kap's connection settings for SQLite or PostgreSQL."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # SQLite begins lazily; BEGIN IMMEDIATE-free deferred mode is fine with WAL.
+        return engine
+    if pool_size == 0:
+        return create_engine(url, poolclass=NullPool)
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                         pool_recycle=1800, connect_args={"connect_timeout": 5})
+
+
+class Database:
+    """The app and service engines of one Kap process."""
+
+    def __init__(self, settings: Settings, *, rls: bool = True) -> None:
+        self.settings = settings
+        self.is_postgres = settings.is_postgres
+        if not self.is_postgres:
+            settings.kap_data_dir.mkdir(parents=True, exist_ok=True)
+        self.service_engine = make_engine(settings.database_url)
+        self.rls = rls and self.is_postgres
+        if self.rls and settings.kap_app_database_url:
+            self.app_engine = make_engine(settings.kap_app_database_url)
+            self._set_role = False
+        else:
+            self.app_engine = self.service_engine
+            self._set_role = self.rls
+        self._service_sessions = sessionmaker(self.service_engine, expire_on_commit=False)
+        self._app_sessions = sessionmaker(self.app_engine, expire_on_commit=False)
+        self.schema_ready = False
+
+    def dispose(self) -> None:
+        self.service_engine.dispose()
+        if self.app_engine is not self.service_engine:
+            self.app_engine.dispose()
+
+    def app_session(self, user_id: uuid.UUID | None) -> Session:
+        """A session for user work: RLS applies on PostgreSQL from its first statement."""
+        session = self._app_sessions()
+        if self.rls:
+            event.listen(session, "after_begin", _rls_setup(self, user_id))
+        return session
+
+    def service_session(self) -> Session:
+        """A session for trusted service work: sees every tenant."""
+        return self._service_sessions()
+
+    @contextmanager
+    def service_transaction(self) -> Iterator[Session]:
+        """Run service work in one transaction, committed on success."""
+        with self.service_session() as session, session.begin():
+            yield session
+
+    def ping(self) -> None:
+        """Raise DbNotReady when the database cannot be reached."""
+        try:
+            with self.service_engine.connect() as conn:
+                conn.execute(text("select 1"))
+        except (OperationalError, DBAPIError) as exc:
+            raise DbNotReady("the database is not reachable") from exc
+
+
+def _rls_setup(db: Database, user_id: uuid.UUID | None) -> Any:
+    def after_begin(session: Session, transaction: Any, connection: Any) -> None:
+        if db._set_role:
+            connection.exec_driver_sql(f'SET LOCAL ROLE "{db.settings.kap_app_db_role}"')
+        connection.execute(text("select set_config('kap.user_id', :uid, true)"),
+                            {"uid": str(user_id) if user_id else ""})
+    return after_begin

@@ -1,0 +1,256 @@
+"""Request dependencies: runtime, identity, database session and the tenant choke point.
+
+Every project-scoped route asks for an action through `require(action)`; the
+dependency turns `(identity, project_id)` into a `ProjectContext` or answers 404,
+the same 404 for "no such project" and "not yours".
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from kap.core.errors import Forbidden, NotFound, Unauthorized
+from kap.core.models import OrgMember, Project, ProjectMember
+from kap.core.permissions import ACTIONS, higher_role, lower_role, org_role_as_project_role, role_allows
+from kap.core.ratelimit import client_address
+from kap.core.runtime import Runtime
+from kap.core.security import CSRF_HEADER, SESSION_COOKIE, Credentials, Identity
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def request_address(request: Request, runtime: Runtime) -> str:
+    """The caller's address, honouring X-Forwarded-For only from trusted proxies."""
+    peer = request.client.host if request.client else None
+    return client_address(peer, request.headers.get("x-forwarded-for"),
+                          runtime.settings.kap_trusted_proxies)
+
+
+def read_credentials(request: Request) -> Credentials:
+    """Collect the credentials a request presents."""
+    headers = request.headers
+    bearer = None
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("Authorization must be 'Bearer <token>'", code="invalid_token")
+        bearer = value.strip()
+    return Credentials(bearer=bearer, dev_user=headers.get("x-dev-user"),
+                       dev_org=headers.get("x-dev-org"), dev_role=headers.get("x-dev-role"),
+                       session=request.cookies.get(SESSION_COOKIE), csrf=headers.get(CSRF_HEADER),
+                       method=request.method)
+
+
+def optional_identity(request: Request, runtime: RuntimeDep) -> Identity | None:
+    """The caller's identity if one was presented; bad credentials are a 401."""
+    address = request_address(request, runtime)
+    try:
+        identity = runtime.identity.resolve(read_credentials(request))
+    except Unauthorized:
+        runtime.limiter.hit(f"ip:{address}")
+        raise
+    key = f"user:{identity.user_id}" if identity and identity.user_id else f"ip:{address}"
+    if identity is None or not identity.is_internal:
+        runtime.limiter.hit(key)
+    request.state.identity = identity
+    return identity
+
+
+def require_identity(identity: Annotated[Identity | None, Depends(optional_identity)]) -> Identity:
+    """A signed-in user; the internal service bearer is refused here."""
+    if identity is None:
+        raise Unauthorized()
+    if identity.is_internal:
+        raise Unauthorized("the internal bearer is accepted on internal routes only",
+                           code="internal_not_allowed")
+    return identity
+
+
+def limit_anonymous(request: Request, runtime: RuntimeDep) -> None:
+    """Rate-limit a public route by client address."""
+    runtime.limiter.hit(f"ip:{request_address(request, runtime)}")
+
+
+CurrentIdentity = Annotated[Identity, Depends(require_identity)]
+
+
+def _session(runtime: Runtime, user_id: uuid.UUID | None) -> Iterator[Session]:
+    runtime.ensure_schema()
+    session = runtime.db.app_session(user_id)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def user_session(runtime: RuntimeDep, identity: CurrentIdentity) -> Iterator[Session]:
+    """The request's transaction as the caller; committed when the handler returns."""
+    yield from _session(runtime, identity.user_id)
+
+
+def public_session(runtime: RuntimeDep) -> Iterator[Session]:
+    """A transaction for a public route: on PostgreSQL it sees no tenant rows."""
+    yield from _session(runtime, None)
+
+
+def service_session(runtime: RuntimeDep) -> Iterator[Session]:
+    """A trusted transaction for routes that authorise by other means (signed tokens)."""
+    runtime.ensure_schema()
+    with runtime.db.service_session() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+UserSession = Annotated[Session, Depends(user_session, scope="function")]
+PublicSession = Annotated[Session, Depends(public_session, scope="function")]
+ServiceSession = Annotated[Session, Depends(service_session, scope="function")]
+
+
+@dataclass(frozen=True)
+class ProjectContext:
+    """A caller's reach into one project; only `resolve_project` makes one."""
+
+    identity: Identity
+    org_id: uuid.UUID
+    project_id: uuid.UUID
+    project_name: str
+    role: str
+    session: Session
+    ip: str | None = None
+    user_agent: str | None = None
+
+    @property
+    def user_id(self) -> uuid.UUID | None:
+        return self.identity.user_id
+
+    def allows(self, action: str) -> bool:
+        return role_allows(self.role, action)
+
+
+def project_role(session: Session, user_id: uuid.UUID, project_id: uuid.UUID) -> tuple[Project, str] | None:
+    """The project and the caller's highest role in it, or None when it is not reachable."""
+    row = session.execute(
+        select(Project, ProjectMember.role, OrgMember.role)
+        .outerjoin(ProjectMember, and_(ProjectMember.project_id == Project.id,
+                                       ProjectMember.user_id == user_id))
+        .outerjoin(OrgMember, and_(OrgMember.org_id == Project.org_id, OrgMember.user_id == user_id))
+        .where(Project.id == project_id)
+    ).first()
+    if row is None:
+        return None
+    project, member_role, org_role = row
+    role = higher_role(member_role, org_role_as_project_role(org_role) if org_role else None)
+    return (project, role) if role else None
+
+
+def resolve_project(session: Session, identity: Identity, project_id: uuid.UUID, *,
+                    ip: str | None = None, user_agent: str | None = None) -> ProjectContext:
+    """Turn (identity, project id) into a ProjectContext, or raise the one 404."""
+    if identity.user_id is None:
+        raise NotFound("project not found")
+    found = project_role(session, identity.user_id, project_id)
+    if found is None:
+        raise NotFound("project not found")
+    project, role = found
+    if identity.dev_role:
+        role = lower_role(role, identity.dev_role)
+    return ProjectContext(identity=identity, org_id=project.org_id, project_id=project.id,
+                          project_name=project.name, role=role, session=session, ip=ip,
+                          user_agent=user_agent)
+
+
+class ActionDependency:
+    """`Depends(require("documents.write"))`: resolves the context and checks the action."""
+
+    def __init__(self, action: str) -> None:
+        if action not in ACTIONS:
+            raise KeyError(f"unknown action {action!r}")
+        self.action = action
+
+    def __call__(self, request: Request, project_id: uuid.UUID, session: UserSession,
+                 identity: CurrentIdentity, runtime: RuntimeDep) -> ProjectContext:
+        ctx = resolve_project(session, identity, project_id, ip=request_address(request, runtime),
+                              user_agent=request.headers.get("user-agent"))
+        if not ctx.allows(self.action):
+            raise Forbidden(f"'{self.action}' needs the {ACTIONS[self.action]} role or higher")
+        request.state.project_id = ctx.project_id
+        return ctx
+
+
+_require_cache: dict[str, ActionDependency] = {}
+
+
+def require(action: str) -> Any:
+    """A dependency that yields a ProjectContext allowed to perform `action`."""
+    if action not in _require_cache:
+        _require_cache[action] = ActionDependency(action)
+    return Depends(_require_cache[action])
+
+
+def internal_only(identity: Annotated[Identity | None, Depends(optional_identity)]) -> Identity:
+    """Accept only the INTERNAL_API_BEARER service identity."""
+    if identity is None or not identity.is_internal:
+        raise Unauthorized("internal route", code="internal_only")
+    return identity
+
+
+InternalIdentity = Annotated[Identity, Depends(internal_only)]
+Dependency = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class OrgContext:
+    """A caller's reach into one org as its owner or admin."""
+
+    identity: Identity
+    org_id: uuid.UUID
+    role: str
+    session: Session
+
+
+def resolve_org_admin(session: Session, identity: Identity, org_id: uuid.UUID | None) -> OrgContext:
+    """The org the caller administers (the one asked for, or their only one), else 404/403."""
+    rows = session.execute(select(OrgMember.org_id, OrgMember.role)
+                           .where(OrgMember.user_id == identity.user_id)).all()
+    roles = {org: role for org, role in rows}
+    if org_id is None:
+        admin_orgs = [org for org, role in roles.items() if role in ("owner", "admin")]
+        if len(admin_orgs) != 1:
+            raise Forbidden("give org_id of an org you administer", code="org_required")
+        org_id = admin_orgs[0]
+    if org_id not in roles:
+        raise NotFound("org not found")
+    if roles[org_id] not in ("owner", "admin"):
+        raise Forbidden("org owners and admins only")
+    return OrgContext(identity=identity, org_id=org_id, role=roles[org_id], session=session)
+
+
+def visible_projects(identity: Identity) -> Any:
+    """A subquery of the project ids a caller can reach: the app-level tenant wall."""
+    uid = identity.user_id
+    members = select(ProjectMember.project_id).where(ProjectMember.user_id == uid)
+    via_org = (select(Project.id).join(OrgMember, OrgMember.org_id == Project.org_id)
+               .where(OrgMember.user_id == uid, OrgMember.role.in_(("owner", "admin"))))
+    return members.union(via_org)

@@ -1,0 +1,74 @@
+"""Magic-link sign-in: single-use tokens, kept only as hashes, valid for 15 minutes."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from kap.core.db import utcnow
+from kap.core.errors import Gone
+from kap.core.mail import Mail, Mailer
+from kap.core.models import LoginToken, User, UserSession
+from kap.core.security import hash_token, new_token
+from kap.core.settings import Settings
+
+LINK_TTL = timedelta(minutes=15)
+
+
+@dataclass
+class NewSession:
+    token: str
+    csrf_token: str
+    max_age: int
+
+
+def issue_login_token(session: Session, user_id: uuid.UUID) -> str:
+    """Create a magic-link token for a user and return the secret part."""
+    token = new_token()
+    session.add(LoginToken(user_id=user_id, token_hash=hash_token(token), expires_at=utcnow() + LINK_TTL))
+    return token
+
+
+def send_login_link(session: Session, mailer: Mailer, settings: Settings, user: User, *,
+                    reason: str = "Sign in to Kap") -> None:
+    """Mail a sign-in link to a user."""
+    assert user.email
+    token = issue_login_token(session, user.id)
+    link = f"{settings.public_url}/auth/magic/{token}"
+    text = (f"{reason}\n\nOpen this link within 15 minutes to sign in (it works once):\n{link}\n\n"
+            "If you did not ask for this, ignore this message.\n")
+    mailer.send(Mail(to=user.email, subject=reason, text=text, kind="login"))
+
+
+def consume_login_token(session: Session, token: str, session_days: int) -> tuple[uuid.UUID, NewSession]:
+    """Spend a magic-link token once and open a session; raise Gone when it is used or expired."""
+    now = utcnow()
+    token_hash = hash_token(token)
+    result = session.execute(
+        update(LoginToken)
+        .where(LoginToken.token_hash == token_hash, LoginToken.used_at.is_(None),
+               LoginToken.expires_at > now)
+        .values(used_at=now)
+        .returning(LoginToken.user_id)
+    ).first()
+    if result is None:
+        raise Gone("this sign-in link has expired or was already used", code="link_invalid")
+    user_id = result[0]
+    raw = new_token()
+    csrf = secrets.token_urlsafe(24)
+    max_age = session_days * 86400
+    session.add(UserSession(user_id=user_id, token_hash=hash_token(raw), csrf_token=csrf,
+                            expires_at=now + timedelta(seconds=max_age)))
+    return user_id, NewSession(token=raw, csrf_token=csrf, max_age=max_age)
+
+
+def end_session(session: Session, raw_token: str) -> None:
+    """Delete a session by its cookie value."""
+    row = session.scalar(select(UserSession).where(UserSession.token_hash == hash_token(raw_token)))
+    if row is not None:
+        session.delete(row)

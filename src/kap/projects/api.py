@@ -1,0 +1,107 @@
+"""Project and member routes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request, status
+from sqlalchemy import select
+
+from kap.core.deps import (
+    CurrentIdentity,
+    ProjectContext,
+    RuntimeDep,
+    UserSession,
+    request_address,
+    require,
+)
+from kap.core.login import send_login_link
+from kap.core.models import User
+from kap.projects import service
+from kap.projects.schemas import MemberAdd, MemberRead, MemberUpdate, ProjectCreate, ProjectRead, ProjectUpdate
+
+router = APIRouter(prefix="/api/projects", tags=["projects"])
+
+ProjectRead_ = Annotated[ProjectContext, require("project.read")]
+ProjectAdmin = Annotated[ProjectContext, require("project.update")]
+ProjectOwner = Annotated[ProjectContext, require("project.archive")]
+MembersRead = Annotated[ProjectContext, require("members.read")]
+MembersManage = Annotated[ProjectContext, require("members.manage")]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_project(body: ProjectCreate, request: Request, identity: CurrentIdentity,
+                   session: UserSession, runtime: RuntimeDep) -> ProjectRead:
+    """Create a project in the caller's org, with the caller as owner."""
+    return service.create_project(session, identity, body.name, body.org_id,
+                                  ip=request_address(request, runtime),
+                                  user_agent=request.headers.get("user-agent"))
+
+
+@router.get("")
+def list_projects(identity: CurrentIdentity, session: UserSession,
+                  include_archived: bool = False) -> dict[str, Any]:
+    """List the projects the caller can reach."""
+    return {"ok": True, "projects": service.list_projects(session, identity,
+                                                          include_archived=include_archived)}
+
+
+@router.get("/{project_id}")
+def get_project(ctx: ProjectRead_) -> ProjectRead:
+    return service.get_project(ctx)
+
+
+@router.patch("/{project_id}")
+def update_project(body: ProjectUpdate, ctx: ProjectAdmin) -> ProjectRead:
+    """Rename a project."""
+    if body.name is None:
+        return service.get_project(ctx)
+    return service.rename_project(ctx, body.name)
+
+
+@router.delete("/{project_id}")
+def archive_project(ctx: ProjectOwner) -> ProjectRead:
+    """Archive a project (its data is kept)."""
+    return service.archive_project(ctx)
+
+
+@router.get("/{project_id}/members")
+def list_members(ctx: MembersRead) -> dict[str, Any]:
+    return {"ok": True, "members": service.list_members(ctx)}
+
+
+@router.post("/{project_id}/members", status_code=status.HTTP_201_CREATED)
+def add_member(body: MemberAdd, ctx: MembersManage, runtime: RuntimeDep) -> MemberRead:
+    """Add an org user by id, or invite anyone by email (a sign-in link is mailed)."""
+    if body.user_id is not None:
+        return service.add_member(ctx, service.org_user(ctx, body.user_id), body.role, invited=False)
+    assert body.email is not None
+    email = body.email.lower()
+    with runtime.db.service_transaction() as svc:
+        user = svc.scalar(select(User).where(User.email == email))
+        if user is None:
+            user = User(email=email)
+            svc.add(user)
+            svc.flush()
+        user_id = user.id
+    invited = ctx.session.get(User, user_id) or User(id=user_id, email=email)
+    member = service.add_member(ctx, invited, body.role, invited=True)
+    with runtime.db.service_transaction() as svc:
+        svc_user = svc.get(User, user_id)
+        assert svc_user is not None
+        send_login_link(svc, runtime.mailer, runtime.settings, svc_user,
+                        reason=f"You were added to {ctx.project_name} on Kap")
+    return member
+
+
+@router.patch("/{project_id}/members/{user_id}")
+def change_member_role(user_id: uuid.UUID, body: MemberUpdate, ctx: MembersManage) -> MemberRead:
+    return service.change_role(ctx, user_id, body.role)
+
+
+@router.delete("/{project_id}/members/{user_id}")
+def remove_member(user_id: uuid.UUID, ctx: MembersRead) -> dict[str, Any]:
+    """Remove a member; any member may remove themselves (leave)."""
+    service.remove_member(ctx, user_id)
+    return {"ok": True}

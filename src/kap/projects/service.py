@@ -1,0 +1,195 @@
+"""Projects and project membership: the rules, never the commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from kap.core.audit import record_audit
+from kap.core.db import utcnow
+from kap.core.deps import ProjectContext
+from kap.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from kap.core.models import OrgMember, Project, ProjectMember, User
+from kap.core.permissions import PROJECT_ROLE_RANK, higher_role, lower_role, org_role_as_project_role
+from kap.core.security import Identity
+from kap.projects.schemas import MemberRead, ProjectRead
+
+
+def _audit(ctx: ProjectContext, action: str, target_type: str, target_id: object, **details: object) -> None:
+    record_audit(ctx.session, org_id=ctx.org_id, project_id=ctx.project_id, actor_id=ctx.user_id,
+                 actor_label=ctx.identity.label, action=action, target_type=target_type,
+                 target_id=str(target_id), details=dict(details), ip=ctx.ip, user_agent=ctx.user_agent)
+
+
+def caller_org(session: Session, identity: Identity, org_id: uuid.UUID | None) -> uuid.UUID:
+    """The org a new project goes into: the one asked for, the dev org, or the caller's only org."""
+    wanted = org_id or identity.dev_org
+    rows = session.execute(select(OrgMember.org_id).where(OrgMember.user_id == identity.user_id)).scalars().all()
+    if wanted is not None:
+        if wanted not in rows:
+            raise NotFound("org not found")
+        return wanted
+    if not rows:
+        raise Forbidden("you are not a member of any org", code="no_org")
+    if len(rows) > 1:
+        raise ValidationFailed("you belong to several orgs: give org_id", details={"field": "org_id"})
+    return rows[0]
+
+
+def create_project(session: Session, identity: Identity, name: str, org_id: uuid.UUID | None,
+                   *, ip: str | None = None, user_agent: str | None = None) -> ProjectRead:
+    """Create a project in the caller's org with the caller as its owner."""
+    assert identity.user_id is not None
+    org = caller_org(session, identity, org_id)
+    project = Project(org_id=org, name=name, created_by=identity.user_id)
+    session.add(project)
+    session.flush()
+    session.add(ProjectMember(org_id=org, project_id=project.id, user_id=identity.user_id, role="owner"))
+    record_audit(session, org_id=org, project_id=project.id, actor_id=identity.user_id,
+                 actor_label=identity.label, action="project.created", target_type="project",
+                 target_id=str(project.id), details={"name": name}, ip=ip, user_agent=user_agent)
+    session.flush()
+    return ProjectRead(id=project.id, org_id=org, name=name, role="owner", created_at=project.created_at)
+
+
+def list_projects(session: Session, identity: Identity, *, include_archived: bool = False) -> list[ProjectRead]:
+    """Every project the caller can reach, with the role they act with."""
+    uid = identity.user_id
+    stmt = (
+        select(Project, ProjectMember.role, OrgMember.role)
+        .outerjoin(ProjectMember, and_(ProjectMember.project_id == Project.id, ProjectMember.user_id == uid))
+        .outerjoin(OrgMember, and_(OrgMember.org_id == Project.org_id, OrgMember.user_id == uid))
+        .where(or_(ProjectMember.id.is_not(None), OrgMember.role.in_(("owner", "admin"))))
+        .order_by(Project.created_at, Project.id)
+    )
+    if not include_archived:
+        stmt = stmt.where(Project.archived_at.is_(None))
+    out = []
+    for project, member_role, org_role in session.execute(stmt):
+        role = higher_role(member_role, org_role_as_project_role(org_role) if org_role else None)
+        if role is None:
+            continue
+        if identity.dev_role:
+            role = lower_role(role, identity.dev_role)
+        out.append(ProjectRead(id=project.id, org_id=project.org_id, name=project.name, role=role,
+                               created_at=project.created_at, archived_at=project.archived_at))
+    return out
+
+
+def get_project(ctx: ProjectContext) -> ProjectRead:
+    project = ctx.session.get(Project, ctx.project_id)
+    assert project is not None
+    return ProjectRead(id=project.id, org_id=project.org_id, name=project.name, role=ctx.role,
+                       created_at=project.created_at, archived_at=project.archived_at)
+
+
+def rename_project(ctx: ProjectContext, name: str) -> ProjectRead:
+    """Rename a project."""
+    project = ctx.session.get(Project, ctx.project_id)
+    assert project is not None
+    old, project.name = project.name, name
+    _audit(ctx, "project.renamed", "project", project.id, old=old, new=name)
+    ctx.session.flush()
+    return get_project(ctx)
+
+
+def archive_project(ctx: ProjectContext) -> ProjectRead:
+    """Archive a project: hidden from lists, its data kept."""
+    project = ctx.session.get(Project, ctx.project_id)
+    assert project is not None
+    if project.archived_at is None:
+        project.archived_at = utcnow()
+        _audit(ctx, "project.archived", "project", project.id)
+        ctx.session.flush()
+    return get_project(ctx)
+
+
+def list_members(ctx: ProjectContext) -> list[MemberRead]:
+    rows = ctx.session.execute(
+        select(ProjectMember, User).join(User, User.id == ProjectMember.user_id)
+        .where(ProjectMember.project_id == ctx.project_id).order_by(ProjectMember.created_at, User.id)
+    ).all()
+    return [MemberRead(user_id=u.id, email=u.email, name=u.name, role=m.role, created_at=m.created_at)
+            for m, u in rows]
+
+
+def _member(ctx: ProjectContext, user_id: uuid.UUID) -> ProjectMember:
+    member = ctx.session.scalar(select(ProjectMember).where(
+        ProjectMember.project_id == ctx.project_id, ProjectMember.user_id == user_id))
+    if member is None:
+        raise NotFound("member not found")
+    return member
+
+
+def _check_can_grant(ctx: ProjectContext, role: str) -> None:
+    if PROJECT_ROLE_RANK[role] > PROJECT_ROLE_RANK[ctx.role]:
+        raise Forbidden(f"you cannot grant a role above your own ({ctx.role})")
+
+
+def _owner_count(ctx: ProjectContext) -> int:
+    return ctx.session.scalar(select(func.count()).select_from(ProjectMember).where(
+        ProjectMember.project_id == ctx.project_id, ProjectMember.role == "owner")) or 0
+
+
+def add_member(ctx: ProjectContext, user: User, role: str, *, invited: bool) -> MemberRead:
+    """Add a user to the project with a role no higher than the caller's."""
+    _check_can_grant(ctx, role)
+    exists = ctx.session.scalar(select(ProjectMember.id).where(
+        ProjectMember.project_id == ctx.project_id, ProjectMember.user_id == user.id))
+    if exists is not None:
+        raise Conflict("already a member of this project", code="already_member")
+    member = ProjectMember(org_id=ctx.org_id, project_id=ctx.project_id, user_id=user.id, role=role)
+    ctx.session.add(member)
+    _audit(ctx, "member.invited" if invited else "member.added", "user", user.id, role=role,
+           email=user.email)
+    ctx.session.flush()
+    return MemberRead(user_id=user.id, email=user.email, name=user.name, role=role,
+                      created_at=member.created_at)
+
+
+def org_user(ctx: ProjectContext, user_id: uuid.UUID) -> User:
+    """A user of the project's org, or the one 404."""
+    user = ctx.session.scalar(select(User).join(OrgMember, OrgMember.user_id == User.id).where(
+        User.id == user_id, OrgMember.org_id == ctx.org_id))
+    if user is None:
+        raise NotFound("user not found")
+    return user
+
+
+def change_role(ctx: ProjectContext, user_id: uuid.UUID, role: str) -> MemberRead:
+    """Change a member's role within the caller's own rank; the last owner stays an owner."""
+    member = _member(ctx, user_id)
+    if PROJECT_ROLE_RANK[member.role] > PROJECT_ROLE_RANK[ctx.role]:
+        raise Forbidden("you cannot change the role of someone ranked above you")
+    _check_can_grant(ctx, role)
+    if member.role == "owner" and role != "owner" and _owner_count(ctx) <= 1:
+        raise Conflict("a project keeps at least one owner", code="last_owner")
+    old, member.role = member.role, role
+    _audit(ctx, "member.role_changed", "user", user_id, old=old, new=role)
+    ctx.session.flush()
+    user = ctx.session.get(User, user_id)
+    assert user is not None
+    return MemberRead(user_id=user_id, email=user.email, name=user.name, role=role,
+                      created_at=member.created_at)
+
+
+def remove_member(ctx: ProjectContext, user_id: uuid.UUID) -> None:
+    """Remove a member (or leave); owners are removed only by owners; the last owner stays."""
+    member = _member(ctx, user_id)
+    leaving = user_id == ctx.user_id
+    if not leaving and not ctx.allows("members.manage"):
+        raise Forbidden("'members.manage' needs the admin role or higher")
+    if not leaving and PROJECT_ROLE_RANK[member.role] > PROJECT_ROLE_RANK[ctx.role]:
+        raise Forbidden("you cannot remove someone ranked above you")
+    if member.role == "owner" and _owner_count(ctx) <= 1:
+        raise Conflict("the last owner cannot leave the project", code="last_owner")
+    ctx.session.delete(member)
+    _audit(ctx, "member.left" if leaving else "member.removed", "user", user_id, role=member.role)
+    ctx.session.flush()
+
+
+def member_ids(session: Session, project_id: uuid.UUID) -> Sequence[uuid.UUID]:
+    return session.scalars(select(ProjectMember.user_id).where(ProjectMember.project_id == project_id)).all()
