@@ -15,6 +15,7 @@ from kap.core.http import EdgeMiddleware, RequestIdFilter, install_error_handler
 from kap.core.migrate import migrate
 from kap.core.runtime import Runtime
 from kap.core.settings import Settings, get_settings
+from kap.documents import models as _documents_models  # noqa: F401  (registers the tables)
 from kap.projects.api import router as projects_router
 from kap.sentinel.api import router as sentinel_router
 from kap.system.api import router as system_router

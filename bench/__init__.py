@@ -1,0 +1,1 @@
+"""Kap benchmarks: `python -m bench` prints figures."""
