@@ -171,7 +171,7 @@ class Factory:
     def user(self, org: uuid.UUID | None = None, org_role: str = "member", email: str | None = None) -> uuid.UUID:
         uid = uuid.uuid4()
         with self.db.service_transaction() as s:
-            s.add(User(id=uid, email=email or f"{uid.hex[:12]}@example.test"))
+            s.add(User(id=uid, email=email or f"{uid.hex[:12]}@example.com"))
             s.flush()
             if org is not None:
                 s.add(OrgMember(org_id=org, user_id=uid, role=org_role))

@@ -58,8 +58,10 @@ def read_credentials(request: Request) -> Credentials:
 def optional_identity(request: Request, runtime: RuntimeDep) -> Identity | None:
     """The caller's identity if one was presented; bad credentials are a 401."""
     address = request_address(request, runtime)
+    credentials = read_credentials(request)
+    runtime.ensure_schema()  # identities are looked up in the database
     try:
-        identity = runtime.identity.resolve(read_credentials(request))
+        identity = runtime.identity.resolve(credentials)
     except Unauthorized:
         runtime.limiter.hit(f"ip:{address}")
         raise

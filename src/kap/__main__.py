@@ -1,0 +1,3 @@
+from kap.cli import main
+
+main()

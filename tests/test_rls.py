@@ -1,0 +1,85 @@
+"""PostgreSQL row-level security: the second wall under the app's own scoping."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from kap.core.db import Database
+from tests.conftest import World
+
+pytestmark = pytest.mark.postgres_only
+
+
+def test_every_table_has_rls_enabled_and_forced(db: Database) -> None:
+    with db.service_session() as s:
+        rows = s.execute(text(
+            "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname <> 'alembic_version'"
+        )).all()
+    assert len(rows) >= 10
+    unprotected = [name for name, enabled, forced in rows if not (enabled and forced)]
+    assert unprotected == []
+
+
+def test_app_role_cannot_bypass_rls_and_owns_nothing(db: Database) -> None:
+    with db.service_session() as s:
+        bypass = s.scalar(text("SELECT rolbypassrls FROM pg_roles WHERE rolname = 'kap_app'"))
+        owned = s.scalar(text("SELECT count(*) FROM pg_tables WHERE tableowner = 'kap_app'"))
+    assert bypass is False and owned == 0
+
+
+def test_unscoped_query_as_app_role_sees_only_the_callers_tenants(db: Database, world: World) -> None:
+    with db.app_session(world.users["member"]) as s, s.begin():
+        projects = set(s.scalars(text("SELECT id FROM projects")).all())
+        members = set(s.scalars(text("SELECT DISTINCT project_id FROM project_members")).all())
+        audit = s.scalar(text("SELECT count(*) FROM audit_events WHERE project_id = :p"),
+                         {"p": world.project_c})
+        role = s.scalar(text("SELECT current_user"))
+    assert role == "kap_app"
+    assert projects == {world.project_a}
+    assert members == {world.project_a}
+    assert audit == 0
+
+
+def test_org_admin_sees_every_project_of_their_org_only(db: Database, world: World) -> None:
+    with db.app_session(world.users["org_admin"]) as s, s.begin():
+        projects = set(s.scalars(text("SELECT id FROM projects")).all())
+    assert world.project_a in projects and world.project_b in projects
+    assert world.project_c not in projects
+
+
+def test_missing_user_setting_sees_nothing(db: Database, world: World) -> None:
+    with db.app_session(None) as s, s.begin():
+        assert s.scalar(text("SELECT count(*) FROM projects")) == 0
+        assert s.scalar(text("SELECT count(*) FROM users")) == 0
+
+
+def test_writes_into_a_foreign_project_are_refused(db: Database, world: World) -> None:
+    from sqlalchemy.exc import ProgrammingError
+
+    with pytest.raises(ProgrammingError, match="row-level security"), db.app_session(world.users["owner"]) as s, \
+            s.begin():
+        s.execute(text("INSERT INTO project_members (id, org_id, project_id, user_id, role, created_at) "
+                       "VALUES (:id, :org, :p, :u, 'owner', now())"),
+                  {"id": uuid.uuid4(), "org": world.org2, "p": world.project_c, "u": world.users["owner"]})
+
+
+def test_audit_log_is_append_only_for_the_app_role(db: Database, client: Any, world: World) -> None:
+    from sqlalchemy.exc import ProgrammingError
+
+    client.patch(f"/api/projects/{world.project_a}", json={"name": "Renamed"}, headers=world.h("owner"))
+    with pytest.raises(ProgrammingError, match="permission denied"), db.app_session(world.users["owner"]) as s, \
+            s.begin():
+        s.execute(text("DELETE FROM audit_events WHERE project_id = :p"), {"p": world.project_a})
+
+
+def test_login_secrets_are_invisible_to_the_app_role(db: Database, world: World) -> None:
+    from sqlalchemy.exc import ProgrammingError
+
+    with pytest.raises(ProgrammingError), db.app_session(world.users["owner"]) as s, s.begin():
+        s.execute(text("SELECT count(*) FROM user_sessions")).scalar()
