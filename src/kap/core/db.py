@@ -128,6 +128,21 @@ class Database:
         with self.service_session() as session, session.begin():
             yield session
 
+    @contextmanager
+    def service_scope(self, session: Session | None = None) -> Iterator[Session]:
+        """Trusted work during a request: inside its transaction on SQLite, its own on PostgreSQL.
+
+        SQLite has one writer at a time and no row-level security, so a second writing
+        connection from the same request would wait on (or be refused by) the first one;
+        joining the request's transaction through a savepoint is both safe and equal in power.
+        """
+        if session is not None and not self.is_postgres:
+            with session.begin_nested():
+                yield session
+            return
+        with self.service_transaction() as own:
+            yield own
+
     def ping(self) -> None:
         """Raise DbNotReady when the database cannot be reached."""
         try:

@@ -78,21 +78,18 @@ def add_member(body: MemberAdd, ctx: MembersManage, runtime: RuntimeDep) -> Memb
         return service.add_member(ctx, service.org_user(ctx, body.user_id), body.role, invited=False)
     assert body.email is not None
     email = body.email.lower()
-    with runtime.db.service_transaction() as svc:
+    with runtime.db.service_scope(ctx.session) as svc:
         user = svc.scalar(select(User).where(User.email == email))
-        if user is None:
+        if user is not None:
+            service.ensure_not_member(ctx, user.id)
+        else:
             user = User(email=email)
             svc.add(user)
             svc.flush()
-        user_id = user.id
-    invited = ctx.session.get(User, user_id) or User(id=user_id, email=email)
-    member = service.add_member(ctx, invited, body.role, invited=True)
-    with runtime.db.service_transaction() as svc:
-        svc_user = svc.get(User, user_id)
-        assert svc_user is not None
-        send_login_link(svc, runtime.mailer, runtime.settings, svc_user,
+        send_login_link(svc, runtime.mailer, runtime.settings, user,
                         reason=f"You were added to {ctx.project_name} on Kap")
-    return member
+        invited = User(id=user.id, email=user.email, name=user.name)
+    return service.add_member(ctx, invited, body.role, invited=True)
 
 
 @router.patch("/{project_id}/members/{user_id}")

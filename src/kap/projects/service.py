@@ -137,10 +137,7 @@ def _owner_count(ctx: ProjectContext) -> int:
 def add_member(ctx: ProjectContext, user: User, role: str, *, invited: bool) -> MemberRead:
     """Add a user to the project with a role no higher than the caller's."""
     _check_can_grant(ctx, role)
-    exists = ctx.session.scalar(select(ProjectMember.id).where(
-        ProjectMember.project_id == ctx.project_id, ProjectMember.user_id == user.id))
-    if exists is not None:
-        raise Conflict("already a member of this project", code="already_member")
+    ensure_not_member(ctx, user.id)
     member = ProjectMember(org_id=ctx.org_id, project_id=ctx.project_id, user_id=user.id, role=role)
     ctx.session.add(member)
     _audit(ctx, "member.invited" if invited else "member.added", "user", user.id, role=role,
@@ -148,6 +145,14 @@ def add_member(ctx: ProjectContext, user: User, role: str, *, invited: bool) -> 
     ctx.session.flush()
     return MemberRead(user_id=user.id, email=user.email, name=user.name, role=role,
                       created_at=member.created_at)
+
+
+def ensure_not_member(ctx: ProjectContext, user_id: uuid.UUID) -> None:
+    """Raise 409 when the user already belongs to the project."""
+    exists = ctx.session.scalar(select(ProjectMember.id).where(
+        ProjectMember.project_id == ctx.project_id, ProjectMember.user_id == user_id))
+    if exists is not None:
+        raise Conflict("already a member of this project", code="already_member")
 
 
 def org_user(ctx: ProjectContext, user_id: uuid.UUID) -> User:

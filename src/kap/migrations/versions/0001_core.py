@@ -164,7 +164,9 @@ def upgrade() -> None:
     rls.protect_with("telemetry_events", "kap_is_org_admin(org_id)", privileges="SELECT")
     rls.protect_with("email_log",
                      "kap_is_org_admin(org_id) OR (project_id IS NOT NULL AND kap_can_see_project(project_id))",
-                     privileges="SELECT")
+                     "(project_id IS NOT NULL AND kap_can_see_project(project_id)) OR "
+                     "(project_id IS NULL AND (org_id IS NULL OR kap_is_org_member(org_id)))",
+                     privileges="SELECT, INSERT")
     rls.protect("login_tokens", "service")
     rls.protect("user_sessions", "service")
 
