@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import and_, select
+from sqlalchemy import Uuid, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from kap.core.errors import Forbidden, NotFound, Unauthorized
@@ -24,7 +24,8 @@ from kap.core.runtime import Runtime
 from kap.core.security import CSRF_HEADER, SESSION_COOKIE, Credentials, Identity
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs sync dependencies in a worker thread; this one needs none.
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -72,7 +73,7 @@ def optional_identity(request: Request, runtime: RuntimeDep) -> Identity | None:
     return identity
 
 
-def require_identity(identity: Annotated[Identity | None, Depends(optional_identity)]) -> Identity:
+async def require_identity(identity: Annotated[Identity | None, Depends(optional_identity)]) -> Identity:
     """A signed-in user; the internal service bearer is refused here."""
     if identity is None:
         raise Unauthorized()
@@ -151,15 +152,19 @@ class ProjectContext:
         return role_allows(self.role, action)
 
 
+_UID = bindparam("uid", type_=Uuid())
+# Built once: this runs on every project-scoped request.
+_PROJECT_ROLE = (
+    select(Project, ProjectMember.role, OrgMember.role)
+    .outerjoin(ProjectMember, and_(ProjectMember.project_id == Project.id, ProjectMember.user_id == _UID))
+    .outerjoin(OrgMember, and_(OrgMember.org_id == Project.org_id, OrgMember.user_id == _UID))
+    .where(Project.id == bindparam("pid", type_=Uuid()))
+)
+
+
 def project_role(session: Session, user_id: uuid.UUID, project_id: uuid.UUID) -> tuple[Project, str] | None:
     """The project and the caller's highest role in it, or None when it is not reachable."""
-    row = session.execute(
-        select(Project, ProjectMember.role, OrgMember.role)
-        .outerjoin(ProjectMember, and_(ProjectMember.project_id == Project.id,
-                                       ProjectMember.user_id == user_id))
-        .outerjoin(OrgMember, and_(OrgMember.org_id == Project.org_id, OrgMember.user_id == user_id))
-        .where(Project.id == project_id)
-    ).first()
+    row = session.execute(_PROJECT_ROLE, {"uid": user_id, "pid": project_id}).first()
     if row is None:
         return None
     project, member_role, org_role = row
@@ -211,7 +216,7 @@ def require(action: str) -> Any:
     return Depends(_require_cache[action])
 
 
-def internal_only(identity: Annotated[Identity | None, Depends(optional_identity)]) -> Identity:
+async def internal_only(identity: Annotated[Identity | None, Depends(optional_identity)]) -> Identity:
     """Accept only the INTERNAL_API_BEARER service identity."""
     if identity is None or not identity.is_internal:
         raise Unauthorized("internal route", code="internal_only")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 SECRET_FIELDS = {
     "kap_jwt_secret",
@@ -67,7 +68,7 @@ class Settings(BaseSettings):
     rate_limit_window_sec: int = Field(default=60, ge=1)
     rate_limit_max: int = Field(default=300, ge=1)
     kap_redis_url: str | None = None
-    kap_trusted_proxies: list[str] = Field(default_factory=list)
+    kap_trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     kap_max_json_kb: int = Field(default=1024, ge=1)
     kap_max_upload_mb: int = Field(default=100, ge=1)
@@ -217,6 +218,9 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
+    except SettingsError as exc:
+        field = str(exc).split('"')[1] if '"' in str(exc) else "a setting"
+        raise ConfigError(f"invalid setting {field.upper()}: cannot be parsed") from None
 
 
 @lru_cache(maxsize=1)

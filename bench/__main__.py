@@ -1,0 +1,22 @@
+"""Run every benchmark module (`bench/bench_*.py`), or the ones named: `python -m bench foundation`."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+
+
+def main() -> None:
+    wanted = set(sys.argv[1:])
+    names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.startswith("bench_"))
+    for name in names:
+        short = name.removeprefix("bench_")
+        if wanted and short not in wanted:
+            continue
+        print(f"\n## {short}", flush=True)  # noqa: T201
+        importlib.import_module(f"bench.{name}").main()
+
+
+main()

@@ -1,0 +1,44 @@
+"""Helpers shared by the benchmarks: temporary databases and medians."""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@contextmanager
+def sqlite_url(folder: Path) -> Iterator[str]:
+    yield f"sqlite:///{folder / 'bench.db'}"
+
+
+@contextmanager
+def postgres_url(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
+    """A fresh PostgreSQL database for one benchmark, dropped afterwards."""
+    name = f"kap_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def out(line: str) -> None:
+    print(line, flush=True)  # noqa: T201
