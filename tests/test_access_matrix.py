@@ -19,7 +19,8 @@ from kap.core.permissions import ACTIONS, role_below
 from tests.conftest import World
 
 # API routes that answer without a user on purpose (they authorise by other means, or not at all).
-PUBLIC_API = {"/api/auth/magic-link", "/api/auth/magic-link/consume"}
+PUBLIC_API = {"/api/auth/magic-link", "/api/auth/magic-link/consume", "/api/signoff/{token}",
+              "/api/webhooks/mailgun"}
 
 
 @dataclass

@@ -5,24 +5,38 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from kap import __version__
 from kap.accounts.api import router as accounts_router
 from kap.admin.api import router as admin_router
+from kap.ask.api import install_probe as install_ask_probe
+from kap.ask.api import router as ask_router
+from kap.backups.api import router as backups_router
+from kap.comms.api import router as comms_router
+from kap.core import jobs
 from kap.core.http import EdgeMiddleware, RequestIdFilter, install_error_handlers
 from kap.core.migrate import migrate
 from kap.core.runtime import Runtime
 from kap.core.settings import Settings, get_settings
 from kap.documents import models as _documents_models  # noqa: F401  (registers the tables)
+from kap.documents.api import router as documents_router
 from kap.projects.api import router as projects_router
+from kap.qa.api import router as qa_router
 from kap.sentinel.api import router as sentinel_router
+from kap.stages.api import router as stages_router
+from kap.stages.public import router as signoff_router
 from kap.system.api import router as system_router
+from kap.web.pages import router as web_router
 
 log = logging.getLogger("kap")
+STATIC_DIR = Path(__file__).parent / "web" / "static"
 
-ROUTERS = [system_router, accounts_router, projects_router, admin_router, sentinel_router]
+ROUTERS = [system_router, qa_router, accounts_router, projects_router, admin_router, sentinel_router, web_router,
+           documents_router, stages_router, signoff_router, comms_router, backups_router, ask_router]
 
 
 def configure_logging(level: str) -> None:
@@ -49,16 +63,22 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 migrate(settings)
             except Exception:
                 log.exception("automatic migration failed; requests answer 503 db_not_ready")
-        yield
-        runtime.close()
+        jobs.bind_runtime(runtime)
+        try:
+            yield
+        finally:
+            jobs.unbind_runtime(runtime)
+            runtime.close()
 
     app = FastAPI(title="Kap", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime
     install_error_handlers(app)
+    install_ask_probe(runtime)
     app.add_middleware(EdgeMiddleware, max_json=settings.kap_max_json_kb * 1024,
                        max_upload=settings.kap_max_upload_mb * 1024 * 1024)
     for router in ROUTERS:
         app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 
 

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,6 +16,8 @@ app = typer.Typer(help="Kap: client implementation projects, self-hosted.", no_a
                   add_completion=False, pretty_exceptions_enable=False)
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+backup_app = typer.Typer(help="Inspect backups.", no_args_is_help=True)
+app.add_typer(backup_app, name="backup")
 
 
 def _settings() -> Settings:
@@ -75,9 +77,47 @@ def _run_server(settings: Settings, host: str | None, port: int | None, workers:
             typer.echo(f"kap: migration failed ({exc.__class__.__name__}); serving in not-ready mode",
                        err=True)
     os.environ["KAP_AUTO_MIGRATE"] = "0"  # already done once for all workers
-    uvicorn.run("kap.app:app_factory", factory=True, host=host or settings.kap_host,
-                port=port or settings.kap_port, http="httptools", workers=workers,
-                log_level=settings.kap_log_level.lower(), access_log=False, proxy_headers=False)
+    consumer = _embedded_consumer(settings)
+    try:
+        uvicorn.run("kap.app:app_factory", factory=True, host=host or settings.kap_host,
+                    port=port or settings.kap_port, http="httptools", workers=workers,
+                    log_level=settings.kap_log_level.lower(), access_log=False, proxy_headers=False)
+    finally:
+        if consumer is not None:
+            consumer.stop(graceful=True)
+
+
+def _embedded_consumer(settings: Settings) -> Any:
+    """Without Redis, `kap serve` runs the job consumer (and the schedule) in its own threads."""
+    if settings.kap_redis_url:
+        return None
+    from kap.core import jobs
+    from kap.core.runtime import Runtime
+
+    jobs.load_all_tasks()
+    jobs.bind_runtime(Runtime.build(settings))
+    return jobs.start_consumer(workers=2, periodic_tasks=True, embedded=True)
+
+
+@app.command()
+def worker(
+    threads: Annotated[int, typer.Option(help="Jobs run at the same time in this process.")] = 2,
+    periodic: Annotated[bool, typer.Option("--periodic/--no-periodic",
+                                           help="Also run the schedule (enable on one worker only).")] = True,
+) -> None:
+    """Run a job consumer on the Redis queue (KAP_REDIS_URL)."""
+    from kap.app import configure_logging
+    from kap.core import jobs
+    from kap.core.runtime import Runtime
+
+    settings = _settings()
+    if not settings.kap_redis_url:
+        _fail("kap worker needs KAP_REDIS_URL; without it `kap serve` runs the jobs itself")
+    configure_logging(settings.kap_log_level)
+    jobs.load_all_tasks()
+    jobs.bind_runtime(Runtime.build(settings))
+    consumer = jobs.start_consumer(workers=threads, periodic_tasks=periodic, embedded=False)
+    consumer.run()
 
 
 @app.command()
@@ -126,6 +166,47 @@ def user_add(
     except ValueError as exc:
         _fail(str(exc))
     typer.echo(f"kap: user {email} is {user_id}")
+
+
+@app.command()
+def smoke(
+    url: Annotated[str, typer.Option(help="Base URL of the deployment, e.g. https://kap.example.com")],
+    token: Annotated[str | None, typer.Option(help="Bearer token (production).")] = None,
+    dev_user: Annotated[str | None, typer.Option(help="X-Dev-User (DEV_AUTH=1 deployments).")] = None,
+    dev_org: Annotated[str | None, typer.Option(help="X-Dev-Org.")] = None,
+    dev_role: Annotated[str, typer.Option(help="X-Dev-Role.")] = "owner",
+    project: Annotated[str | None, typer.Option(help="Project id; a new project is created when omitted.")] = None,
+    email_to: Annotated[str | None, typer.Option(help="Sign-off recipient (default DIGEST_TEST_EMAIL).")] = None,
+    target: Annotated[str | None, typer.Option(help="Project id the sentinel probes (default: a random id).")] = None,
+) -> None:
+    """Run seed, stage, sign-off link, token page, digest preview and sentinel against a deployment."""
+    from kap.qa.smoke import SmokeClient, dev_headers
+
+    if bool(token) == bool(dev_user):
+        _fail("give exactly one of --token or --dev-user")
+    headers = {"Authorization": f"Bearer {token}"} if token else dev_headers(str(dev_user), dev_org, dev_role)
+    recipient = email_to or os.environ.get("DIGEST_TEST_EMAIL") or "smoke@example.com"
+    client = SmokeClient(url=url, headers=headers, project=project, email_to=recipient, target=target)
+    ok = client.run()
+    for line in client.lines:
+        typer.echo(line)
+    typer.echo(f"kap smoke: {'passed' if ok else 'FAILED'} against {url}")
+    if not ok:
+        raise typer.Exit(1)
+
+
+@backup_app.command("verify")
+def backup_verify(key: Annotated[str, typer.Argument(help="A backup key (backups/<org>/<project>/YYYYMMDD.zip) "
+                                                          "or the path of a downloaded backup file.")]) -> None:
+    """Prove a backup is intact: structure, manifest and the sha256 of every entry."""
+    from kap.backups.verify import verify_backup
+
+    settings = _settings()
+    ok, lines = verify_backup(settings, key)
+    for line in lines:
+        typer.echo(line if ok else f"kap: {line}", err=not ok)
+    if not ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:

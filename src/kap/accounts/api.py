@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from kap.core.deps import CurrentIdentity, RuntimeDep, ServiceSession, UserSession, limit_anonymous
 from kap.core.errors import Gone
-from kap.core.login import consume_login_token, end_session, send_login_link
+from kap.core.login import consume_login_token, end_session, send_login_link, set_session_cookies
 from kap.core.models import Org, OrgMember, User
 from kap.core.security import CSRF_COOKIE, SESSION_COOKIE
 from kap.projects.service import list_projects
@@ -61,20 +61,12 @@ def request_magic_link(body: MagicLinkRequest, _: Anonymous, session: ServiceSes
     return {"ok": True, "message": "If this address belongs to a Kap user, a sign-in link is on its way."}
 
 
-def _set_session_cookies(response: Response, runtime: Any, token: str, csrf: str, max_age: int) -> None:
-    secure = runtime.settings.kap_env == "production" or runtime.settings.public_url.startswith("https")
-    response.set_cookie(SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="lax",
-                        secure=secure, path="/")
-    response.set_cookie(CSRF_COOKIE, csrf, max_age=max_age, httponly=False, samesite="lax",
-                        secure=secure, path="/")
-
-
 @router.post("/api/auth/magic-link/consume")
 def consume_magic_link(body: MagicLinkConsume, _: Anonymous, session: ServiceSession,
                        runtime: RuntimeDep, response: Response) -> dict[str, Any]:
     """Exchange a magic-link token for a session cookie."""
     user_id, new = consume_login_token(session, body.token, runtime.settings.kap_session_days)
-    _set_session_cookies(response, runtime, new.token, new.csrf_token, new.max_age)
+    set_session_cookies(response, runtime.settings, new)
     return {"ok": True, "user_id": user_id, "csrf_token": new.csrf_token}
 
 
@@ -117,5 +109,5 @@ def magic_link_submit(token: str, _: Anonymous, session: ServiceSession, runtime
         return HTMLResponse(_PAGE.format(body=body), status_code=410,
                             headers={"Referrer-Policy": "no-referrer"})
     response = RedirectResponse("/", status_code=303)
-    _set_session_cookies(response, runtime, new.token, new.csrf_token, new.max_age)
+    set_session_cookies(response, runtime.settings, new)
     return response

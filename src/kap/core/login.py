@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from fastapi.responses import Response
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -14,7 +15,7 @@ from kap.core.db import utcnow
 from kap.core.errors import Gone
 from kap.core.mail import Mail, Mailer
 from kap.core.models import LoginToken, User, UserSession
-from kap.core.security import hash_token, new_token
+from kap.core.security import CSRF_COOKIE, SESSION_COOKIE, hash_token, new_token
 from kap.core.settings import Settings
 
 LINK_TTL = timedelta(minutes=15)
@@ -42,7 +43,7 @@ def send_login_link(session: Session, mailer: Mailer, settings: Settings, user: 
     link = f"{settings.public_url}/auth/magic/{token}"
     text = (f"{reason}\n\nOpen this link within 15 minutes to sign in (it works once):\n{link}\n\n"
             "If you did not ask for this, ignore this message.\n")
-    mailer.send(Mail(to=user.email, subject=reason, text=text, kind="login"))
+    mailer.send(Mail(to=user.email, subject=reason, text=text, kind="login"), session=session)
 
 
 def consume_login_token(session: Session, token: str, session_days: int) -> tuple[uuid.UUID, NewSession]:
@@ -58,13 +59,26 @@ def consume_login_token(session: Session, token: str, session_days: int) -> tupl
     ).first()
     if result is None:
         raise Gone("this sign-in link has expired or was already used", code="link_invalid")
-    user_id = result[0]
+    return result[0], open_session(session, result[0], session_days)
+
+
+def open_session(session: Session, user_id: uuid.UUID, session_days: int) -> NewSession:
+    """Create a cookie session for a user; only the token's hash is stored."""
     raw = new_token()
     csrf = secrets.token_urlsafe(24)
     max_age = session_days * 86400
     session.add(UserSession(user_id=user_id, token_hash=hash_token(raw), csrf_token=csrf,
-                            expires_at=now + timedelta(seconds=max_age)))
-    return user_id, NewSession(token=raw, csrf_token=csrf, max_age=max_age)
+                            expires_at=utcnow() + timedelta(seconds=max_age)))
+    return NewSession(token=raw, csrf_token=csrf, max_age=max_age)
+
+
+def set_session_cookies(response: Response, settings: Settings, new: NewSession) -> None:
+    """Set the HttpOnly session cookie and the readable CSRF cookie (double submit)."""
+    secure = settings.kap_env == "production" or settings.public_url.startswith("https")
+    response.set_cookie(SESSION_COOKIE, new.token, max_age=new.max_age, httponly=True, samesite="lax",
+                        secure=secure, path="/")
+    response.set_cookie(CSRF_COOKIE, new.csrf_token, max_age=new.max_age, httponly=False, samesite="lax",
+                        secure=secure, path="/")
 
 
 def end_session(session: Session, raw_token: str) -> None:

@@ -1,20 +1,49 @@
-"""Outgoing mail behind one interface: the outbox (default) or SMTP."""
+"""Outgoing mail behind one interface: the outbox (default), SMTP or Mailgun's HTTP API.
+
+Every attempt is logged in `email_log`. Addresses on the suppression list (hard
+bounces and complaints reported by Mailgun's webhooks) are never mailed again: the
+attempt is logged with status `suppressed`. A message with an unsubscribe URL carries
+the RFC 8058 one-click headers.
+"""
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import make_msgid, parseaddr
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlparse
 
-from kap.core.db import Database
+import httpx
+from sqlalchemy import String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from kap.core.db import Base, Database, UTCDateTime, new_id, utcnow
 from kap.core.models import EmailLog
 from kap.core.settings import Settings
+
+_LINE_BREAKS = re.compile(r"[\r\n\t]+")
+# Headers the Mailgun form carries as fields of their own rather than as `h:` headers.
+_MAILGUN_OWN_HEADERS = {"from", "to", "subject", "content-type", "content-transfer-encoding",
+                        "mime-version", "message-id"}
+
+
+class MailSuppression(Base):
+    """An address Kap must not mail again (hard bounce or complaint); the table is created by comms."""
+
+    __tablename__ = "mail_suppressions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    reason: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 @dataclass
@@ -29,6 +58,7 @@ class Mail:
     org_id: uuid.UUID | None = None
     project_id: uuid.UUID | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    unsubscribe_url: str | None = None
 
 
 @dataclass
@@ -52,14 +82,27 @@ def build_message(mail: Mail, sender: str) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = mail.to
-    msg["Subject"] = mail.subject
+    msg["Subject"] = one_line(mail.subject)
     msg["Message-ID"] = make_msgid(domain="kap.local")
     for key, value in mail.headers.items():
-        msg[key] = value
+        msg[key] = one_line(value)
+    if mail.unsubscribe_url:
+        msg["List-Unsubscribe"] = f"<{one_line(mail.unsubscribe_url)}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg.set_content(mail.text)
     if mail.html:
         msg.add_alternative(mail.html, subtype="html")
     return msg
+
+
+def one_line(value: str) -> str:
+    """Collapse line breaks so a value can never add a header of its own."""
+    return _LINE_BREAKS.sub(" ", value).strip()
+
+
+def normalise_address(value: str) -> str:
+    """The bare, lower-cased address of 'Name <a@b>' or 'a@b'."""
+    return parseaddr(value)[1].strip().lower() or value.strip().lower()
 
 
 class OutboxTransport:
@@ -113,6 +156,50 @@ class SmtpTransport:
                           provider_id=str(message["Message-ID"]).strip("<>"))
 
 
+class MailgunTransport:
+    """Sends through Mailgun's HTTP API (`/v3/<domain>/messages`, US or EU base URL)."""
+
+    name = "mailgun"
+
+    def __init__(self, domain: str, api_key: str, base_url: str = "https://api.mailgun.net",
+                 timeout: float = 20.0, client: httpx.Client | None = None) -> None:
+        self.url = f"{base_url.rstrip('/')}/v3/{domain}/messages"
+        self.auth = ("api", api_key)
+        self.client = client or httpx.Client(timeout=timeout)
+
+    def deliver(self, message: EmailMessage) -> SendResult:
+        response = self.client.post(self.url, auth=self.auth, data=mailgun_form(message))
+        if response.status_code >= 300:
+            return SendResult(status="failed", provider=self.name,
+                              error=f"HTTP {response.status_code}: {response.text[:300]}")
+        try:
+            provider_id = str(response.json().get("id", "")).strip("<>") or None
+        except ValueError:
+            provider_id = None
+        return SendResult(status="queued", provider=self.name, provider_id=provider_id)
+
+
+def mailgun_form(message: EmailMessage) -> dict[str, str]:
+    """The form fields Mailgun's messages API takes for a MIME message."""
+    form = {"from": str(message["From"]), "to": str(message["To"]), "subject": str(message["Subject"])}
+    text_part = message.get_body(("plain",))
+    html_part = message.get_body(("html",))
+    if isinstance(text_part, EmailMessage):
+        form["text"] = str(text_part.get_content())
+    if isinstance(html_part, EmailMessage):
+        form["html"] = str(html_part.get_content())
+    for key, value in message.items():
+        if key.lower() not in _MAILGUN_OWN_HEADERS:
+            form[f"h:{key}"] = str(value)
+    form["h:X-Kap-Message-ID"] = str(message["Message-ID"]).strip("<>")
+    return form
+
+
+def suppression_of(session: Session, address: str) -> MailSuppression | None:
+    """The suppression entry for an address, if it is on the list."""
+    return session.scalar(select(MailSuppression).where(MailSuppression.email == normalise_address(address)))
+
+
 class Mailer:
     """Sends mail through the configured transport and logs every attempt."""
 
@@ -121,26 +208,52 @@ class Mailer:
         self.db = db
         self.transport = transport or make_transport(settings)
 
-    def send(self, mail: Mail) -> SendResult:
-        """Deliver one message; failures are logged and returned, not raised."""
-        message = build_message(mail, self.settings.kap_mail_from)
-        try:
-            result = self.transport.deliver(message)
-        except (OSError, smtplib.SMTPException) as exc:
-            result = SendResult(status="failed", provider=self.transport.name, error=str(exc)[:500])
-        with self.db.service_transaction() as session:
-            row = EmailLog(org_id=mail.org_id, project_id=mail.project_id, kind=mail.kind,
-                           recipient=mail.to, subject=mail.subject, provider=result.provider,
-                           provider_id=result.provider_id, status=result.status, error=result.error,
-                           path=result.path)
-            session.add(row)
-            session.flush()
-            result.log_id = row.id
+    def send(self, mail: Mail, session: Session | None = None) -> SendResult:
+        """Deliver one message; failures are logged and returned, not raised.
+
+        Pass the caller's open `session` when it has already written: the `email_log`
+        row then joins that transaction (on SQLite a second writing connection from
+        the same request would wait on the first one's lock).
+        """
+        result = self._suppressed(mail)
+        if result is None:
+            result = self._deliver(build_message(mail, self.settings.kap_mail_from))
+        if session is not None:
+            result.log_id = self._log(session, mail, result)
+            return result
+        with self.db.service_transaction() as own:
+            result.log_id = self._log(own, mail, result)
         return result
+
+    @staticmethod
+    def _log(session: Session, mail: Mail, result: SendResult) -> uuid.UUID:
+        row = EmailLog(org_id=mail.org_id, project_id=mail.project_id, kind=mail.kind,
+                       recipient=mail.to, subject=mail.subject, provider=result.provider,
+                       provider_id=result.provider_id, status=result.status, error=result.error,
+                       path=result.path)
+        session.add(row)
+        session.flush()
+        return row.id
+
+    def _suppressed(self, mail: Mail) -> SendResult | None:
+        with self.db.service_session() as session:
+            entry = suppression_of(session, mail.to)
+            if entry is None:
+                return None
+            return SendResult(status="suppressed", provider=self.transport.name,
+                              error=f"address suppressed: {entry.reason}")
+
+    def _deliver(self, message: EmailMessage) -> SendResult:
+        try:
+            return self.transport.deliver(message)
+        except (OSError, smtplib.SMTPException, httpx.HTTPError) as exc:
+            return SendResult(status="failed", provider=self.transport.name, error=str(exc)[:500])
 
 
 def make_transport(settings: Settings) -> Transport:
-    """Pick the transport from configuration: SMTP when KAP_SMTP_URL is set, else the outbox."""
+    """Pick the transport: Mailgun when configured, else SMTP when KAP_SMTP_URL is set, else the outbox."""
+    if settings.mailgun_domain and settings.mailgun_api_key:
+        return MailgunTransport(settings.mailgun_domain, settings.mailgun_api_key, settings.mailgun_base_url)
     if settings.kap_smtp_url:
         return SmtpTransport(settings.kap_smtp_url)
     return OutboxTransport(settings.kap_data_dir.resolve() / "outbox")

@@ -17,6 +17,7 @@ from kap.core.migrate import script_heads
 from kap.core.ratelimit import RateLimiter
 from kap.core.security import IdentityResolver
 from kap.core.settings import Settings
+from kap.core.storage import Storages, build_storage
 
 Probe = Callable[[], dict[str, Any]]
 
@@ -28,15 +29,22 @@ class Runtime:
     limiter: RateLimiter
     identity: IdentityResolver
     mailer: Mailer
+    storage: Storages
     probes: dict[str, Probe] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def build(cls, settings: Settings, *, rls: bool = True) -> Runtime:
         """Create the runtime for one process from settings."""
+        from kap.core import jobs
+
         db = Database(settings, rls=rls)
-        return cls(settings=settings, db=db, limiter=RateLimiter(settings),
-                   identity=IdentityResolver(settings, db), mailer=Mailer(settings, db))
+        storage = build_storage(settings)
+        runtime = cls(settings=settings, db=db, limiter=RateLimiter(settings),
+                      identity=IdentityResolver(settings, db), mailer=Mailer(settings, db), storage=storage)
+        runtime.probes["storage"] = storage.probe
+        runtime.probes["jobs"] = jobs.probe
+        return runtime
 
     def schema_state(self) -> str:
         """'ready', 'not_migrated' or 'unreachable'."""

@@ -20,6 +20,7 @@ SECRET_FIELDS = {
     "supabase_service_role_key",
     "kap_s3_secret_access_key",
     "kap_llm_api_key",
+    "kap_embeddings_api_key",
 }
 URL_FIELDS_WITH_PASSWORDS = {
     "kap_database_url",
@@ -87,10 +88,17 @@ class Settings(BaseSettings):
     kap_s3_secret_access_key: str | None = None
     kap_s3_bucket_artifacts: str = "artifacts"
     kap_s3_bucket_backups: str = "backups"
+    kap_backup_retention_days: int = Field(default=14, ge=1, le=3650)
 
     kap_llm_base_url: str | None = None
     kap_llm_model: str | None = None
     kap_llm_api_key: str | None = None
+    kap_llm_timeout_sec: float = Field(default=20.0, gt=0, le=600)
+    kap_embeddings: Literal["auto", "off", "local", "api"] = "auto"
+    kap_embeddings_url: str | None = None
+    kap_embeddings_model: str | None = None
+    kap_embeddings_api_key: str | None = None
+    kap_embeddings_timeout_sec: float = Field(default=10.0, gt=0, le=600)
 
     kap_log_level: str = "INFO"
 
@@ -122,7 +130,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("supabase_url", "kap_jwks_url", "kap_public_url", "kap_s3_endpoint_url",
-                     "kap_llm_base_url", "fastapi_url")
+                     "kap_llm_base_url", "fastapi_url", "kap_embeddings_url")
     @classmethod
     def _check_http_url(cls, value: str | None) -> str | None:
         if value in (None, ""):
@@ -142,6 +150,10 @@ class Settings(BaseSettings):
         if self.kap_s3_endpoint_url and not (self.kap_s3_access_key_id and self.kap_s3_secret_access_key):
             raise ValueError("KAP_S3_ACCESS_KEY_ID and KAP_S3_SECRET_ACCESS_KEY are required with "
                              "KAP_S3_ENDPOINT_URL")
+        if self.kap_embeddings_url and not self.kap_embeddings_model:
+            raise ValueError("KAP_EMBEDDINGS_MODEL is required with KAP_EMBEDDINGS_URL")
+        if self.kap_embeddings == "api" and not self.kap_embeddings_url:
+            raise ValueError("KAP_EMBEDDINGS_URL is required when KAP_EMBEDDINGS=api")
         if self.kap_app_database_url and not self.kap_database_url:
             raise ValueError("KAP_DATABASE_URL is required when KAP_APP_DATABASE_URL is set")
         return self

@@ -19,6 +19,8 @@ class Artifact(Base):
     __table_args__ = (
         Index("ix_artifacts_project_created", "project_id", "created_at"),
         Index("ix_artifacts_project_sha", "project_id", "sha256"),
+        Index("ix_artifacts_project_status", "project_id", "status"),
+        Index("ix_artifacts_parent", "parent_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

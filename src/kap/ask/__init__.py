@@ -1,0 +1,1 @@
+"""Ask Kap: answers from a project's own documents, with citations."""

@@ -1,0 +1,1 @@
+"""Backups: nightly project ZIPs, the viewer, store-and-re-ingest, full restore and retention."""

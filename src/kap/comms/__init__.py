@@ -1,0 +1,1 @@
+"""Comms: per-project settings, subscriptions, the weekly digest, one-click unsubscribe, Mailgun webhooks."""

@@ -1,0 +1,174 @@
+"""Document, OCR-lane and search routes (paths from the product brief)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile, status
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy import select
+
+from kap.core.deps import (
+    ActionDependency,
+    ProjectContext,
+    RuntimeDep,
+    optional_identity,
+    request_address,
+    require,
+    resolve_project,
+)
+from kap.core.errors import Forbidden, NotFound, Unauthorized
+from kap.core.models import Project
+from kap.core.permissions import ACTIONS
+from kap.core.security import Identity
+from kap.documents import service
+from kap.documents.schemas import (
+    ArtifactDetail,
+    ArtifactList,
+    ArtifactRead,
+    IngestResult,
+    OcrQueue,
+    OcrResolve,
+    SearchHit,
+    SearchResult,
+    Status,
+)
+from kap.documents.search import search_chunks
+
+router = APIRouter(prefix="/api", tags=["documents"])
+
+DocumentsRead = Annotated[ProjectContext, require("documents.read")]
+DocumentsWrite = Annotated[ProjectContext, require("documents.write")]
+SearchRead = Annotated[ProjectContext, require("search.read")]
+Upload = Annotated[UploadFile, File(description="The file to ingest.")]
+
+
+class WriteOrInternal(ActionDependency):
+    """`documents.write` for users; the INTERNAL_API_BEARER may also ingest into a named project."""
+
+    def __call__(self, request: Request, project_id: uuid.UUID,  # type: ignore[override]
+                 runtime: RuntimeDep,
+                 identity: Annotated[Identity | None, Depends(optional_identity)]) -> Iterator[ProjectContext]:
+        if identity is None:
+            raise Unauthorized()
+        runtime.ensure_schema()
+        internal = identity.is_internal
+        session = runtime.db.service_session() if internal else runtime.db.app_session(identity.user_id)
+        try:
+            ctx = self._context(request, runtime, session, identity, project_id)
+            yield ctx
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def _context(self, request: Request, runtime: Any, session: Any, identity: Identity,
+                 project_id: uuid.UUID) -> ProjectContext:
+        ip, agent = request_address(request, runtime), request.headers.get("user-agent")
+        if identity.is_internal:
+            project = session.scalar(select(Project).where(Project.id == project_id))
+            if project is None:
+                raise NotFound("project not found")
+            ctx = ProjectContext(identity=identity, org_id=project.org_id, project_id=project.id,
+                                 project_name=project.name, role="owner", session=session, ip=ip, user_agent=agent)
+        else:
+            ctx = resolve_project(session, identity, project_id, ip=ip, user_agent=agent)
+            if not ctx.allows(self.action):
+                raise Forbidden(f"'{self.action}' needs the {ACTIONS[self.action]} role or higher")
+        request.state.project_id = ctx.project_id
+        return ctx
+
+
+IngestAccess = Annotated[ProjectContext, Depends(WriteOrInternal("documents.write"), scope="function")]
+
+
+@router.post("/ingest-sync")
+def ingest_sync(ctx: IngestAccess, file: Upload, runtime: RuntimeDep) -> IngestResult:
+    """Upload a file and return once it is ready, in the Needs OCR lane, or failed."""
+    return service.upload(ctx, runtime, file.file, file.filename, wait=True)
+
+
+@router.post("/ingest", status_code=status.HTTP_202_ACCEPTED)
+def ingest_async(ctx: DocumentsWrite, file: Upload, runtime: RuntimeDep) -> IngestResult:
+    """Upload a file and queue its extraction; answers 202 with the queued document."""
+    return service.upload(ctx, runtime, file.file, file.filename, wait=False)
+
+
+@router.post("/reingest-stored")
+def reingest_stored(ctx: DocumentsWrite, artifact_id: uuid.UUID, runtime: RuntimeDep) -> IngestResult:
+    """Re-extract a stored document without uploading it again."""
+    return service.reingest(ctx, runtime, artifact_id)
+
+
+@router.get("/documents")
+def list_documents(ctx: DocumentsRead, status: Status | None = None,
+                   type: Annotated[str | None, Query(max_length=20)] = None,
+                   name: Annotated[str | None, Query(max_length=255)] = None,
+                   limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                   offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> ArtifactList:
+    """List the project's documents, filtered by status, type and name."""
+    return service.list_documents(ctx, status=status, kind=type, name=name, limit=limit, offset=offset)
+
+
+@router.get("/documents/{artifact_id}")
+def get_document(ctx: DocumentsRead, artifact_id: uuid.UUID) -> ArtifactDetail:
+    """A document's metadata and its extracted text by page."""
+    return service.document_detail(ctx, artifact_id)
+
+
+@router.get("/documents/{artifact_id}/download", response_model=None)
+def download_document(ctx: DocumentsRead, artifact_id: uuid.UUID, runtime: RuntimeDep) -> StreamingResponse:
+    """The stored file, as an attachment."""
+    artifact, stream = service.open_download(ctx, runtime, artifact_id)
+    headers = {"Content-Disposition": content_disposition(artifact.name), "X-Content-Type-Options": "nosniff",
+               "Content-Length": str(artifact.size), "Cache-Control": "private, no-store"}
+    return StreamingResponse(service.iter_stream(stream), media_type=artifact.media_type, headers=headers)
+
+
+def content_disposition(name: str) -> str:
+    """An RFC 6266 attachment header: an ASCII fallback plus the UTF-8 name."""
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in name) or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+@router.delete("/documents/{artifact_id}")
+def delete_document(ctx: DocumentsWrite, artifact_id: uuid.UUID) -> dict[str, Any]:
+    """Delete a document with its chunks and attachments."""
+    service.delete_document(ctx, artifact_id)
+    return {"ok": True}
+
+
+@router.get("/ocr/queue")
+def ocr_queue(ctx: DocumentsRead) -> OcrQueue:
+    """The Needs OCR lane: documents with pages that have no text."""
+    return service.ocr_queue(ctx)
+
+
+@router.post("/ocr/resolve", response_model=None)
+def ocr_resolve(ctx: DocumentsWrite, artifact_id: uuid.UUID, body: OcrResolve) -> ArtifactRead | JSONResponse:
+    """Resolve a lane document by OCR (a job; 202) or with pasted text (200)."""
+    if body.mode == "text":
+        assert body.text is not None
+        return service.resolve_with_text(ctx, artifact_id, body.text)
+    queued = service.resolve_with_ocr(ctx, artifact_id)
+    return JSONResponse(queued.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.get("/search")
+def search(ctx: SearchRead, q: Annotated[str, Query(min_length=1, max_length=500)],
+           limit: Annotated[int, Query(ge=1, le=50)] = 10,
+           match: Literal["all", "any", "auto"] = "auto") -> SearchResult:
+    """Ranked chunks of the project that match `q`, with highlighted snippets and deep links."""
+    used: Literal["all", "any"] = "any" if match == "any" else "all"
+    hits = search_chunks(ctx, q, limit, match=used)
+    if not hits and match == "auto":
+        used, hits = "any", search_chunks(ctx, q, limit, match="any")
+    return SearchResult(query=q, match=used, hits=[SearchHit(chunk_id=h.chunk_id, artifact_id=h.artifact_id,
+                                                             name=h.artifact_name, page=h.page, locator=h.locator,
+                                                             snippet=h.snippet, score=h.score, link=h.link)
+                                                   for h in hits])

@@ -1,0 +1,121 @@
+"""Request and response shapes for documents, the OCR lane and search."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kap.documents.models import Artifact
+
+Status = Literal["queued", "processing", "ready", "needs_ocr", "failed"]
+
+
+def deep_link(artifact_id: uuid.UUID | str) -> str:
+    """The stable page link of a document."""
+    return f"/documents#artifact={artifact_id}"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ArtifactUpdate(Strict):
+    """Fields a lead may change on a document (reserved; none are editable yet)."""
+
+
+class OcrResolve(Strict):
+    mode: Literal["ocr", "text"]
+    text: str | None = Field(default=None, max_length=2_000_000)
+
+    @model_validator(mode="after")
+    def _text_for_text_mode(self) -> OcrResolve:
+        if self.mode == "text" and not (self.text and self.text.strip()):
+            raise ValueError("mode 'text' needs a non-empty text")
+        if self.mode == "ocr" and self.text is not None:
+            raise ValueError("mode 'ocr' takes no text")
+        return self
+
+
+class ArtifactRead(BaseModel):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    parent_id: uuid.UUID | None
+    name: str
+    media_type: str
+    kind: str
+    size: int
+    sha256: str
+    status: Status
+    status_reason: str | None
+    page_count: int
+    chunk_count: int
+    ocr_pages: list[int]
+    version: int
+    uploaded_by: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    link: str
+
+    @classmethod
+    def of(cls, artifact: Artifact) -> ArtifactRead:
+        """Build the public view of an artifact row."""
+        return cls(id=artifact.id, project_id=artifact.project_id, parent_id=artifact.parent_id,
+                   name=artifact.name, media_type=artifact.media_type, kind=artifact.kind, size=artifact.size,
+                   sha256=artifact.sha256, status=artifact.status,
+                   status_reason=artifact.status_reason, page_count=artifact.page_count,
+                   chunk_count=artifact.chunk_count, ocr_pages=list(artifact.ocr_pages or []),
+                   version=artifact.version, uploaded_by=artifact.uploaded_by, created_at=artifact.created_at,
+                   updated_at=artifact.updated_at, link=deep_link(artifact.id))
+
+
+class PageText(BaseModel):
+    page: int | None
+    locator: str
+    text: str
+
+
+class ArtifactDetail(ArtifactRead):
+    pages: list[PageText]
+    children: list[ArtifactRead]
+
+
+class ArtifactList(BaseModel):
+    ok: bool = True
+    total: int
+    limit: int
+    offset: int
+    documents: list[ArtifactRead]
+
+
+class IngestResult(BaseModel):
+    ok: bool = True
+    duplicate: bool = False
+    document: ArtifactRead
+    children: list[ArtifactRead] = []
+
+
+class OcrQueue(BaseModel):
+    ok: bool = True
+    ocr_available: bool
+    documents: list[ArtifactRead]
+
+
+class SearchHit(BaseModel):
+    chunk_id: uuid.UUID
+    artifact_id: uuid.UUID
+    name: str
+    page: int | None
+    locator: str
+    snippet: str
+    score: float
+    link: str
+
+
+class SearchResult(BaseModel):
+    ok: bool = True
+    query: str
+    match: Literal["all", "any"]
+    hits: list[SearchHit]

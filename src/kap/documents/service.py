@@ -1,0 +1,252 @@
+"""Documents: upload, list, read, download, re-ingest, delete and the OCR lane. Never commits."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from typing import IO, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from kap.core.audit import record_audit
+from kap.core.db import utcnow
+from kap.core.deps import ProjectContext
+from kap.core.errors import Conflict, NotFound
+from kap.core.jobs import enqueue_after_commit
+from kap.core.runtime import Runtime
+from kap.documents import ingest
+from kap.documents.jobs import delete_stored_files, ingest_artifact, ocr_artifact
+from kap.documents.models import Artifact, ArtifactChunk
+from kap.documents.schemas import ArtifactDetail, ArtifactList, ArtifactRead, IngestResult, OcrQueue, PageText
+from kap.documents.search import ChunkHit, search_chunks
+
+__all__ = ["ChunkHit", "search_chunks"]
+
+
+def _audit(ctx: ProjectContext, action: str, artifact: Artifact, **details: object) -> None:
+    record_audit(ctx.session, org_id=ctx.org_id, project_id=ctx.project_id, actor_id=ctx.user_id,
+                 actor_label=ctx.identity.label, action=action, target_type="document",
+                 target_id=str(artifact.id), details={"name": artifact.name, **details}, ip=ctx.ip,
+                 user_agent=ctx.user_agent)
+
+
+def get_artifact(ctx: ProjectContext, artifact_id: uuid.UUID) -> Artifact:
+    """A document of the context's project, or 404."""
+    artifact = ctx.session.scalar(select(Artifact).where(Artifact.id == artifact_id,
+                                                         Artifact.project_id == ctx.project_id))
+    if artifact is None:
+        raise NotFound("document not found")
+    return artifact
+
+
+def _find_duplicate(ctx: ProjectContext, sha256: str) -> Artifact | None:
+    return ctx.session.scalar(select(Artifact).where(Artifact.project_id == ctx.project_id,
+                                                     Artifact.sha256 == sha256, Artifact.parent_id.is_(None))
+                              .order_by(Artifact.created_at).limit(1))
+
+
+def _refuse_duplicate(ctx: ProjectContext, staged: ingest.Staged) -> None:
+    existing = _find_duplicate(ctx, staged.sha256)
+    if existing is not None:
+        raise Conflict(f"this file is already in the project as '{existing.name}'", code="duplicate",
+                       details={"artifact_id": str(existing.id), "name": existing.name,
+                                "link": f"/documents#artifact={existing.id}"})
+
+
+def _release_snapshot(session: Session) -> None:
+    """End a read-only transaction before slow work, so the later write starts from a fresh snapshot.
+
+    On SQLite (WAL) a transaction that read before another connection wrote cannot
+    start writing; extraction can take seconds, so nothing may be held open across it.
+    """
+    if not (session.new or session.dirty or session.deleted):
+        session.rollback()
+
+
+def upload(ctx: ProjectContext, runtime: Runtime, stream: IO[bytes], filename: str | None, *,
+           wait: bool) -> IngestResult:
+    """Store an uploaded file and extract it now (`wait`) or in a job; refuse duplicates."""
+    staged = ingest.stage(runtime.settings, stream, filename)
+    try:
+        _refuse_duplicate(ctx, staged)
+        artifact = ingest.new_artifact(staged, org_id=ctx.org_id, project_id=ctx.project_id,
+                                       uploaded_by=ctx.user_id)
+        ingest.store(runtime.storage.artifacts, artifact, staged.path)
+        try:
+            return _record_upload(ctx, runtime, artifact, staged, wait=wait)
+        except BaseException:
+            runtime.storage.artifacts.delete(artifact.storage_key)
+            raise
+    finally:
+        staged.cleanup()
+
+
+def _record_upload(ctx: ProjectContext, runtime: Runtime, artifact: Artifact, staged: ingest.Staged, *,
+                   wait: bool) -> IngestResult:
+    if not wait:
+        ctx.session.add(artifact)
+        _audit(ctx, "document.uploaded", artifact, size=artifact.size, kind=artifact.kind, mode="async")
+        ctx.session.flush()
+        enqueue_after_commit(ctx.session, ingest_artifact, str(artifact.id))
+        return IngestResult(document=ArtifactRead.of(artifact))
+    _release_snapshot(ctx.session)
+    tree = ingest.extract_tree(runtime.settings, staged.path, artifact.kind)
+    try:
+        _refuse_duplicate(ctx, staged)  # a twin may have landed while this one was extracted
+        ctx.session.add(artifact)
+        ctx.session.flush()
+        children, _ = ingest.write_tree(ctx.session, runtime.storage.artifacts, artifact, tree)
+        _audit(ctx, "document.uploaded", artifact, size=artifact.size, kind=artifact.kind, mode="sync",
+               status=artifact.status, children=len(children))
+        ctx.session.flush()
+    finally:
+        ingest.cleanup_tree(tree)
+    return IngestResult(document=ArtifactRead.of(artifact), children=[ArtifactRead.of(c) for c in children])
+
+
+def reingest(ctx: ProjectContext, runtime: Runtime, artifact_id: uuid.UUID) -> IngestResult:
+    """Re-extract a stored document (after an extractor upgrade or a restore); bump its version."""
+    artifact = get_artifact(ctx, artifact_id)
+    if artifact.status in ("queued", "processing"):
+        raise Conflict("the document is being processed; try again when it is done", code="busy")
+    path = ingest.fetch(runtime.storage.artifacts, artifact, runtime.settings)
+    _release_snapshot(ctx.session)
+    try:
+        tree = ingest.extract_tree(runtime.settings, path, artifact.kind, ingest.depth(ctx.session, artifact))
+        artifact = get_artifact(ctx, artifact_id)
+        artifact.version += 1
+        children, replaced = ingest.write_tree(ctx.session, runtime.storage.artifacts, artifact, tree)
+        ingest.cleanup_tree(tree)
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)
+    _audit(ctx, "document.reingested", artifact, version=artifact.version, status=artifact.status)
+    ctx.session.flush()
+    _delete_files_after_commit(ctx.session, replaced)
+    return IngestResult(document=ArtifactRead.of(artifact), children=[ArtifactRead.of(c) for c in children])
+
+
+def _delete_files_after_commit(session: Session, keys: list[str]) -> None:
+    if keys:
+        enqueue_after_commit(session, delete_stored_files, keys)
+
+
+def list_documents(ctx: ProjectContext, *, status: str | None = None, kind: str | None = None,
+                   name: str | None = None, limit: int = 50, offset: int = 0) -> ArtifactList:
+    """A page of the project's documents, newest first, filtered by status, type and name."""
+    stmt = select(Artifact).where(Artifact.project_id == ctx.project_id)
+    if status:
+        stmt = stmt.where(Artifact.status == status)
+    if kind:
+        stmt = stmt.where(Artifact.kind == kind)
+    if name:
+        escaped = name.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(func.lower(Artifact.name).like(f"%{escaped}%", escape="\\"))
+    total = ctx.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = ctx.session.scalars(stmt.order_by(Artifact.created_at.desc(), Artifact.id).limit(limit).offset(offset))
+    return ArtifactList(total=total, limit=limit, offset=offset, documents=[ArtifactRead.of(a) for a in rows])
+
+
+def document_detail(ctx: ProjectContext, artifact_id: uuid.UUID) -> ArtifactDetail:
+    """A document's metadata, its extracted text by page, and its child documents."""
+    artifact = get_artifact(ctx, artifact_id)
+    chunks = ctx.session.execute(select(ArtifactChunk.page, ArtifactChunk.locator, ArtifactChunk.text)
+                                 .where(ArtifactChunk.artifact_id == artifact.id,
+                                        ArtifactChunk.project_id == ctx.project_id)
+                                 .order_by(ArtifactChunk.seq)).all()
+    pages: list[PageText] = []
+    for page, locator, body in chunks:
+        if pages and pages[-1].page == page and pages[-1].locator == locator:
+            pages[-1].text += "\n" + body
+        else:
+            pages.append(PageText(page=page, locator=locator, text=body))
+    children = [ArtifactRead.of(c) for c in ingest.existing_children(ctx.session, artifact)]
+    return ArtifactDetail(**ArtifactRead.of(artifact).model_dump(), pages=pages, children=children)
+
+
+def open_download(ctx: ProjectContext, runtime: Runtime, artifact_id: uuid.UUID) -> tuple[Artifact, IO[bytes]]:
+    """A document and an open stream of its stored bytes."""
+    artifact = get_artifact(ctx, artifact_id)
+    return artifact, runtime.storage.artifacts.open(artifact.storage_key)
+
+
+def iter_stream(stream: IO[bytes], size: int = 256 * 1024) -> Iterator[bytes]:
+    """Yield a stream's bytes in pieces, closing it at the end."""
+    try:
+        while piece := stream.read(size):
+            yield piece
+    finally:
+        stream.close()
+
+
+def delete_document(ctx: ProjectContext, artifact_id: uuid.UUID) -> None:
+    """Delete a document, its chunks and its child documents; stored files go after commit."""
+    artifact = get_artifact(ctx, artifact_id)
+    keys = [artifact.storage_key]
+    for child in ingest.existing_children(ctx.session, artifact):
+        keys += _keys_below(ctx.session, child)
+    _audit(ctx, "document.deleted", artifact, size=artifact.size, children=len(keys) - 1)
+    ctx.session.delete(artifact)
+    ctx.session.flush()
+    _delete_files_after_commit(ctx.session, keys)
+
+
+def _keys_below(session: Session, artifact: Artifact) -> list[str]:
+    keys = [artifact.storage_key]
+    for child in ingest.existing_children(session, artifact):
+        keys += _keys_below(session, child)
+    return keys
+
+
+def ocr_available() -> bool:
+    """Whether Tesseract can be run on this machine."""
+    return shutil.which("tesseract") is not None
+
+
+def ocr_queue(ctx: ProjectContext) -> OcrQueue:
+    """The project's Needs OCR lane."""
+    rows = ctx.session.scalars(select(Artifact).where(Artifact.project_id == ctx.project_id,
+                                                      Artifact.status == "needs_ocr")
+                               .order_by(Artifact.created_at, Artifact.id))
+    return OcrQueue(ocr_available=ocr_available(), documents=[ArtifactRead.of(a) for a in rows])
+
+
+def _in_lane(ctx: ProjectContext, artifact_id: uuid.UUID) -> Artifact:
+    artifact = get_artifact(ctx, artifact_id)
+    if artifact.status != "needs_ocr":
+        raise Conflict(f"the document is not in the Needs OCR lane (status {artifact.status})", code="not_in_lane")
+    return artifact
+
+
+def resolve_with_text(ctx: ProjectContext, artifact_id: uuid.UUID, body: str) -> ArtifactRead:
+    """Store pasted text for the lane's pages; the document becomes ready and searchable."""
+    artifact = _in_lane(ctx, artifact_id)
+    pages = list(artifact.ocr_pages or [])
+    page = pages[0] if len(pages) == 1 else None
+    added = ingest.add_ocr_chunks(ctx.session, artifact, [ingest.Segment(body.strip(), page, "Pasted text")])
+    _leave_lane(artifact, {"mode": "text", "by": str(ctx.user_id), "pages": pages})
+    _audit(ctx, "document.ocr_resolved", artifact, mode="text", pages=pages, chunks=added)
+    ctx.session.flush()
+    return ArtifactRead.of(artifact)
+
+
+def _leave_lane(artifact: Artifact, record: dict[str, Any]) -> None:
+    artifact.meta = {**(artifact.meta or {}), "ocr": {**record, "at": utcnow().isoformat()}}
+    artifact.ocr_pages = []
+    artifact.status, artifact.status_reason = "ready", None
+    artifact.updated_at = utcnow()
+
+
+def resolve_with_ocr(ctx: ProjectContext, artifact_id: uuid.UUID) -> ArtifactRead:
+    """Queue Tesseract over the lane's pages (409 ocr_unavailable when it is not installed)."""
+    if not ocr_available():
+        raise Conflict("OCR is not available on this server: install tesseract-ocr, or paste the text",
+                       code="ocr_unavailable")
+    artifact = _in_lane(ctx, artifact_id)
+    artifact.status, artifact.status_reason = "processing", "OCR queued"
+    artifact.updated_at = utcnow()
+    _audit(ctx, "document.ocr_resolved", artifact, mode="ocr", pages=list(artifact.ocr_pages or []))
+    ctx.session.flush()
+    enqueue_after_commit(ctx.session, ocr_artifact, str(artifact.id))
+    return ArtifactRead.of(artifact)

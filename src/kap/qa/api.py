@@ -1,0 +1,44 @@
+"""QA routes: the seeder and the smoke runner (only with DEV_AUTH=1 or KAP_QA_TOOLS=1)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, EmailStr
+
+from kap.core.deps import ProjectContext, RuntimeDep, require
+from kap.core.errors import NotFound
+from kap.qa import service
+
+
+def qa_tools_enabled(runtime: RuntimeDep) -> None:
+    """The QA routes do not exist unless dev auth or the QA tools are switched on."""
+    if not (runtime.settings.dev_auth or runtime.settings.kap_qa_tools):
+        raise NotFound("not found")
+
+
+router = APIRouter(prefix="/api/dev", tags=["qa"], dependencies=[Depends(qa_tools_enabled)])
+QaRun = Annotated[ProjectContext, require("qa.run")]
+
+
+class SmokeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email_to: EmailStr | None = None
+
+
+@router.post("/seed-simple")
+def seed_simple(ctx: QaRun, runtime: RuntimeDep) -> dict[str, Any]:
+    """Seed the project with generated sample documents, the stage plan and two members."""
+    return service.seed_simple(ctx, runtime)
+
+
+@router.post("/smoke-run", response_model=None)
+def smoke_run(ctx: QaRun, runtime: RuntimeDep, body: SmokeRequest | None = None) -> dict[str, Any] | JSONResponse:
+    """Discovery stage, external sign-off link and digest preview; each step with ok and ms."""
+    result = service.smoke_run(ctx, runtime, str(body.email_to) if body and body.email_to else None)
+    if not result["ok"]:
+        return JSONResponse(result, status_code=503)
+    return result
+

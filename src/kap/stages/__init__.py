@@ -1,0 +1,1 @@
+"""Stages of a project and the external sign-off of each stage."""

@@ -1,0 +1,146 @@
+"""Stage and sign-off routes for project members."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, status
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from kap.core.deps import ProjectContext, RuntimeDep, require
+from kap.stages import jobs as _jobs  # noqa: F401  (registers the expiry schedule)
+from kap.stages import service, signoff
+from kap.stages.certificate import certificate
+from kap.stages.schemas import (
+    MAX_EXPIRY_HOURS,
+    InternalDecisionIn,
+    SignoffRequestCreate,
+    SignoffRequestRead,
+    StageCreate,
+    StageRead,
+    StageUpdate,
+)
+
+router = APIRouter(prefix="/api", tags=["stages"])
+
+StagesRead = Annotated[ProjectContext, require("stages.read")]
+StagesWrite = Annotated[ProjectContext, require("stages.write")]
+SignoffRequester = Annotated[ProjectContext, require("signoff.request")]
+MembersRead = Annotated[ProjectContext, require("members.read")]
+MembersManage = Annotated[ProjectContext, require("members.manage")]
+
+
+class ResendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    expires_in_hours: int | None = Field(default=None, ge=1, le=MAX_EXPIRY_HOURS)
+
+
+def _issued(issued: signoff.IssuedRequest) -> dict[str, Any]:
+    return {"ok": True, "request_id": issued.request.id, "token_link": issued.token_link,
+            "expires_at": issued.request.expires_at, "email": issued.email, "request": issued.request}
+
+
+@router.get("/stages")
+def list_stages(ctx: StagesRead) -> dict[str, Any]:
+    """The project's stages in order."""
+    return {"ok": True, "stages": service.list_stages(ctx)}
+
+
+@router.post("/stages", status_code=status.HTTP_201_CREATED)
+def create_stage(body: StageCreate, ctx: StagesWrite) -> StageRead:
+    """Add a stage."""
+    return service.create_stage(ctx, body)
+
+
+@router.post("/stages/apply-template")
+def apply_template(ctx: StagesWrite) -> dict[str, Any]:
+    """Add the default stages (Discovery to Hypercare) the project lacks."""
+    return {"ok": True, "stages": service.apply_template(ctx)}
+
+
+@router.get("/stages/{stage_id}")
+def get_stage(stage_id: uuid.UUID, ctx: StagesRead) -> StageRead:
+    return service.stage_read(ctx, service.find_stage(ctx, stage_id))
+
+
+@router.patch("/stages/{stage_id}")
+def update_stage(stage_id: uuid.UUID, body: StageUpdate, ctx: StagesWrite) -> StageRead:
+    """Edit a stage's title, order, dates, owner, summary, documents or working status."""
+    return service.update_stage(ctx, stage_id, body)
+
+
+@router.delete("/stages/{stage_id}")
+def delete_stage(stage_id: uuid.UUID, ctx: StagesWrite) -> dict[str, Any]:
+    """Remove a stage; its open sign-off link stops working, its records stay."""
+    service.delete_stage(ctx, stage_id)
+    return {"ok": True}
+
+
+@router.post("/stages/{stage_id}/signoff-requests", status_code=status.HTTP_201_CREATED)
+def request_signoff(stage_id: uuid.UUID, body: SignoffRequestCreate, ctx: SignoffRequester,
+                    runtime: RuntimeDep) -> dict[str, Any]:
+    """Mail a single-use sign-off link for the stage to an outside signer."""
+    issued = signoff.request_signoff(ctx, stage_id, str(body.email_to), body.name, body.message,
+                                     body.expires_in_hours, mailer=runtime.mailer, settings=runtime.settings)
+    return _issued(issued)
+
+
+@router.get("/stages/{stage_id}/signoff-requests")
+def list_requests(stage_id: uuid.UUID, ctx: StagesRead) -> dict[str, Any]:
+    """The stage's sign-off requests with their status (never their tokens)."""
+    return {"ok": True, "requests": signoff.list_requests(ctx, stage_id)}
+
+
+@router.post("/stages/{stage_id}/signoff-requests/{request_id}/revoke")
+def revoke_request(stage_id: uuid.UUID, request_id: uuid.UUID, ctx: SignoffRequester) -> SignoffRequestRead:
+    """Withdraw an open link."""
+    return signoff.revoke_request(ctx, stage_id, request_id)
+
+
+@router.post("/stages/{stage_id}/signoff-requests/{request_id}/resend", status_code=status.HTTP_201_CREATED)
+def resend_request(stage_id: uuid.UUID, request_id: uuid.UUID, ctx: SignoffRequester, runtime: RuntimeDep,
+                   body: ResendIn | None = None) -> dict[str, Any]:
+    """Mail a fresh link to the same signer; the old one stops working."""
+    issued = signoff.resend_request(ctx, stage_id, request_id, mailer=runtime.mailer, settings=runtime.settings,
+                                    expires_in_hours=body.expires_in_hours if body else None)
+    return _issued(issued)
+
+
+@router.post("/stages/{stage_id}/decision")
+def decide_internal(stage_id: uuid.UUID, body: InternalDecisionIn, ctx: StagesRead) -> SignoffRequestRead:
+    """Record a decision in the app (owners, admins and members with the can_sign flag)."""
+    return signoff.decide_internal(ctx, stage_id, body)
+
+
+@router.get("/stages/{stage_id}/signoff-certificate", response_model=None)
+def signoff_certificate(stage_id: uuid.UUID, ctx: StagesRead, request_id: uuid.UUID | None = None,
+                        format: str = "html") -> HTMLResponse | JSONResponse:
+    """Download the certificate of the stage's latest decision (HTML, or JSON with format=json)."""
+    html, record, digest = certificate(ctx, stage_id, request_id)
+    if format == "json":
+        return JSONResponse({"ok": True, "certificate": record, "fingerprint": digest})
+    name = f"signoff-{record['request_id']}.html"
+    return HTMLResponse(html, headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                       "Cache-Control": "no-store"})
+
+
+@router.get("/stage-signers")
+def list_signers(ctx: MembersRead) -> dict[str, Any]:
+    """Members who may record decisions in the app without the admin role."""
+    return {"ok": True, "signers": signoff.list_signers(ctx)}
+
+
+@router.put("/stage-signers/{user_id}")
+def add_signer(user_id: uuid.UUID, ctx: MembersManage) -> dict[str, Any]:
+    """Give a project member the can_sign flag."""
+    signoff.set_signer(ctx, user_id, True)
+    return {"ok": True, "user_id": user_id, "can_sign": True}
+
+
+@router.delete("/stage-signers/{user_id}")
+def remove_signer(user_id: uuid.UUID, ctx: MembersManage) -> dict[str, Any]:
+    """Take the can_sign flag away."""
+    signoff.set_signer(ctx, user_id, False)
+    return {"ok": True, "user_id": user_id, "can_sign": False}

@@ -1,0 +1,178 @@
+"""The emailed link: the token alone authorises one decision on one request.
+
+Opening the link never decides (mail scanners open links); only a POST does, through
+one conditional UPDATE ("still pending, not expired, stage still there"), so a second
+click, a replay or a concurrent POST finds nothing to update and is told it was decided.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from kap.core.db import utcnow
+from kap.core.errors import Conflict, KapError
+from kap.core.models import Project, User
+from kap.core.security import hash_token
+from kap.stages.models import SignoffRequest, Stage
+from kap.stages.records import LINK_INVALID, Actor, audit, move_stage, snapshot, stage_artifacts
+from kap.stages.schemas import DecisionIn
+
+MAX_TOKEN_LENGTH = 128
+
+
+class LinkInvalid(KapError):
+    """Unknown, tampered (404), expired, revoked or withdrawn (410): one wording for all."""
+
+    status, code = 410, "link_invalid"
+
+    def default_message(self) -> str:
+        return LINK_INVALID
+
+
+@dataclass
+class LinkView:
+    """What the external page and the JSON variant show about a request."""
+
+    request_id: uuid.UUID
+    status: str
+    project_name: str
+    stage_title: str
+    summary: str
+    planned_start: date | str | None
+    planned_end: date | str | None
+    requester: str
+    recipient_email: str
+    recipient_name: str | None
+    message: str | None
+    expires_at: datetime
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    decided_at: datetime | None = None
+    signer_name: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON shape for integrations."""
+        return {"request_id": str(self.request_id), "status": self.status, "project": self.project_name,
+                "stage": {"title": self.stage_title, "summary": self.summary,
+                          "planned_start": _iso(self.planned_start), "planned_end": _iso(self.planned_end)},
+                "requester": self.requester, "recipient_email": self.recipient_email,
+                "message": self.message, "expires_at": self.expires_at.isoformat(),
+                "documents": self.documents, "decided_at": _iso(self.decided_at), "signer_name": self.signer_name}
+
+
+class AlreadyDecided(Conflict):
+    code = "already_decided"
+
+    def __init__(self, view: LinkView) -> None:
+        super().__init__("this sign-off was already decided")
+        self.view = view
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None and not isinstance(value, str) else value
+
+
+def _token_hash(token: str) -> str:
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise LinkInvalid(status=404)
+    return hash_token(token)
+
+
+def _lookup(session: Session, token_hash: str) -> tuple[SignoffRequest, Stage, Project]:
+    row = session.execute(
+        select(SignoffRequest, Stage, Project)
+        .join(Stage, Stage.id == SignoffRequest.stage_id)
+        .join(Project, Project.id == SignoffRequest.project_id)
+        .where(SignoffRequest.token_hash == token_hash)
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is None:
+        raise LinkInvalid(status=404)
+    return row[0], row[1], row[2]
+
+
+def _view(session: Session, req: SignoffRequest, stage: Stage, project: Project) -> LinkView:
+    requester = session.get(User, req.created_by) if req.created_by else None
+    decided = req.status in ("approved", "rejected")
+    if decided and req.snapshot:
+        shot = req.snapshot
+        docs, summary = shot.get("documents", []), shot["stage"].get("summary", "")
+        start, end = shot["stage"].get("planned_start"), shot["stage"].get("planned_end")
+    else:
+        docs = [{"artifact_id": str(d.id), "name": d.name, "version": d.version, "sha256": d.sha256}
+                for d in stage_artifacts(session, stage.project_id, [stage.id])[stage.id]]
+        summary, start, end = stage.summary, stage.planned_start, stage.planned_end
+    return LinkView(request_id=req.id, status=req.status, project_name=project.name, stage_title=stage.title,
+                    summary=summary, planned_start=start, planned_end=end,
+                    requester=(requester.name or requester.email or "") if requester else "the project team",
+                    recipient_email=req.recipient_email, recipient_name=req.recipient_name, message=req.message,
+                    expires_at=req.expires_at, documents=docs, decided_at=req.decided_at,
+                    signer_name=req.signer_name)
+
+
+def _usable(req: SignoffRequest, stage: Stage, now: datetime) -> bool:
+    return req.status == "pending" and req.expires_at > now and stage.deleted_at is None
+
+
+def _signer(req: SignoffRequest, ip: str | None, user_agent: str | None) -> Actor:
+    return Actor(org_id=req.org_id, project_id=req.project_id, label=f"link:{req.recipient_email}",
+                 ip=ip, user_agent=user_agent)
+
+
+def view_link(session: Session, token: str) -> LinkView:
+    """What the token shows, without counting an open; raise LinkInvalid when it cannot be used."""
+    req, stage, project = _lookup(session, _token_hash(token))
+    if req.status not in ("approved", "rejected") and not _usable(req, stage, utcnow()):
+        raise LinkInvalid()
+    return _view(session, req, stage, project)
+
+
+def open_link(session: Session, token: str, *, ip: str | None, user_agent: str | None) -> LinkView:
+    """Show a request to whoever holds its token; counts the open, decides nothing."""
+    req, stage, project = _lookup(session, _token_hash(token))
+    if req.status in ("approved", "rejected"):
+        return _view(session, req, stage, project)
+    now = utcnow()
+    if not _usable(req, stage, now):
+        raise LinkInvalid()
+    session.execute(update(SignoffRequest).where(SignoffRequest.id == req.id, SignoffRequest.status == "pending")
+                    .values(open_count=SignoffRequest.open_count + 1,
+                            opened_at=func.coalesce(SignoffRequest.opened_at, now))
+                    .execution_options(synchronize_session=False))
+    audit(session, _signer(req, ip, user_agent), "signoff.opened", "signoff_request", req.id)
+    return _view(session, req, stage, project)
+
+
+def decide_by_token(session: Session, token: str, body: DecisionIn, *, ip: str | None,
+                    user_agent: str | None) -> LinkView:
+    """Record the signer's decision once; raise AlreadyDecided or LinkInvalid otherwise."""
+    token_hash, now = _token_hash(token), utcnow()
+    status = "approved" if body.decision == "approve" else "rejected"
+    won = session.execute(
+        update(SignoffRequest)
+        .where(SignoffRequest.token_hash == token_hash, SignoffRequest.status == "pending",
+               SignoffRequest.expires_at > now,
+               SignoffRequest.stage_id.in_(select(Stage.id).where(Stage.deleted_at.is_(None))))
+        .values(status=status, decided_at=now, signer_name=body.name, signer_email=SignoffRequest.recipient_email,
+                note=body.note or None, decided_ip=ip, decided_user_agent=(user_agent or "")[:400] or None)
+        .returning(SignoffRequest.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    req, stage, project = _lookup(session, token_hash)
+    if won is None:
+        if req.status in ("approved", "rejected"):
+            raise AlreadyDecided(_view(session, req, stage, project))
+        raise LinkInvalid()
+    req.snapshot = snapshot(session, stage, project.name)
+    actor = _signer(req, ip, user_agent)
+    audit(session, actor, "signoff.decided", "signoff_request", req.id, decision=status, channel="external",
+          signer_name=body.name, signer_email=req.recipient_email, stage_id=str(stage.id))
+    move_stage(session, actor, stage, "signed_off" if status == "approved" else "rejected",
+               request_id=str(req.id))
+    session.flush()
+    return _view(session, req, stage, project)

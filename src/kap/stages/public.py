@@ -1,0 +1,106 @@
+"""The external sign-off page and its JSON twin: authorised by the token in the path alone."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse
+from pydantic import ValidationError
+
+from kap.core.deps import RuntimeDep, ServiceSession, limit_anonymous, request_address
+from kap.stages.external import AlreadyDecided, LinkInvalid, LinkView, decide_by_token, open_link, view_link
+from kap.stages.render import render
+from kap.stages.schemas import DecisionIn
+
+router = APIRouter(tags=["signoff"])
+Anonymous = Annotated[None, Depends(limit_anonymous)]
+
+PAGE_HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                               "base-uri 'none'; frame-ancestors 'none'",
+}
+DECIDED = ("approved", "rejected")
+
+
+def _page(state: str, status: int = 200, **context: Any) -> HTMLResponse:
+    context.setdefault("view", None)
+    context.setdefault("message", "")
+    context.setdefault("error", "")
+    context.setdefault("form", {"decision": "", "name": "", "note": ""})
+    context.setdefault("action", "")
+    return HTMLResponse(render("signoff_page.html", state=state, **context), status_code=status,
+                        headers=PAGE_HEADERS)
+
+
+def _client(request: Request, runtime: Any) -> dict[str, str | None]:
+    return {"ip": request_address(request, runtime), "user_agent": request.headers.get("user-agent")}
+
+
+def _form_error(exc: ValidationError) -> str:
+    fields = {str(e["loc"][0]) if e["loc"] else "" for e in exc.errors()}
+    if "decision" in fields:
+        return "Choose approve or reject."
+    if "name" in fields:
+        return "Enter your name (up to 200 characters)."
+    if "note" in fields:
+        return "The note is too long (up to 4000 characters)."
+    return "A note is required to reject."
+
+
+@router.get("/signoff/{token}", include_in_schema=False)
+def signoff_page(token: str, request: Request, _: Anonymous, session: ServiceSession,
+                 runtime: RuntimeDep) -> HTMLResponse:
+    """Show the stage and the decision form; opening the page decides nothing."""
+    try:
+        view = open_link(session, token, **_client(request, runtime))
+    except LinkInvalid as exc:
+        return _page("invalid", exc.status, message=exc.message)
+    state = "decided" if view.status in DECIDED else "form"
+    return _page(state, view=view, action=request.url.path)
+
+
+@router.post("/signoff/{token}", include_in_schema=False)
+def signoff_submit(token: str, request: Request, _: Anonymous, session: ServiceSession, runtime: RuntimeDep,
+                   decision: Annotated[str, Form()] = "",
+                   name: Annotated[str, Form()] = "",
+                   note: Annotated[str, Form()] = "") -> HTMLResponse:
+    """Record the decision sent from the page, once."""
+    form = {"decision": decision, "name": name, "note": note}
+    try:
+        view = view_link(session, token)
+        if view.status in DECIDED:
+            raise AlreadyDecided(view)
+        try:
+            body = DecisionIn(decision=decision, name=name, note=note)
+        except ValidationError as exc:
+            return _page("form", 422, view=view, form=form, error=_form_error(exc), action=request.url.path)
+        done = decide_by_token(session, token, body, **_client(request, runtime))
+    except LinkInvalid as exc:
+        return _page("invalid", exc.status, message=exc.message)
+    except AlreadyDecided as exc:
+        return _page("decided", 409, view=exc.view)
+    return _page("done", view=done)
+
+
+def _json(view: LinkView) -> dict[str, Any]:
+    return {"ok": True, "signoff": view.as_json()}
+
+
+@router.get("/api/signoff/{token}")
+def signoff_read(token: str, request: Request, _: Anonymous, session: ServiceSession,
+                 runtime: RuntimeDep) -> dict[str, Any]:
+    """The request behind a token, for integrations; reading decides nothing."""
+    return _json(open_link(session, token, **_client(request, runtime)))
+
+
+@router.post("/api/signoff/{token}")
+def signoff_decide(token: str, body: DecisionIn, request: Request, _: Anonymous, session: ServiceSession,
+                   runtime: RuntimeDep) -> dict[str, Any]:
+    """Record a decision for a token, once: 409 already_decided after that."""
+    return _json(decide_by_token(session, token, body, **_client(request, runtime)))

@@ -1,0 +1,144 @@
+"""Request and response shapes for stages and sign-off."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+
+EditableStatus = Literal["pending", "in_progress"]
+Decision = Literal["approve", "reject"]
+MAX_EXPIRY_HOURS = 30 * 24
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _check_dates(start: date | None, end: date | None) -> None:
+    if start and end and end < start:
+        raise ValueError("planned_end is before planned_start")
+
+
+class StageCreate(Strict):
+    title: str = Field(min_length=1, max_length=200)
+    order: int | None = Field(default=None, ge=0, le=10_000)
+    status: EditableStatus = "pending"
+    planned_start: date | None = None
+    planned_end: date | None = None
+    owner_id: uuid.UUID | None = None
+    summary: str = Field(default="", max_length=20_000)
+    artifact_ids: list[uuid.UUID] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _dates(self) -> StageCreate:
+        _check_dates(self.planned_start, self.planned_end)
+        return self
+
+
+class StageUpdate(Strict):
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    order: int | None = Field(default=None, ge=0, le=10_000)
+    status: EditableStatus | None = None
+    planned_start: date | None = None
+    planned_end: date | None = None
+    owner_id: uuid.UUID | None = None
+    summary: str | None = Field(default=None, max_length=20_000)
+    artifact_ids: list[uuid.UUID] | None = Field(default=None, max_length=100)
+
+    @model_validator(mode="after")
+    def _dates(self) -> StageUpdate:
+        _check_dates(self.planned_start, self.planned_end)
+        return self
+
+
+class ArtifactRef(BaseModel):
+    id: uuid.UUID
+    name: str
+    version: int
+    sha256: str
+
+
+class SignoffRequestCreate(Strict):
+    email_to: EmailStr
+    name: str | None = Field(default=None, max_length=200)
+    message: str | None = Field(default=None, max_length=4000)
+    expires_in_hours: int = Field(default=72, ge=1, le=MAX_EXPIRY_HOURS)
+
+
+class DecisionIn(Strict):
+    decision: Decision
+    name: str = Field(min_length=1, max_length=200)
+    note: str = Field(default="", max_length=4000)
+
+    @model_validator(mode="after")
+    def _note_for_reject(self) -> DecisionIn:
+        if self.decision == "reject" and not self.note:
+            raise ValueError("a note is required to reject")
+        return self
+
+
+class InternalDecisionIn(Strict):
+    decision: Decision
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    note: str = Field(default="", max_length=4000)
+
+    @model_validator(mode="after")
+    def _note_for_reject(self) -> InternalDecisionIn:
+        if self.decision == "reject" and not self.note:
+            raise ValueError("a note is required to reject")
+        return self
+
+
+class SignoffRequestRead(BaseModel):
+    id: uuid.UUID
+    stage_id: uuid.UUID
+    channel: str
+    status: str
+    recipient_email: str
+    recipient_name: str | None
+    message: str | None
+    email_status: str | None
+    created_at: datetime
+    expires_at: datetime
+    opened_at: datetime | None
+    open_count: int
+    decided_at: datetime | None
+    revoked_at: datetime | None
+    replaced_by_id: uuid.UUID | None
+    signer_name: str | None
+    signer_email: str | None
+    note: str | None
+
+
+class StageRead(BaseModel):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    title: str
+    order: int
+    status: str
+    planned_start: date | None
+    planned_end: date | None
+    owner_id: uuid.UUID | None
+    summary: str
+    artifacts: list[ArtifactRef]
+    latest_request: SignoffRequestRead | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SignoffRequested(BaseModel):
+    ok: bool = True
+    request_id: uuid.UUID
+    token_link: str
+    expires_at: datetime
+    email: dict[str, Any]
+
+
+class SignerRead(BaseModel):
+    user_id: uuid.UUID
+    email: str | None
+    name: str | None
+    created_at: datetime

@@ -1,0 +1,67 @@
+"""What domains contribute to the web shell: navigation entries and dashboard panels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kap.core.deps import ProjectContext
+
+
+@dataclass
+class Row:
+    text: str
+    href: str | None = None
+    meta: str | None = None
+
+
+@dataclass
+class Panel:
+    id: str
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    chip: str | None = None
+    empty: str | None = None
+
+
+@dataclass(frozen=True)
+class NavItem:
+    href: str
+    label: str
+    action: str
+    order: int
+
+
+PanelBuilder = Callable[[ProjectContext], Panel | None]
+NAV: list[NavItem] = []
+PANELS: list[tuple[int, PanelBuilder]] = []
+
+
+def nav_item(href: str, label: str, action: str, order: int) -> None:
+    """Add a navigation entry shown to roles allowed `action`."""
+    if all(item.href != href for item in NAV):
+        NAV.append(NavItem(href, label, action, order))
+        NAV.sort(key=lambda item: item.order)
+
+
+def dashboard_panel(order: int) -> Callable[[PanelBuilder], PanelBuilder]:
+    """Register a dashboard panel; the builder returns None to hide it for this caller."""
+    def register(builder: PanelBuilder) -> PanelBuilder:
+        if builder not in [b for _, b in PANELS]:
+            PANELS.append((order, builder))
+            PANELS.sort(key=lambda item: item[0])
+        return builder
+    return register
+
+
+def visible_nav(ctx: ProjectContext) -> list[tuple[str, str]]:
+    return [(item.href, item.label) for item in NAV if ctx.allows(item.action)]
+
+
+def build_panels(ctx: ProjectContext) -> list[Panel]:
+    return [panel for _, builder in PANELS if (panel := builder(ctx)) is not None]
+
+
+nav_item("/dashboard", "Dashboard", "project.read", 10)
+nav_item("/settings", "Settings", "members.read", 80)
+nav_item("/admin", "Admin", "audit.read", 90)

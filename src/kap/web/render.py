@@ -1,0 +1,128 @@
+"""Page rendering: one Jinja2 environment, a full page or a fragment, and the page identity."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from kap import __version__
+from kap.core.deps import ProjectContext, read_credentials, resolve_project
+from kap.core.errors import DbNotReady, KapError, NotFound
+from kap.core.runtime import Runtime
+from kap.core.security import Identity
+
+TEMPLATE_DIRS = [Path(__file__).parent / "templates"]
+PROJECT_COOKIE = "kap_project"
+_env: Environment | None = None
+
+
+def environment() -> Environment:
+    """The shared template environment; domains add their folders to TEMPLATE_DIRS."""
+    global _env
+    if _env is None:
+        _env = Environment(loader=FileSystemLoader([str(p) for p in TEMPLATE_DIRS]),
+                           autoescape=select_autoescape(["html", "xml"]), trim_blocks=True, lstrip_blocks=True)
+    return _env
+
+
+@dataclass
+class Page:
+    """What every page template receives."""
+
+    request: Request
+    runtime: Runtime
+    identity: Identity | None
+    ctx: ProjectContext | None = None
+    db_ready: bool = True
+
+    def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+        """Render a full page, or only its `content` block when the request asks for a fragment."""
+        fragment = self.request.headers.get("hx-request") == "true" or self.request.query_params.get("fragment")
+        values = {"page": self, "version": __version__, "dev_auth": self.runtime.settings.dev_auth, **values}
+        tmpl = environment().get_template(template)
+        if fragment and "content" in tmpl.blocks:
+            body = "".join(tmpl.blocks["content"](tmpl.new_context(values)))
+        else:
+            body = tmpl.render(values)
+        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+                   "Referrer-Policy": "same-origin",
+                   "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                                              "script-src 'self'; frame-ancestors 'none'; base-uri 'none'"}
+        return HTMLResponse(body, status_code=status, headers=headers)
+
+    @property
+    def csrf(self) -> str:
+        return self.identity.csrf_token if self.identity and self.identity.csrf_token else ""
+
+
+def page_identity(request: Request, runtime: Runtime) -> Identity | None:
+    """The signed-in user of a page (session cookie), or None."""
+    creds = read_credentials(request)
+    creds.bearer = None
+    creds.dev_user = creds.dev_org = creds.dev_role = None
+    creds.method = "GET"  # page GETs; writes go through the API with the CSRF header
+    if creds.session is None:
+        return None
+    try:
+        return runtime.identity.resolve(creds)
+    except KapError:
+        return None
+
+
+def current_project_id(request: Request) -> uuid.UUID | None:
+    """The project a page shows: `?project_id=` first, then the last one picked."""
+    raw = request.query_params.get("project_id") or request.cookies.get(PROJECT_COOKIE)
+    try:
+        return uuid.UUID(raw) if raw else None
+    except ValueError:
+        return None
+
+
+PageBuilder = Callable[[Page, Session], Response]
+
+
+def with_page(request: Request, runtime: Runtime, build: PageBuilder, *, project: bool = True) -> Response:
+    """Open a page (identity, database, current project), build it, and turn failures into pages."""
+    try:
+        runtime.ensure_schema()
+        identity = page_identity(request, runtime)
+    except (DbNotReady, OperationalError, DBAPIError):
+        return _down_page(request, runtime)
+    if identity is None:
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+    page = Page(request=request, runtime=runtime, identity=identity)
+    try:
+        with runtime.db.app_session(identity.user_id) as session:
+            if project:
+                page.ctx = _current_context(request, session, identity)
+            response = build(page, session)
+            session.commit()
+            return response
+    except (OperationalError, DBAPIError):
+        runtime.db.schema_ready = False
+        return _down_page(request, runtime)
+
+
+def _current_context(request: Request, session: Session, identity: Identity) -> ProjectContext | None:
+    pid = current_project_id(request)
+    if pid is None:
+        return None
+    try:
+        return resolve_project(session, identity, pid)
+    except NotFound:
+        return None
+
+
+def _down_page(request: Request, runtime: Runtime) -> Response:
+    page = Page(request=request, runtime=runtime, identity=None, db_ready=False)
+    return page.render("down.html", status=503)

@@ -1,0 +1,122 @@
+"""Search: ranked, scoped to the project inside the index, safe snippets, one reusable function."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from kap.core.deps import resolve_project
+from kap.core.runtime import Runtime
+from kap.core.security import Identity
+from kap.documents.search import fts5_expression, query_terms, search_chunks
+from tests.conftest import World
+from tests.documents.conftest import CORPUS, ingest_corpus, upload
+
+
+def _search(client: TestClient, world: World, q: str, **extra: object) -> dict[str, object]:
+    response = client.get("/api/search", params={"project_id": str(world.project_a), "q": q, **extra},
+                          headers=world.h("member"))
+    assert response.status_code == 200, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+def test_hits_are_ranked_with_deep_links(client: TestClient, world: World) -> None:
+    docs = ingest_corpus(client, world)
+    body = _search(client, world, "go-live September")
+    hits = body["hits"]
+    assert isinstance(hits, list) and hits
+    assert hits[0]["artifact_id"] == docs["SOW-2026-014 Northwind Workday.pdf"]["id"]
+    assert hits[0]["page"] == 1 and hits[0]["name"] == "SOW-2026-014 Northwind Workday.pdf"
+    assert hits[0]["link"] == f"/documents#artifact={hits[0]['artifact_id']}"
+    assert "<mark>" in hits[0]["snippet"]
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_all_terms_first_then_any(client: TestClient, world: World) -> None:
+    ingest_corpus(client, world)
+    strict = _search(client, world, "Kronos zebra", match="all")
+    assert strict["hits"] == [] and strict["match"] == "all"
+    auto = _search(client, world, "Kronos zebra")
+    assert auto["match"] == "any" and auto["hits"]
+
+
+def test_a_hit_in_another_project_never_comes_back(client: TestClient, world: World) -> None:
+    upload(client, world, "secret.txt", content=b"Project B codename is Bluebird.", project=world.project_b,
+           who="b_member")
+    assert _search(client, world, "Bluebird")["hits"] == []
+    other = client.get("/api/search", params={"project_id": str(world.project_b), "q": "Bluebird"},
+                       headers=world.h("b_member")).json()
+    assert len(other["hits"]) == 1
+    outsider = client.get("/api/search", params={"project_id": str(world.project_b), "q": "Bluebird"},
+                          headers=world.h("outsider"))
+    assert outsider.status_code == 404
+
+
+def test_snippets_are_html_escaped(client: TestClient, world: World) -> None:
+    upload(client, world, "x.txt", content=b"<script>alert('owned')</script> quarterly payroll review")
+    hits = _search(client, world, "payroll")["hits"]
+    assert isinstance(hits, list)
+    snippet = hits[0]["snippet"]
+    assert "<script" not in snippet and "<mark>payroll</mark>" in snippet
+    without_marks = snippet.replace("<mark>", "").replace("</mark>", "")
+    assert "<" not in without_marks and ">" not in without_marks
+
+
+def test_query_syntax_cannot_break_out(client: TestClient, world: World) -> None:
+    upload(client, world, CORPUS / "Test strategy.txt")
+    for q in ['"', "proj:p123", "NOT OR AND", "a) OR (b", "*", "body : x", "NEAR(a b)", "'; drop table x; --"]:
+        response = client.get("/api/search", params={"project_id": str(world.project_a), "q": q},
+                              headers=world.h("member"))
+        assert response.status_code in (200, 422), (q, response.text)
+    empty = client.get("/api/search", params={"project_id": str(world.project_a), "q": "?!"},
+                       headers=world.h("member"))
+    assert empty.status_code == 422 and empty.json()["error"]["code"] == "empty_query"
+    missing = client.get("/api/search", params={"project_id": str(world.project_a)}, headers=world.h("member"))
+    assert missing.status_code == 422
+
+
+def test_fts5_expression_puts_the_project_in_the_index_query() -> None:
+    import uuid
+
+    pid = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    expression = fts5_expression(pid, query_terms('86,500 "Dana Whitfield"'), "all")
+    assert expression == 'proj : "p12345678123456781234567812345678" AND body : ("86 500" AND "dana whitfield")'
+
+
+def test_search_chunks_is_a_reusable_service_function(client: TestClient, world: World, runtime: Runtime) -> None:
+    docs = ingest_corpus(client, world)
+    identity = Identity(via="dev", user_id=world.users["member"])
+    with runtime.db.app_session(identity.user_id) as session:
+        ctx = resolve_project(session, identity, world.project_a)
+        hits = search_chunks(ctx, "executive sponsor client", 5, match="any")
+        assert hits and hits[0].artifact_id.hex == docs["SOW-2026-014 Northwind Workday.pdf"]["id"].replace("-", "")
+        assert "Dana Whitfield" in hits[0].text and hits[0].page == 2
+        scoped = search_chunks(ctx, "Kronos", 10, artifact_ids=[hits[0].artifact_id])
+        assert scoped == []
+
+
+@pytest.mark.postgres_only
+def test_the_database_refuses_search_of_a_project_the_caller_cannot_see(client: TestClient, world: World,
+                                                                        runtime: Runtime) -> None:
+    upload(client, world, "secret.txt", content=b"Project B codename is Bluebird.", project=world.project_b,
+           who="b_member")
+    for who, expected in (("outsider", 0), ("member", 0), ("b_member", 1)):
+        with runtime.db.app_session(world.users[who]) as session:
+            rows = session.execute(text("SELECT count(*) FROM kap_search_chunks(:p, "
+                                        "plainto_tsquery('simple', 'bluebird'), 10)"),
+                                   {"p": world.project_b}).scalar_one()
+        assert rows == expected, who
+
+
+def test_service_work_can_search_a_project_it_names(client: TestClient, world: World, runtime: Runtime) -> None:
+    from kap.core.deps import ProjectContext
+
+    upload(client, world, CORPUS / "Test strategy.txt")
+    with runtime.db.service_session() as session:
+        ctx = ProjectContext(identity=Identity(via="internal", user_id=None), org_id=world.org1,
+                             project_id=world.project_a, project_name="A", role="owner", session=session)
+        hits = search_chunks(ctx, "severity", 5)
+        assert hits and all("everity" in h.text for h in hits)

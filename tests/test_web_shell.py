@@ -1,0 +1,87 @@
+"""The web shell served by the same app: sign-in, project picker, dashboard, settings, admin, banner."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from kap.app import create_app
+from kap.core.runtime import Runtime
+from kap.core.settings import load_settings
+from tests.conftest import World
+
+
+def signed_in(app: Any, user: uuid.UUID) -> TestClient:
+    browser = TestClient(app, raise_server_exceptions=False)
+    response = browser.post("/login/dev", data={"user_id": str(user)}, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    return browser
+
+
+def test_pages_need_a_signed_in_user(client: TestClient) -> None:
+    response = client.get("/dashboard", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"].startswith("/login?next=/dashboard")
+    assert "Sign in to Kap" in client.get("/login").text
+
+
+def test_dev_sign_in_is_refused_without_dev_auth(make_client: Any) -> None:
+    browser = make_client(dev_auth=False)
+    response = browser.post("/login/dev", data={"user_id": str(uuid.uuid4())}, follow_redirects=False)
+    assert response.headers["location"] == "/login"
+    assert "Dev sign-in" not in browser.get("/login").text
+
+
+def test_project_picker_dashboard_settings_and_admin(app: Any, world: World) -> None:
+    with signed_in(app, world.users["owner"]) as browser:
+        home = browser.get("/")
+        assert home.status_code == 200 and f"/projects/{world.project_a}/open" in home.text
+        assert str(world.project_c) not in home.text
+        browser.get(f"/projects/{world.project_a}/open")
+        dash = browser.get("/dashboard")
+        assert dash.status_code == 200 and "A</h1>" in dash.text
+        assert 'href="/settings"' in dash.text and 'href="/admin"' in dash.text
+        settings = browser.get("/settings")
+        assert settings.status_code == 200 and "Invite by email" in settings.text
+        admin = browser.get("/admin", params={"action": "project"})
+        assert admin.status_code == 200 and "Export CSV" in admin.text
+        assert "content-security-policy" in admin.headers
+
+
+def test_member_is_not_offered_what_they_cannot_do(app: Any, world: World) -> None:
+    with signed_in(app, world.users["member"]) as browser:
+        browser.get(f"/projects/{world.project_a}/open")
+        dash = browser.get("/dashboard")
+        assert 'href="/admin"' not in dash.text
+        assert "Invite by email" not in browser.get("/settings").text
+        assert browser.get("/admin").status_code == 403
+
+
+def test_foreign_project_cookie_shows_the_picker(app: Any, world: World) -> None:
+    with signed_in(app, world.users["outsider"]) as browser:
+        browser.get(f"/projects/{world.project_a}/open")
+        response = browser.get("/dashboard")
+        assert response.status_code == 404 and "Pick a project" in response.text
+
+
+def test_fragment_requests_get_only_the_content(app: Any, world: World) -> None:
+    with signed_in(app, world.users["owner"]) as browser:
+        browser.get(f"/projects/{world.project_a}/open")
+        fragment = browser.get("/dashboard", headers={"HX-Request": "true"})
+        assert "<html" not in fragment.text and "<h1>" in fragment.text
+
+
+def test_database_down_page_shows_the_banner(base_settings: dict[str, Any], world: World) -> None:
+    rt = Runtime.build(load_settings(**{**base_settings, "kap_database_url": "postgresql://kap@127.0.0.1:1/kap"}))
+    with TestClient(create_app(runtime=rt), raise_server_exceptions=False) as browser:
+        response = browser.get("/dashboard")
+        assert response.status_code == 503
+        assert 'id="db-banner"' in response.text and 'id="db-banner" class="banner" role="alert" hidden' \
+            not in response.text
+    rt.close()
+
+
+def test_static_assets_are_served(client: TestClient) -> None:
+    assert client.get("/static/kap.js").status_code == 200
+    assert client.get("/static/kap.css").headers["content-type"].startswith("text/css")
