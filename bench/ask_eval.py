@@ -283,7 +283,8 @@ def print_figures(kind: str, figures: dict[str, Any]) -> None:
     if "scaled" in figures:
         scaled = figures["scaled"]
         out(f"[{kind}] at {figures['chunks']} chunks in the project: hit rate {scaled.hit_rate:.0%}, citation "
-            f"precision {scaled.precision:.0%}, p50 {median(scaled.times):.1f} ms, p95 {pct(scaled.times, 0.95):.1f} ms")
+            f"precision {scaled.precision:.0%}, p50 {median(scaled.times):.1f} ms, "
+            f"p95 {pct(scaled.times, 0.95):.1f} ms")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -85,7 +85,8 @@ def main() -> None:
         with postgres_url() as url:
             pg_kap, pg_bare = _run(url, Path(tmp), rls=True)
             off_kap, off_bare = _run(url, Path(tmp), rls=False)
-        out(f"postgresql  kap {pg_kap:8.0f} req/s   bare {pg_bare:8.0f} req/s   kap/bare {pg_kap / pg_bare:.2f}  (RLS on)")
+        out(f"postgresql  kap {pg_kap:8.0f} req/s   bare {pg_bare:8.0f} req/s   "
+            f"kap/bare {pg_kap / pg_bare:.2f}  (RLS on)")
         out(f"postgresql  kap {off_kap:8.0f} req/s   bare {off_bare:8.0f} req/s   kap/bare {off_kap / off_bare:.2f}"
             "  (RLS off)")
         out(f"postgresql RLS on/off {(pg_kap / pg_bare) / (off_kap / off_bare):.2f}   "

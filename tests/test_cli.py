@@ -92,7 +92,7 @@ def test_user_add_puts_a_user_in_an_org_and_project(tmp_path: Path) -> None:
 
 
 def test_demo_self_test_sentinel_line_works(client: Any, settings: Any) -> None:
-    from kap.demo import DemoIds, create_demo, self_test_lines
+    from kap.demo import create_demo, self_test_lines
 
     ids = create_demo(settings)
     lines = "\n".join(self_test_lines(ids))

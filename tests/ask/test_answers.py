@@ -116,3 +116,11 @@ def test_the_answer_uses_only_ready_text_of_this_project(ask_client: TestClient,
     with db.service_session() as s:  # type: ignore[attr-defined]
         chunk = s.get(ArtifactChunk, __import__("uuid").UUID(body["citations"][0]["chunk_id"]))
         assert chunk is not None and chunk.project_id == world.project_a
+
+
+def test_a_follow_up_borrows_the_previous_question(ask_client: TestClient, world: World) -> None:
+    ingest_corpus(ask_client, world)
+    body = ask(ask_client, world, "And who owns it?",
+               history=[{"role": "user", "content": "When does the ADP contract end?"},
+                        {"role": "assistant", "content": "August 31, 2026 [1]"}])
+    assert body["found"] and "Dana Whitfield" in body["answer"] and "R-07" in body["answer"]

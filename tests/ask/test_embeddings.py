@@ -104,3 +104,15 @@ def test_hybrid_retrieval_with_the_local_model(make_client: Callable[..., TestCl
     ask(client, world, "When is go-live?")
     body = ask(client, world, "When is go-live?")
     assert body["retrieval"] == "hybrid" and "September 1, 2026" in body["answer"]
+
+
+def test_the_periodic_job_catches_up_without_a_question(make_client: Callable[..., TestClient],
+                                                        embeddings_server: EmbeddingsServer, world: World,
+                                                        db: Database) -> None:
+    from kap.ask.jobs import embed_all_pending
+
+    client = _api_client(make_client, embeddings_server, 32)
+    upload(client, world, "Plan.txt", b"The planned go-live date is September 1, 2026.")
+    assert {tag for tag, _ in _tags(db, world.project_a)} == {None}
+    embed_all_pending.call_local()
+    assert {tag for tag, _ in _tags(db, world.project_a)} == {"api:fake-32#32"}

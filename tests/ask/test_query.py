@@ -68,3 +68,12 @@ def test_citations_outside_the_given_chunks_are_dropped() -> None:
 def test_base_urls_of_common_servers() -> None:
     assert chat_url("http://127.0.0.1:11434/v1") == "http://127.0.0.1:11434/v1/chat/completions"
     assert chat_url("http://vllm:8000") == "http://vllm:8000/v1/chat/completions"
+
+
+def test_idf_ranking_prefers_the_chunk_with_the_rare_term() -> None:
+    from kap.ask.retrieval import idf_rank
+
+    terms = parse_question("time clock punches").terms
+    common = [(uuid.uuid4(), (True, True, False)) for _ in range(20)]
+    rare = uuid.uuid4()
+    assert idf_rank(terms, [*common, (rare, (True, False, True))], 3)[0] == rare

@@ -129,3 +129,26 @@ def test_run_now_replaces_todays_backup(client: TestClient, world: World) -> Non
                                                  BackupRun.status == "done")).all()
     assert len(done) == 1 and done[0].row_counts["artifacts"] == 1
     assert client.post("/api/backups/run", params=pa(world), headers=world.h("pm")).status_code == 403
+
+
+def test_digest_and_scheduler_status_show_backups_and_restores(client: Any, world: Any) -> None:
+    from tests.conftest import World
+
+    assert isinstance(world, World)
+    params = {"project_id": str(world.project_a)}
+    upload = client.post("/api/ingest-sync", params=params, headers=world.h("owner"),
+                         files={"file": ("notes.txt", b"Cutover starts on Friday at 18:00.", "text/plain")})
+    assert upload.status_code in (200, 201), upload.text
+    run = client.post("/api/backups/run", params=params, headers=world.h("owner")).json()
+    contents = client.get("/api/backups/contents", params={**params, "backup_key": run["key"]},
+                          headers=world.h("owner")).json()
+    entry = next(e for e in contents["entries"] if e["type"] == "artifact")
+    stored = client.post("/api/backups/store-and-reingest", headers=world.h("owner"),
+                         params={**params, "backup_key": run["key"], "artifact_name": entry["name"]})
+    assert stored.status_code == 200, stored.text
+    status = client.get("/api/scheduler/status", params=params, headers=world.h("member")).json()
+    assert status["backups"]["last"]["key"] == run["key"]
+    digest = client.get("/api/digest/preview", params=params, headers=world.h("pm")).json()
+    assert digest["counts"]["restores"] == 1
+    section = next(s for s in digest["sections"] if s["key"] == "restores")
+    assert section["items"][0]["title"] == "notes.txt"

@@ -18,6 +18,7 @@ from kap.core.settings import Settings
 
 MAX_QUESTION_CHARS = 1000
 LLM_CONTEXT_CHUNKS = 6
+FOLLOW_UP_TERMS = 2
 NOT_FOUND = "I could not find this in this project's documents."
 NO_DOCUMENTS = "This project has no documents yet. Upload documents, then ask again."
 NO_WORDS = "I could not find this in this project's documents: the question has no searchable words."
@@ -45,11 +46,12 @@ def clip_question(text: str) -> tuple[str, list[str]]:
 def ask(ctx: ProjectContext, settings: Settings, body: AskCreate) -> AskRead:
     """Answer a question from the project's documents only, cite each fact and log what was shown."""
     text, notes = clip_question(body.question)
-    question = parse_question(text)
+    history = [(t.role, t.content) for t in body.history]
+    question = with_context(parse_question(text), history)
     retrieved = Retrieved(candidates=[], scores={})
     if question.terms:
         retrieved = retrieve(ctx, settings, question)
-    outcome = answer(ctx, settings, question, retrieved, [(t.role, t.content) for t in body.history])
+    outcome = answer(ctx, settings, question, retrieved, history)
     outcome.notes = notes + retrieved.notes + outcome.notes
     if retrieved.needs_embedding:
         schedule_embedding(ctx)
@@ -57,6 +59,17 @@ def ask(ctx: ProjectContext, settings: Settings, body: AskCreate) -> AskRead:
     return AskRead(question_id=entry.id, answer=outcome.answer, mode=outcome.mode,
                    retrieval=retrieved.retrieval, found=outcome.found,
                    citations=outcome.citations, notes=outcome.notes)
+
+
+def with_context(question: Question, history: Sequence[tuple[str, str]]) -> Question:
+    """Borrow the terms of the last user turn when a follow-up says too little on its own ("and who owns it?")."""
+    if len(question.terms) >= FOLLOW_UP_TERMS:
+        return question
+    previous = next((content for role, content in reversed(history) if role == "user"), None)
+    if previous is None:
+        return question
+    merged = parse_question(f"{question.text} {clip_question(previous)[0]}")
+    return Question(text=question.text, terms=merged.terms, expect=question.expect)
 
 
 def answer(ctx: ProjectContext, settings: Settings, question: Question, retrieved: Retrieved,

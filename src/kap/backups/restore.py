@@ -299,20 +299,21 @@ def _transform(table: Table, names: list[str], row: dict[str, Any], plan: Plan) 
 
 
 def _follow_refs(table: Table, values: dict[str, Any], plan: Plan) -> bool:
-    """Point foreign keys at the restored rows; a reference that cannot be kept is nulled, or drops the row."""
+    """Point foreign keys at the restored rows; a lost reference drops the row (CASCADE, NOT NULL) or is nulled."""
     for column in table.c:
         value = values.get(column.name)
         if value is None or not column.foreign_keys or column.name in ("project_id", "org_id"):
             continue
-        target = next(iter(column.foreign_keys)).column.table.name
+        fk = next(iter(column.foreign_keys))
+        target = fk.column.table.name
         gone = value.bytes in plan.dropped or value.bytes in plan.missing_refs.get(target, set())
         if target == "projects":
             values[column.name] = plan.target_project if value == plan.source_project else value
         elif target == "orgs":
             values[column.name] = plan.org_id
         elif gone or (target not in plan.missing_refs and value.bytes not in plan.restored):
-            if not column.nullable:
-                return False
+            if not column.nullable or (fk.ondelete or "").upper() == "CASCADE":
+                return False  # what the database would have done had the row still been there
             values[column.name] = None
         elif value.bytes in plan.restored:
             values[column.name] = plan.new_id(value)

@@ -21,6 +21,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from kap.backups.service import restored_between
 from kap.core.errors import NotFound
 from kap.core.mail import one_line
 from kap.core.models import AuditEvent, Project
@@ -248,11 +249,20 @@ def _signoff_counts(src: Source) -> dict[str, int]:
 
 
 def restores(src: Source) -> Section | None:
-    """Files restored from backups during the period: the backups domain supplies this section."""
-    return None
+    """Files and projects restored from backups during the period (members only)."""
+    if src.recipient.external:
+        return None
+    done = restored_between(src.session, src.project_id, src.period.start, src.period.end)
+    if not done:
+        return None
+    items = [Item(title=r.artifact_name or r.entry or r.backup_key,
+                  detail=f"{r.kind.replace('_', ' ')} by {r.actor_label}",
+                  url=src.link(r.link) if r.link else src.link("/backups")) for r in done[:ITEM_LIMIT]]
+    return Section(key="restores", title="Restored from backups", counts={"restores": len(done)}, items=items,
+                   more=len(done) - len(items))
 
 
-# One entry per source, in the order they appear in the email. Restores come with backups.
+# One entry per source, in the order they appear in the email.
 SECTION_BUILDERS: list[SectionBuilder] = [
     documents_added, documents_reingested, ocr_backlog, stages_moved, signoffs, restores,
 ]

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from kap.backups.writer import backup_status
 from kap.comms import schedule
 from kap.comms.digest import Digest, Period, Recipient, build_digest
 from kap.comms.models import CATEGORIES, CommsSettings, DigestSend, Subscription
@@ -335,8 +336,7 @@ def scheduler_status(ctx: ProjectContext, *, now: datetime | None = None) -> dic
         "current_window": _window(schedule.window_at_or_before(now, rules), rules),
         "waiting": _waiting(ctx.session, ctx.project_id),
         "quiet_now": schedule.in_quiet_hours(now, rules),
-        # Filled in by the backups domain once nightly backups exist.
-        "backups": {"last": None, "next": None},
+        "backups": backup_status(ctx.session, ctx.project_id, now),
     }
 
 

@@ -56,6 +56,25 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+_WROTE = "kap_wrote"
+
+
+@event.listens_for(Session, "after_flush")
+def _mark_written(session: Session, _context: Any) -> None:
+    session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _clear_written(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_WROTE, None)
+
+
+def has_written(session: Session) -> bool:
+    """Whether the session's current transaction has sent any write to the database."""
+    return bool(session.info.get(_WROTE)) or bool(session.new or session.dirty or session.deleted)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kap.core.audit import record_audit
-from kap.core.db import utcnow
+from kap.core.db import has_written, utcnow
 from kap.core.deps import ProjectContext
 from kap.core.errors import Conflict, NotFound
 from kap.core.jobs import enqueue_after_commit
@@ -60,8 +60,10 @@ def _release_snapshot(session: Session) -> None:
 
     On SQLite (WAL) a transaction that read before another connection wrote cannot
     start writing; extraction can take seconds, so nothing may be held open across it.
+    A transaction that has already written (several uploads in one request) is kept:
+    it holds the write lock, so its snapshot cannot go stale.
     """
-    if not (session.new or session.dirty or session.deleted):
+    if not has_written(session):
         session.rollback()
 
 
