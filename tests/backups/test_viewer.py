@@ -131,10 +131,7 @@ def test_run_now_replaces_todays_backup(client: TestClient, world: World) -> Non
     assert client.post("/api/backups/run", params=pa(world), headers=world.h("pm")).status_code == 403
 
 
-def test_digest_and_scheduler_status_show_backups_and_restores(client: Any, world: Any) -> None:
-    from tests.conftest import World
-
-    assert isinstance(world, World)
+def test_digest_and_scheduler_status_show_backups_and_restores(client: TestClient, world: World) -> None:
     params = {"project_id": str(world.project_a)}
     upload = client.post("/api/ingest-sync", params=params, headers=world.h("owner"),
                          files={"file": ("notes.txt", b"Cutover starts on Friday at 18:00.", "text/plain")})
