@@ -80,6 +80,7 @@ def base_settings(database_url: str, data_dir: Path) -> dict[str, Any]:
         "kap_jwt_secret": "test-secret-" + "x" * 32,
         "internal_api_bearer": "internal-" + "y" * 32,
         "kap_public_url": "http://testserver",
+        "kap_embeddings": "off",  # the same answers whether or not kap[semantic] is installed
     }
 
 

@@ -57,7 +57,7 @@ def ask(client: TestClient, world: World, question: str, *, who: str = "member",
 
 @pytest.fixture
 def ask_client(make_client: Callable[..., TestClient]) -> TestClient:
-    """A client with embeddings off: extractive answers over full text, as with no extras installed."""
+    """A client with embeddings off (as in every test by default): extractive answers over full text."""
     return make_client(kap_embeddings="off")
 
 

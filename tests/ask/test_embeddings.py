@@ -24,7 +24,7 @@ def _tags(db: Database, project: uuid.UUID) -> list[tuple[str | None, int]]:
 
 
 def _api_client(make_client: Callable[..., TestClient], server: EmbeddingsServer, dims: int) -> TestClient:
-    return make_client(kap_embeddings_url=server.url, kap_embeddings_model=f"fake-{dims}")
+    return make_client(kap_embeddings="api", kap_embeddings_url=server.url, kap_embeddings_model=f"fake-{dims}")
 
 
 def test_vectors_are_built_in_the_background_then_retrieval_is_hybrid(

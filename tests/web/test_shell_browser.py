@@ -34,7 +34,7 @@ def test_sign_in_create_project_and_open_its_dashboard(context: Any, tmp_path: P
         assert page.locator("#db-banner").is_hidden()
         shot(page, "dashboard")
         page.get_by_role("link", name="Settings").click()
-        page.get_by_label("Email").fill("client.pm@example.com")
+        page.locator("#invite-email").fill("client.pm@example.com")
         page.get_by_role("button", name="Invite").click()
         page.wait_for_selector("text=client.pm@example.com")
         shot(page, "settings")

@@ -150,21 +150,21 @@ def upgrade() -> None:
                      privileges="SELECT, UPDATE")
     rls.protect_with("org_members", "user_id = kap_user_id() OR kap_is_org_member(org_id)",
                      "kap_is_org_admin(org_id)", privileges="SELECT")
-    rls.protect_with("projects", "kap_can_see_project(id)", "kap_is_org_member(org_id)",
+    rls.protect_with("projects", f"id IN {rls.VISIBLE_PROJECTS}", "kap_is_org_member(org_id)",
                      privileges="SELECT, INSERT, UPDATE")
-    rls.protect_with("project_members", "kap_can_see_project(project_id)",
-                     "kap_can_see_project(project_id) OR kap_created_project(project_id)")
+    rls.protect_with("project_members", f"project_id IN {rls.VISIBLE_PROJECTS}",
+                     f"project_id IN {rls.VISIBLE_PROJECTS} OR kap_created_project(project_id)")
     rls.protect_with(
         "audit_events",
-        "(project_id IS NOT NULL AND kap_can_see_project(project_id)) OR kap_is_org_admin(org_id)",
+        f"project_id IN {rls.VISIBLE_PROJECTS} OR kap_is_org_admin(org_id)",
         "(project_id IS NULL AND kap_is_org_member(org_id)) OR (project_id IS NOT NULL AND "
-        "(kap_can_see_project(project_id) OR kap_created_project(project_id)))",
+        f"(project_id IN {rls.VISIBLE_PROJECTS} OR kap_created_project(project_id)))",
         privileges="SELECT, INSERT",
     )
     rls.protect_with("telemetry_events", "kap_is_org_admin(org_id)", privileges="SELECT")
     rls.protect_with("email_log",
-                     "kap_is_org_admin(org_id) OR (project_id IS NOT NULL AND kap_can_see_project(project_id))",
-                     "(project_id IS NOT NULL AND kap_can_see_project(project_id)) OR "
+                     f"kap_is_org_admin(org_id) OR project_id IN {rls.VISIBLE_PROJECTS}",
+                     f"project_id IN {rls.VISIBLE_PROJECTS} OR "
                      "(project_id IS NULL AND (org_id IS NULL OR kap_is_org_member(org_id)))",
                      privileges="SELECT, INSERT")
     rls.protect("login_tokens", "service")
