@@ -15,7 +15,10 @@ from kap.accounts.api import router as accounts_router
 from kap.admin.api import router as admin_router
 from kap.ask.api import install_probe as install_ask_probe
 from kap.ask.api import router as ask_router
+from kap.ask.pages import router as ask_pages
 from kap.backups.api import router as backups_router
+from kap.backups.pages import router as backups_pages
+from kap.comms import pages as _comms_pages  # noqa: F401  (settings sections and the scheduler chip)
 from kap.comms.api import router as comms_router
 from kap.core import jobs
 from kap.core.http import EdgeMiddleware, RequestIdFilter, install_error_handlers
@@ -24,10 +27,12 @@ from kap.core.runtime import Runtime
 from kap.core.settings import Settings, get_settings
 from kap.documents import models as _documents_models  # noqa: F401  (registers the tables)
 from kap.documents.api import router as documents_router
+from kap.documents.pages import router as documents_pages
 from kap.projects.api import router as projects_router
 from kap.qa.api import router as qa_router
 from kap.sentinel.api import router as sentinel_router
 from kap.stages.api import router as stages_router
+from kap.stages.pages import router as stages_pages
 from kap.stages.public import router as signoff_router
 from kap.system.api import router as system_router
 from kap.web.pages import router as web_router
@@ -36,7 +41,8 @@ log = logging.getLogger("kap")
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 ROUTERS = [system_router, qa_router, accounts_router, projects_router, admin_router, sentinel_router, web_router,
-           documents_router, stages_router, signoff_router, comms_router, backups_router, ask_router]
+           documents_router, stages_router, signoff_router, comms_router, backups_router, ask_router,
+           documents_pages, ask_pages, stages_pages, backups_pages]
 
 
 def configure_logging(level: str) -> None:

@@ -1,10 +1,57 @@
-"""The dashboard's Restore Activity panel."""
+"""The Backups page (list, contents, download, store + re-ingest, restore) and the Restore Activity panel."""
 
 from __future__ import annotations
 
-from kap.backups.service import restore_activity
-from kap.core.deps import ProjectContext
-from kap.web.registry import Panel, Row, dashboard_panel
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from kap.backups.schemas import BackupContents
+from kap.backups.service import contents, list_backups, restore_activity
+from kap.core.deps import ProjectContext, RuntimeDep
+from kap.core.errors import KapError
+from kap.core.runtime import Runtime
+from kap.web.pages import project_page
+from kap.web.registry import Panel, Row, dashboard_panel, nav_item
+from kap.web.render import TEMPLATE_DIRS
+
+router = APIRouter(include_in_schema=False)
+TEMPLATES = Path(__file__).parent / "templates"
+if TEMPLATES not in TEMPLATE_DIRS:
+    TEMPLATE_DIRS.append(TEMPLATES)
+
+nav_item("/backups", "Backups", "backups.read", 70)
+
+
+def _contents(ctx: ProjectContext, runtime: Runtime, key: str | None) -> tuple[BackupContents | None, str | None]:
+    if not key:
+        return None, None
+    try:
+        return contents(ctx, runtime, key), None
+    except KapError as exc:
+        return None, exc.message
+
+
+def _query(ctx: ProjectContext, **params: str) -> str:
+    return urlencode({"project_id": str(ctx.project_id), **params})
+
+
+@router.get("/backups")
+def backups_page(request: Request, runtime: RuntimeDep,
+                 key: Annotated[str | None, Query(max_length=400)] = None) -> Response:
+    """The project's backups, the contents of one, and what may be done with them."""
+    def values(ctx: ProjectContext) -> dict[str, Any]:
+        listing = list_backups(ctx, runtime)
+        chosen = key or (listing.backups[0].key if listing.backups else None)
+        shown, problem = _contents(ctx, runtime, chosen)
+        return {"listing": listing, "chosen": chosen, "shown": shown, "problem": problem,
+                "q": lambda **p: _query(ctx, **p), "can_run": ctx.allows("backups.run"),
+                "can_restore": ctx.allows("backups.restore"),
+                "activity": restore_activity(ctx.session, ctx.project_id, limit=20)}
+    return project_page(request, runtime, "backups.html", "backups.read", values)
 
 
 @dashboard_panel(order=60)

@@ -19,7 +19,7 @@ from kap.core.models import AuditEvent, TelemetryEvent, User
 from kap.core.permissions import PROJECT_ROLE_RANK
 from kap.core.security import CSRF_COOKIE, SESSION_COOKIE, ensure_user
 from kap.projects.service import list_members, list_projects
-from kap.web.registry import Panel, Row, build_panels, dashboard_panel, visible_nav
+from kap.web.registry import Panel, Row, build_panels, build_sections, dashboard_panel, visible_nav
 from kap.web.render import PROJECT_COOKIE, Page, environment, page_identity, with_page
 
 router = APIRouter(include_in_schema=False)
@@ -128,7 +128,7 @@ def settings_page(request: Request, runtime: RuntimeDep) -> Response:
     def values(ctx: Any) -> dict[str, Any]:
         return {"members": list_members(ctx), "can_manage": ctx.allows("members.manage"),
                 "roles": [r for r in PROJECT_ROLE_RANK if PROJECT_ROLE_RANK[r] <= PROJECT_ROLE_RANK[ctx.role]],
-                "extra_sections": []}
+                "extra_sections": build_sections(ctx)}
     return project_page(request, runtime, "settings.html", "members.read", values)
 
 

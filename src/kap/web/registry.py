@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from markupsafe import Markup
+
 from kap.core.deps import ProjectContext
 
 
@@ -33,8 +35,10 @@ class NavItem:
 
 
 PanelBuilder = Callable[[ProjectContext], Panel | None]
+SectionBuilder = Callable[[ProjectContext], str | None]
 NAV: list[NavItem] = []
 PANELS: list[tuple[int, PanelBuilder]] = []
+SECTIONS: list[tuple[int, SectionBuilder]] = []
 
 
 def nav_item(href: str, label: str, action: str, order: int) -> None:
@@ -52,6 +56,20 @@ def dashboard_panel(order: int) -> Callable[[PanelBuilder], PanelBuilder]:
             PANELS.sort(key=lambda item: item[0])
         return builder
     return register
+
+
+def settings_section(order: int) -> Callable[[SectionBuilder], SectionBuilder]:
+    """Register a section of the settings page; the builder returns rendered HTML, or None to hide it."""
+    def register(builder: SectionBuilder) -> SectionBuilder:
+        if builder not in [b for _, b in SECTIONS]:
+            SECTIONS.append((order, builder))
+            SECTIONS.sort(key=lambda item: item[0])
+        return builder
+    return register
+
+
+def build_sections(ctx: ProjectContext) -> list[Markup]:
+    return [Markup(html) for _, builder in SECTIONS if (html := builder(ctx)) is not None]
 
 
 def visible_nav(ctx: ProjectContext) -> list[tuple[str, str]]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -29,10 +31,26 @@ _env: Environment | None = None
 def environment() -> Environment:
     """The shared template environment; domains add their folders to TEMPLATE_DIRS."""
     global _env
+    paths = [str(p) for p in TEMPLATE_DIRS]
     if _env is None:
-        _env = Environment(loader=FileSystemLoader([str(p) for p in TEMPLATE_DIRS]),
+        _env = Environment(loader=FileSystemLoader(paths),
                            autoescape=select_autoescape(["html", "xml"]), trim_blocks=True, lstrip_blocks=True)
+        _env.filters["when"] = when
+    elif isinstance(_env.loader, FileSystemLoader) and _env.loader.searchpath != paths:
+        _env.loader = FileSystemLoader(paths)  # a domain added its folder after the first use
     return _env
+
+
+def when(value: datetime | str | None, zone: str | None = None) -> str:
+    """A moment as people read it: `YYYY-MM-DD HH:MM` and the zone (UTC unless one is given)."""
+    if not value:
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if zone:
+        return f"{moment.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}"
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 @dataclass

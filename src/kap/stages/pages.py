@@ -1,0 +1,60 @@
+"""The Stages page: the plan, sign-off requests and their decisions, certificates; the stage progress panel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from kap.core.deps import ProjectContext, RuntimeDep
+from kap.projects.service import list_members
+from kap.stages import service, signoff
+from kap.stages.schemas import SignoffRequestRead, StageRead
+from kap.web.pages import project_page
+from kap.web.registry import Panel, Row, dashboard_panel, nav_item
+from kap.web.render import TEMPLATE_DIRS
+
+router = APIRouter(include_in_schema=False)
+TEMPLATES = Path(__file__).parent / "templates"
+if TEMPLATES not in TEMPLATE_DIRS:
+    TEMPLATE_DIRS.append(TEMPLATES)
+
+nav_item("/stages", "Stages", "stages.read", 40)
+
+STAGE_LABELS = {"pending": "Not started", "in_progress": "In progress", "in_review": "Awaiting sign-off",
+                "signed_off": "Signed off", "rejected": "Rejected"}
+DECIDED = ("approved", "rejected")
+
+
+def _requests(ctx: ProjectContext, stages: list[StageRead]) -> dict[Any, list[SignoffRequestRead]]:
+    return {s.id: signoff.list_requests(ctx, s.id) for s in stages}
+
+
+@router.get("/stages")
+def stages_page(request: Request, runtime: RuntimeDep) -> Response:
+    """The project's stages with plan editing and sign-off for pm and above."""
+    def values(ctx: ProjectContext) -> dict[str, Any]:
+        stages = service.list_stages(ctx)
+        members = list_members(ctx)
+        return {"stages": stages, "requests": _requests(ctx, stages), "members": members,
+                "owners": {m.user_id: m.name or m.email or str(m.user_id) for m in members},
+                "labels": STAGE_LABELS, "decided": DECIDED, "can_plan": ctx.allows("stages.write"),
+                "can_request": ctx.allows("signoff.request"), "api_q": f"project_id={ctx.project_id}",
+                "missing_defaults": [t for t in service.DEFAULT_STAGES if t not in {s.title for s in stages}]}
+    return project_page(request, runtime, "stages.html", "stages.read", values)
+
+
+@dashboard_panel(order=15)
+def stage_progress_panel(ctx: ProjectContext) -> Panel | None:
+    """How far the project is: each stage with its status, signed-off count as the chip."""
+    if not ctx.allows("stages.read"):
+        return None
+    stages = service.list_stages(ctx)
+    done = sum(1 for s in stages if s.status == "signed_off")
+    rows = [Row(text=s.title, href=f"/stages#stage-{s.id}", meta=STAGE_LABELS.get(s.status, s.status))
+            for s in stages]
+    return Panel(id="stage-progress", title="Stage progress", rows=rows,
+                 chip=f"{done} of {len(stages)} signed off" if stages else None,
+                 empty="No stages planned yet.")
