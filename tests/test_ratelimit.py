@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from sqlalchemy import select
 from kap.core.db import Database
 from kap.core.models import TelemetryEvent
 from kap.core.ratelimit import client_address
+from tests.conftest import free_port
 
 REDIS_URL = os.environ.get("KAP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -51,10 +51,6 @@ def test_forwarded_for_is_trusted_only_from_trusted_proxies() -> None:
     assert client_address("8.8.8.8", "1.2.3.4", ["10.0.0.0/8"]) == "8.8.8.8"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -81,7 +77,7 @@ def test_two_api_processes_share_one_budget_through_redis(settings: Any, factory
     env = {**os.environ, "KAP_DATABASE_URL": settings.database_url, "KAP_DATA_DIR": str(tmp_path),
            "KAP_REDIS_URL": REDIS_URL, "RATE_LIMIT_MAX": "6", "RATE_LIMIT_WINDOW_SEC": "120", "DEV_AUTH": "1",
            "KAP_AUTO_MIGRATE": "0", "KAP_LOG_LEVEL": "WARNING"}
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     procs = [subprocess.Popen([sys.executable, "-m", "kap", "serve", "--port", str(p)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for p in ports]
     try:

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,36 +21,6 @@ CORPUS = FIXTURES / "northwind"
 S3_KEYS = {"kap_s3_access_key_id": "testing", "kap_s3_secret_access_key": "testing-secret"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def backup_s3_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A moto S3 server on loopback: multipart uploads go over HTTP exactly as with AWS."""
-    binary = shutil.which("moto_server") or str(Path(__file__).resolve().parents[2] / ".venv/bin/moto_server")
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("moto-backups") / "moto.log").open("wb")
-    proc = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise RuntimeError("moto_server exited")
-            try:
-                urllib.request.urlopen(url, timeout=1).close()
-                break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -66,7 +29,7 @@ def bk_client(request: pytest.FixtureRequest, client: TestClient,
     """A client whose storage is the local folder or the S3 server."""
     if request.param == "local":
         return client
-    url = request.getfixturevalue("backup_s3_url")
+    url = request.getfixturevalue("s3_url")
     suffix = uuid.uuid4().hex[:10]
     return make_client(kap_s3_endpoint_url=url, kap_s3_bucket_artifacts=f"art-{suffix}",
                        kap_s3_bucket_backups=f"bak-{suffix}", **S3_KEYS)

@@ -26,8 +26,8 @@ from kap.cli import app as cli
 from kap.core.models import AuditEvent, TelemetryEvent
 from kap.core.settings import load_settings
 from kap.core.storage import S3Storage, Storages
-from tests.backups.conftest import S3_KEYS, _free_port, pa, read_zip, run_backup, runtime_of, upload
-from tests.conftest import World
+from tests.backups.conftest import S3_KEYS, pa, read_zip, run_backup, runtime_of, upload
+from tests.conftest import World, free_port
 
 
 def test_retention_over_twenty_days_keeps_fourteen(bk_client: TestClient, world: World) -> None:
@@ -96,7 +96,7 @@ def test_a_failed_backup_goes_to_telemetry_and_the_status(client: TestClient, wo
                                                           base_settings: dict[str, Any]) -> None:
     rt = runtime_of(client)
     upload(client, world, "notes.txt", b"this backup cannot be stored")
-    dead = load_settings(**{**base_settings, "kap_s3_endpoint_url": f"http://127.0.0.1:{_free_port()}", **S3_KEYS})
+    dead = load_settings(**{**base_settings, "kap_s3_endpoint_url": f"http://127.0.0.1:{free_port()}", **S3_KEYS})
     unreachable = replace(rt, storage=Storages(rt.storage.artifacts, S3Storage(dead, "backups")))
     with pytest.raises(Exception):  # noqa: B017  whatever the S3 client raises, the run records it
         backup_project(unreachable, world.project_a, now=datetime(2026, 4, 1, 2, 30, tzinfo=UTC))

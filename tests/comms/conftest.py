@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from kap.core.db import Database, utcnow
 from kap.core.models import EmailLog, Project
 from kap.core.runtime import Runtime
 from kap.documents.models import Artifact
+from tests.conftest import free_port
 
 
 @pytest.fixture
@@ -82,10 +82,6 @@ def count_sends(db: Database, project_id: uuid.UUID) -> int:
                             .where(DigestSend.project_id == project_id)) or 0)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

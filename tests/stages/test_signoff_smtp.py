@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from email import policy
 from email.message import EmailMessage
@@ -14,7 +13,7 @@ from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 
 from kap.core.db import Database
-from tests.conftest import World
+from tests.conftest import World, free_port
 from tests.stages.conftest import add_artifact, parts, recipient, token_in
 
 
@@ -34,16 +33,12 @@ class Inbox:
         return [m for m in self.messages if str(m["To"]) == address]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
     inbox = Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -79,7 +74,7 @@ def test_flow_with_a_real_smtp_server(make_client: Callable[..., TestClient], sm
 
 
 def test_smtp_failure_is_reported_not_raised(make_client: Callable[..., TestClient], world: World) -> None:
-    client = make_client(kap_smtp_url=f"smtp://127.0.0.1:{_free_port()}")
+    client = make_client(kap_smtp_url=f"smtp://127.0.0.1:{free_port()}")
     pa = {"project_id": str(world.project_a)}
     stage = client.post("/api/stages", params=pa, json={"title": "Deploy"}, headers=world.h("pm")).json()
     asked = client.post(f"/api/stages/{stage['id']}/signoff-requests", params=pa,
