@@ -1,4 +1,7 @@
-"""Run every benchmark module (`bench/bench_*.py`), or the ones named: `python -m bench foundation`."""
+"""Run every benchmark module (`bench/bench_*.py`), or the ones named: `python -m bench foundation`.
+
+Arguments after `--` go to the modules: `python -m bench documents -- --big`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,10 @@ from pathlib import Path
 
 
 def main() -> None:
-    wanted = set(sys.argv[1:])
+    args = sys.argv[1:]
+    module_args = args[args.index("--") + 1:] if "--" in args else []
+    wanted = set(args[:args.index("--")] if "--" in args else args)
+    sys.argv = [sys.argv[0], *module_args]
     names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.startswith("bench_"))
     for name in names:
         short = name.removeprefix("bench_")

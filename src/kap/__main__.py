@@ -1,3 +1,4 @@
 from kap.cli import main
 
-main()
+if __name__ == "__main__":  # also imported by multiprocessing children
+    main()
