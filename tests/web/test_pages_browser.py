@@ -52,11 +52,19 @@ def _new_project(page: Any, server: Server, name: str) -> None:
 
 def _upload_corpus(page: Any) -> None:
     page.get_by_role("link", name="Documents", exact=True).click()
+    # Toasts come and go (six seconds, five at a time): record every one shown, then check.
+    page.evaluate("""() => { window.shownToasts = [];
+        new MutationObserver(changes => changes.forEach(c => c.addedNodes.forEach(n => {
+            if (n.classList && n.classList.contains('toast'))
+                window.shownToasts.push(n.className + ' ' + n.textContent);
+        }))).observe(document.getElementById('toasts'), { childList: true }); }""")
     page.get_by_label("Files").set_input_files([str(p) for p in CORPUS])
     page.get_by_role("button", name="Upload").click()
     expect(page.locator("#uploads progress")).to_have_count(len(CORPUS))
-    page.locator(".toast.ok", has_text="is ready").first.wait_for(timeout=60_000)
-    page.locator(".toast", has_text="landed in the Needs OCR lane").first.wait_for(timeout=60_000)
+    for wanted in ("ok", "is ready"), ("", "landed in the Needs OCR lane"):
+        page.wait_for_function(
+            "([kind, text]) => window.shownToasts.some(t => t.includes(kind) && t.includes(text))",
+            arg=list(wanted), timeout=120_000)
     rows = page.locator("#doc-list tbody tr[data-status]")
     page.wait_for_function(
         """([count, done]) => { const rows = [...document.querySelectorAll('#doc-list tbody tr[data-status]')];
