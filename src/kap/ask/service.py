@@ -12,7 +12,6 @@ from kap.ask.models import AskQuestion
 from kap.ask.query import Question, parse_question
 from kap.ask.retrieval import Candidate, Retrieved, has_documents, retrieve, schedule_embedding
 from kap.ask.schemas import AskCreate, AskLog, AskLogEntry, AskRead, Citation
-from kap.core.audit import record_audit
 from kap.core.deps import ProjectContext
 from kap.core.settings import Settings
 
@@ -156,10 +155,8 @@ def log_question(ctx: ProjectContext, text: str, outcome: Outcome, retrieved: Re
                         cited_chunk_ids=[str(c.chunk_id) for c in outcome.citations])
     ctx.session.add(entry)
     ctx.session.flush()
-    record_audit(ctx.session, org_id=ctx.org_id, project_id=ctx.project_id, actor_id=ctx.user_id,
-                 actor_label=ctx.identity.label, action="ask.asked", target_type="question", target_id=entry.id,
-                 details={"found": outcome.found, "mode": outcome.mode, "chunks": len(entry.chunk_ids)},
-                 ip=ctx.ip, user_agent=ctx.user_agent)
+    ctx.audit("ask.asked", "question", entry.id, found=outcome.found, mode=outcome.mode,
+              chunks=len(entry.chunk_ids))
     return entry
 
 

@@ -30,7 +30,6 @@ from kap.backups.schemas import (
     RunResult,
 )
 from kap.backups.writer import Actor, backup_project, last_backup, next_backup_window, trim_project
-from kap.core.audit import record_audit
 from kap.core.db import utcnow
 from kap.core.deps import ProjectContext
 from kap.core.errors import Conflict, NotFound, ValidationFailed
@@ -271,11 +270,8 @@ def _apply_version(ctx: ProjectContext, runtime: Runtime, artifact_id: uuid.UUID
 
 
 def _record_reingest(ctx: ProjectContext, key: str, entry: str, artifact: Artifact, mode: str) -> None:
-    record_audit(ctx.session, org_id=ctx.org_id, project_id=ctx.project_id, actor_id=ctx.user_id,
-                 actor_label=ctx.identity.label, action="backup.reingest", target_type="document",
-                 target_id=str(artifact.id), details={"backup_key": key, "entry": entry, "mode": mode,
-                                                      "name": artifact.name, "version": artifact.version},
-                 ip=ctx.ip, user_agent=ctx.user_agent)
+    ctx.audit("backup.reingest", "document", artifact.id, backup_key=key, entry=entry, mode=mode,
+              name=artifact.name, version=artifact.version)
     ctx.session.add(RestoreActivity(org_id=ctx.org_id, project_id=ctx.project_id, kind="reingest", backup_key=key,
                                     entry=entry, artifact_id=artifact.id, artifact_name=artifact.name, mode=mode,
                                     actor_id=ctx.user_id, actor_label=ctx.identity.label,

@@ -41,12 +41,6 @@ RULE_FIELDS = ("timezone", "quiet_start", "quiet_end", "daily_cap", "digest_week
                "digest_enabled")
 
 
-def _audit(ctx: ProjectContext, action: str, target_type: str, target_id: object, **details: object) -> None:
-    record_audit(ctx.session, org_id=ctx.org_id, project_id=ctx.project_id, actor_id=ctx.user_id,
-                 actor_label=ctx.identity.label, action=action, target_type=target_type,
-                 target_id=str(target_id), details=dict(details), ip=ctx.ip, user_agent=ctx.user_agent)
-
-
 # --- settings ---------------------------------------------------------------------------------
 
 def rules_of(row: CommsSettings | None) -> Rules:
@@ -83,7 +77,7 @@ def update_settings(ctx: ProjectContext, body: CommsSettingsUpdate) -> CommsSett
         setattr(row, name, value)
     if "digest_weekday" in changes or "digest_hour" in changes or "timezone" in changes:
         row.planned_window = None
-    _audit(ctx, "comms.settings_updated", "project", ctx.project_id, old=old, new=changes)
+    ctx.audit("comms.settings_updated", "project", ctx.project_id, old=old, new=changes)
     ctx.session.flush()
     return get_settings(ctx)
 
@@ -166,7 +160,7 @@ def _set_mine(ctx: ProjectContext, choices: Mapping[str, bool]) -> None:
         if row.subscribed != subscribed:
             row.subscribed = subscribed
             row.unsubscribed_at = None if subscribed else utcnow()
-    _audit(ctx, "comms.subscriptions_changed", "user", ctx.user_id, choices=choices)
+    ctx.audit("comms.subscriptions_changed", "user", ctx.user_id, choices=choices)
 
 
 def _set_externals(ctx: ProjectContext, wanted: list[ExternalRecipient]) -> None:
@@ -181,7 +175,7 @@ def _set_externals(ctx: ProjectContext, wanted: list[ExternalRecipient]) -> None
     removed = [r for r in existing if (r.recipient_key, r.category) not in keep]
     for row in removed:
         ctx.session.delete(row)
-    _audit(ctx, "comms.external_recipients_set", "project", ctx.project_id,
+    ctx.audit("comms.external_recipients_set", "project", ctx.project_id,
            emails=sorted({normalise_address(str(e.email)) for e in wanted}),
            removed=sorted({r.email or "" for r in removed}))
 
@@ -287,7 +281,7 @@ def send_now(ctx: ProjectContext, runtime: Runtime, to: str | None) -> tuple[str
     result = runtime.mailer.send(Mail(to=target, subject=f"[Test] {digest.subject}",
                                       text=digest.text, html=digest.html, kind="digest_test",
                                       org_id=ctx.org_id, project_id=ctx.project_id))
-    _audit(ctx, "digest.test_sent", "email", result.log_id or "", to=target,
+    ctx.audit("digest.test_sent", "email", result.log_id or "", to=target,
            status=result.status, view="external" if recipient.external else "member")
     ctx.session.flush()
     return target, digest, result

@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Uuid, and_, bindparam, select
 from sqlalchemy.orm import Session
 
+from kap.core.audit import record_audit
 from kap.core.errors import Forbidden, NotFound, Unauthorized
 from kap.core.models import OrgMember, Project, ProjectMember
 from kap.core.permissions import ACTIONS, higher_role, lower_role, org_role_as_project_role, role_allows
@@ -150,6 +151,12 @@ class ProjectContext:
 
     def allows(self, action: str) -> bool:
         return role_allows(self.role, action)
+
+    def audit(self, action: str, target_type: str, target_id: object, **details: Any) -> None:
+        """Record an event by the caller in this project, in the request's transaction."""
+        record_audit(self.session, org_id=self.org_id, project_id=self.project_id, actor_id=self.user_id,
+                     actor_label=self.identity.label, action=action, target_type=target_type,
+                     target_id=str(target_id), details=details, ip=self.ip, user_agent=self.user_agent)
 
 
 _UID = bindparam("uid", type_=Uuid())

@@ -10,7 +10,6 @@ from typing import IO, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kap.core.audit import record_audit
 from kap.core.db import has_written, utcnow
 from kap.core.deps import ProjectContext
 from kap.core.errors import Conflict, NotFound
@@ -26,10 +25,7 @@ __all__ = ["ChunkHit", "search_chunks"]
 
 
 def _audit(ctx: ProjectContext, action: str, artifact: Artifact, **details: object) -> None:
-    record_audit(ctx.session, org_id=ctx.org_id, project_id=ctx.project_id, actor_id=ctx.user_id,
-                 actor_label=ctx.identity.label, action=action, target_type="document",
-                 target_id=str(artifact.id), details={"name": artifact.name, **details}, ip=ctx.ip,
-                 user_agent=ctx.user_agent)
+    ctx.audit(action, "document", artifact.id, name=artifact.name, **details)
 
 
 def get_artifact(ctx: ProjectContext, artifact_id: uuid.UUID) -> Artifact:

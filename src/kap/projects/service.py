@@ -18,12 +18,6 @@ from kap.core.security import Identity
 from kap.projects.schemas import MemberRead, ProjectRead
 
 
-def _audit(ctx: ProjectContext, action: str, target_type: str, target_id: object, **details: object) -> None:
-    record_audit(ctx.session, org_id=ctx.org_id, project_id=ctx.project_id, actor_id=ctx.user_id,
-                 actor_label=ctx.identity.label, action=action, target_type=target_type,
-                 target_id=str(target_id), details=dict(details), ip=ctx.ip, user_agent=ctx.user_agent)
-
-
 def caller_org(session: Session, identity: Identity, org_id: uuid.UUID | None) -> uuid.UUID:
     """The org a new project goes into: the one asked for, the dev org, or the caller's only org."""
     wanted = org_id or identity.dev_org
@@ -91,7 +85,7 @@ def rename_project(ctx: ProjectContext, name: str) -> ProjectRead:
     project = ctx.session.get(Project, ctx.project_id)
     assert project is not None
     old, project.name = project.name, name
-    _audit(ctx, "project.renamed", "project", project.id, old=old, new=name)
+    ctx.audit("project.renamed", "project", project.id, old=old, new=name)
     ctx.session.flush()
     return get_project(ctx)
 
@@ -102,7 +96,7 @@ def archive_project(ctx: ProjectContext) -> ProjectRead:
     assert project is not None
     if project.archived_at is None:
         project.archived_at = utcnow()
-        _audit(ctx, "project.archived", "project", project.id)
+        ctx.audit("project.archived", "project", project.id)
         ctx.session.flush()
     return get_project(ctx)
 
@@ -140,7 +134,7 @@ def add_member(ctx: ProjectContext, user: User, role: str, *, invited: bool) -> 
     ensure_not_member(ctx, user.id)
     member = ProjectMember(org_id=ctx.org_id, project_id=ctx.project_id, user_id=user.id, role=role)
     ctx.session.add(member)
-    _audit(ctx, "member.invited" if invited else "member.added", "user", user.id, role=role,
+    ctx.audit("member.invited" if invited else "member.added", "user", user.id, role=role,
            email=user.email)
     ctx.session.flush()
     return MemberRead(user_id=user.id, email=user.email, name=user.name, role=role,
@@ -173,7 +167,7 @@ def change_role(ctx: ProjectContext, user_id: uuid.UUID, role: str) -> MemberRea
     if member.role == "owner" and role != "owner" and _owner_count(ctx) <= 1:
         raise Conflict("a project keeps at least one owner", code="last_owner")
     old, member.role = member.role, role
-    _audit(ctx, "member.role_changed", "user", user_id, old=old, new=role)
+    ctx.audit("member.role_changed", "user", user_id, old=old, new=role)
     ctx.session.flush()
     user = ctx.session.get(User, user_id)
     assert user is not None
@@ -192,7 +186,7 @@ def remove_member(ctx: ProjectContext, user_id: uuid.UUID) -> None:
     if member.role == "owner" and _owner_count(ctx) <= 1:
         raise Conflict("the last owner cannot leave the project", code="last_owner")
     ctx.session.delete(member)
-    _audit(ctx, "member.left" if leaving else "member.removed", "user", user_id, role=member.role)
+    ctx.audit("member.left" if leaving else "member.removed", "user", user_id, role=member.role)
     ctx.session.flush()
 
 
