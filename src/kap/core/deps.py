@@ -92,9 +92,9 @@ def limit_anonymous(request: Request, runtime: RuntimeDep) -> None:
 CurrentIdentity = Annotated[Identity, Depends(require_identity)]
 
 
-def _session(runtime: Runtime, user_id: uuid.UUID | None) -> Iterator[Session]:
+def _request_transaction(runtime: Runtime, session: Session) -> Iterator[Session]:
+    """Yield the session; commit when the handler returns, roll back on any error."""
     runtime.ensure_schema()
-    session = runtime.db.app_session(user_id)
     try:
         yield session
         session.commit()
@@ -107,24 +107,17 @@ def _session(runtime: Runtime, user_id: uuid.UUID | None) -> Iterator[Session]:
 
 def user_session(runtime: RuntimeDep, identity: CurrentIdentity) -> Iterator[Session]:
     """The request's transaction as the caller; committed when the handler returns."""
-    yield from _session(runtime, identity.user_id)
+    yield from _request_transaction(runtime, runtime.db.app_session(identity.user_id))
 
 
 def public_session(runtime: RuntimeDep) -> Iterator[Session]:
     """A transaction for a public route: on PostgreSQL it sees no tenant rows."""
-    yield from _session(runtime, None)
+    yield from _request_transaction(runtime, runtime.db.app_session(None))
 
 
 def service_session(runtime: RuntimeDep) -> Iterator[Session]:
     """A trusted transaction for routes that authorise by other means (signed tokens)."""
-    runtime.ensure_schema()
-    with runtime.db.service_session() as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    yield from _request_transaction(runtime, runtime.db.service_session())
 
 
 UserSession = Annotated[Session, Depends(user_session, scope="function")]
