@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from markupsafe import Markup
 
@@ -48,24 +49,27 @@ def nav_item(href: str, label: str, action: str, order: int) -> None:
         NAV.sort(key=lambda item: item.order)
 
 
-def dashboard_panel(order: int) -> Callable[[PanelBuilder], PanelBuilder]:
-    """Register a dashboard panel; the builder returns None to hide it for this caller."""
-    def register(builder: PanelBuilder) -> PanelBuilder:
-        if builder not in [b for _, b in PANELS]:
-            PANELS.append((order, builder))
-            PANELS.sort(key=lambda item: item[0])
+B = TypeVar("B", bound=Callable[..., object])
+
+
+def _ordered(registry: list[tuple[int, B]], order: int) -> Callable[[B], B]:
+    """A decorator adding a builder to a registry once, kept sorted by `order`."""
+    def register(builder: B) -> B:
+        if builder not in [b for _, b in registry]:
+            registry.append((order, builder))
+            registry.sort(key=lambda item: item[0])
         return builder
     return register
+
+
+def dashboard_panel(order: int) -> Callable[[PanelBuilder], PanelBuilder]:
+    """Register a dashboard panel; the builder returns None to hide it for this caller."""
+    return _ordered(PANELS, order)
 
 
 def settings_section(order: int) -> Callable[[SectionBuilder], SectionBuilder]:
     """Register a section of the settings page; the builder returns rendered HTML, or None to hide it."""
-    def register(builder: SectionBuilder) -> SectionBuilder:
-        if builder not in [b for _, b in SECTIONS]:
-            SECTIONS.append((order, builder))
-            SECTIONS.sort(key=lambda item: item[0])
-        return builder
-    return register
+    return _ordered(SECTIONS, order)
 
 
 def build_sections(ctx: ProjectContext) -> list[Markup]:
