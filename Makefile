@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo serve test lint bench clean
+.PHONY: install prepare demo serve test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
 
-test: $(STAMP)
-	scripts/test.sh
+# System packages and services first (they need no venv), then the venv, then every check.
+prepare:
+	PYTHON=$(PYTHON) scripts/prepare.sh
+
+test: prepare
+	@$(MAKE) --no-print-directory install
+	VENV=$(VENV) scripts/test.sh
+	VENV=$(VENV) scripts/smoke.sh
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench
