@@ -112,11 +112,11 @@ def test_the_database_refuses_search_of_a_project_the_caller_cannot_see(client: 
 
 
 def test_service_work_can_search_a_project_it_names(client: TestClient, world: World, runtime: Runtime) -> None:
-    from kap.core.deps import ProjectContext
+    from kap.core.deps import service_context
 
     upload(client, world, CORPUS / "Test strategy.txt")
     with runtime.db.service_session() as session:
-        ctx = ProjectContext(identity=Identity(via="internal", user_id=None), org_id=world.org1,
-                             project_id=world.project_a, project_name="A", role="owner", session=session)
+        ctx = service_context(session, Identity(via="internal", user_id=None), world.project_a,
+                              purpose="test", role="member")
         hits = search_chunks(ctx, "severity", 5)
         assert hits and all("everity" in h.text for h in hits)

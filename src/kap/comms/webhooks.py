@@ -27,6 +27,7 @@ from kap.core.db import new_id, utcnow
 from kap.core.errors import Conflict, Forbidden, ServiceUnavailable
 from kap.core.mail import MailSuppression, normalise_address
 from kap.core.models import EmailLog, ProjectMember, User
+from kap.core.permissions import roles_allowed
 from kap.stages.models import SignoffRequest
 
 log = logging.getLogger("kap.comms")
@@ -34,7 +35,6 @@ log = logging.getLogger("kap.comms")
 MAX_AGE = timedelta(minutes=15)
 SUPPRESSING = {"complained": "complaint"}
 LOG_STATUS = {"delivered": "delivered", "complained": "complained", "unsubscribed": "unsubscribed"}
-PM_ROLES = ("pm", "admin", "owner")
 
 
 class MailgunSignature(BaseModel):
@@ -152,8 +152,9 @@ def _flag(session: Session, row: EmailLog | None, address: str, reason: str) -> 
 
 def pm_addresses(session: Session, project_id: uuid.UUID) -> list[str]:
     """Emails of the project's PMs and above who have not turned alerts off."""
+    alerted = roles_allowed("signoff.alerts")
     rows = session.execute(select(User.id, User.email).join(ProjectMember, ProjectMember.user_id == User.id)
-                           .where(ProjectMember.project_id == project_id, ProjectMember.role.in_(PM_ROLES),
+                           .where(ProjectMember.project_id == project_id, ProjectMember.role.in_(alerted),
                                   User.email.is_not(None))).all()
     off = set(session.scalars(select(Subscription.user_id).where(
         Subscription.project_id == project_id, Subscription.category == "alerts",

@@ -13,15 +13,16 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Uuid, and_, bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kap.core.audit import record_audit
 from kap.core.errors import Forbidden, NotFound, Unauthorized
-from kap.core.models import OrgMember, Project, ProjectMember
-from kap.core.permissions import ACTIONS, higher_role, lower_role, org_role_as_project_role, role_allows
+from kap.core.models import OrgMember, Project
+from kap.core.permissions import ACTIONS, is_org_admin, role_allows
 from kap.core.ratelimit import client_address
 from kap.core.runtime import Runtime
+from kap.core.scope import ProjectScope, reach, service_scope, visible_project_ids
 from kap.core.security import CSRF_HEADER, SESSION_COOKIE, Credentials, Identity
 
 
@@ -127,23 +128,41 @@ ServiceSession = Annotated[Session, Depends(service_session, scope="function")]
 
 @dataclass(frozen=True)
 class ProjectContext:
-    """A caller's reach into one project; only `resolve_project` makes one."""
+    """A caller's reach into one project: a `ProjectScope` (which only `kap.core.scope`
+    mints), the role it acts with, and the request's session."""
 
     identity: Identity
-    org_id: uuid.UUID
-    project_id: uuid.UUID
+    scope: ProjectScope
     project_name: str
     role: str
     session: Session
     ip: str | None = None
     user_agent: str | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.scope, ProjectScope):
+            raise TypeError("a ProjectContext needs a ProjectScope")
+
+    @property
+    def org_id(self) -> uuid.UUID:
+        return self.scope.org_id
+
+    @property
+    def project_id(self) -> uuid.UUID:
+        return self.scope.project_id
+
     @property
     def user_id(self) -> uuid.UUID | None:
         return self.identity.user_id
 
     def allows(self, action: str) -> bool:
+        """Whether the caller's role may perform an action (looked up in the permissions table)."""
         return role_allows(self.role, action)
+
+    def require(self, action: str) -> None:
+        """Raise the 403 the choke point gives when the caller's role may not perform `action`."""
+        if not self.allows(action):
+            raise Forbidden(f"'{action}' needs the {ACTIONS[action]} role or higher")
 
     def audit(self, action: str, target_type: str, target_id: object, **details: Any) -> None:
         """Record an event by the caller in this project, in the request's transaction."""
@@ -152,40 +171,32 @@ class ProjectContext:
                      target_id=str(target_id), details=details, ip=self.ip, user_agent=self.user_agent)
 
 
-_UID = bindparam("uid", type_=Uuid())
-# Built once: this runs on every project-scoped request.
-_PROJECT_ROLE = (
-    select(Project, ProjectMember.role, OrgMember.role)
-    .outerjoin(ProjectMember, and_(ProjectMember.project_id == Project.id, ProjectMember.user_id == _UID))
-    .outerjoin(OrgMember, and_(OrgMember.org_id == Project.org_id, OrgMember.user_id == _UID))
-    .where(Project.id == bindparam("pid", type_=Uuid()))
-)
-
-
-def project_role(session: Session, user_id: uuid.UUID, project_id: uuid.UUID) -> tuple[Project, str] | None:
-    """The project and the caller's highest role in it, or None when it is not reachable."""
-    row = session.execute(_PROJECT_ROLE, {"uid": user_id, "pid": project_id}).first()
-    if row is None:
-        return None
-    project, member_role, org_role = row
-    role = higher_role(member_role, org_role_as_project_role(org_role) if org_role else None)
-    return (project, role) if role else None
-
-
 def resolve_project(session: Session, identity: Identity, project_id: uuid.UUID, *,
                     ip: str | None = None, user_agent: str | None = None) -> ProjectContext:
     """Turn (identity, project id) into a ProjectContext, or raise the one 404."""
     if identity.user_id is None:
         raise NotFound("project not found")
-    found = project_role(session, identity.user_id, project_id)
+    found = reach(session, identity.user_id, project_id, identity.dev_role)
     if found is None:
         raise NotFound("project not found")
-    project, role = found
-    if identity.dev_role:
-        role = lower_role(role, identity.dev_role)
-    return ProjectContext(identity=identity, org_id=project.org_id, project_id=project.id,
-                          project_name=project.name, role=role, session=session, ip=ip,
-                          user_agent=user_agent)
+    return ProjectContext(identity=identity, scope=found.scope, project_name=found.project_name,
+                          role=found.role, session=session, ip=ip, user_agent=user_agent)
+
+
+def service_context(session: Session, identity: Identity, project_id: uuid.UUID, *, purpose: str,
+                    role: str, ip: str | None = None, user_agent: str | None = None) -> ProjectContext:
+    """A ProjectContext for trusted work on a project it names (a service scope), or the one 404.
+
+    `role` is what the work may do, from the permissions table (the lowest role of the
+    action it performs), never a blanket owner.
+    """
+    project = session.get(Project, project_id)
+    if project is None:
+        raise NotFound("project not found")
+    scope = service_scope(session, project.id, purpose=purpose, org_id=project.org_id)
+    assert scope is not None
+    return ProjectContext(identity=identity, scope=scope, project_name=project.name, role=role,
+                          session=session, ip=ip, user_agent=user_agent)
 
 
 class ActionDependency:
@@ -200,8 +211,7 @@ class ActionDependency:
                  identity: CurrentIdentity, runtime: RuntimeDep) -> ProjectContext:
         ctx = resolve_project(session, identity, project_id, ip=request_address(request, runtime),
                               user_agent=request.headers.get("user-agent"))
-        if not ctx.allows(self.action):
-            raise Forbidden(f"'{self.action}' needs the {ACTIONS[self.action]} role or higher")
+        ctx.require(self.action)
         request.state.project_id = ctx.project_id
         return ctx
 
@@ -243,21 +253,17 @@ def resolve_org_admin(session: Session, identity: Identity, org_id: uuid.UUID | 
                            .where(OrgMember.user_id == identity.user_id)).all()
     roles = {org: role for org, role in rows}
     if org_id is None:
-        admin_orgs = [org for org, role in roles.items() if role in ("owner", "admin")]
+        admin_orgs = [org for org, role in roles.items() if is_org_admin(role)]
         if len(admin_orgs) != 1:
             raise Forbidden("give org_id of an org you administer", code="org_required")
         org_id = admin_orgs[0]
     if org_id not in roles:
         raise NotFound("org not found")
-    if roles[org_id] not in ("owner", "admin"):
+    if not is_org_admin(roles[org_id]):
         raise Forbidden("org owners and admins only")
     return OrgContext(identity=identity, org_id=org_id, role=roles[org_id], session=session)
 
 
 def visible_projects(identity: Identity) -> Any:
     """A subquery of the project ids a caller can reach: the app-level tenant wall."""
-    uid = identity.user_id
-    members = select(ProjectMember.project_id).where(ProjectMember.user_id == uid)
-    via_org = (select(Project.id).join(OrgMember, OrgMember.org_id == Project.org_id)
-               .where(OrgMember.user_id == uid, OrgMember.role.in_(("owner", "admin"))))
-    return members.union(via_org)
+    return visible_project_ids(identity.user_id)

@@ -1,9 +1,16 @@
-"""The one table of who may do what: each action maps to the lowest project role allowed."""
+"""The one table of who may do what: each action maps to the lowest project role allowed.
+
+Role ranks, the org roles that reach every project of their org, and how a project
+role and an org role combine live here and nowhere else; the SQL behind row-level
+security is generated from the same names (see `core/rls.py`).
+"""
 
 from __future__ import annotations
 
 PROJECT_ROLE_RANK: dict[str, int] = {"member": 1, "lead": 2, "pm": 3, "admin": 4, "owner": 5}
 ORG_ROLE_RANK: dict[str, int] = {"member": 1, "admin": 4, "owner": 5}
+# Org roles at or above this one reach every project of the org, acting with the same project role.
+ORG_ADMIN_FLOOR = "admin"
 
 ACTIONS: dict[str, str] = {
     "project.read": "member",
@@ -23,6 +30,7 @@ ACTIONS: dict[str, str] = {
     "stages.write": "pm",
     "signoff.request": "pm",
     "signoff.decide_internal": "admin",
+    "signoff.alerts": "pm",
     "comms.read": "member",
     "comms.manage": "pm",
     "subscriptions.self": "member",
@@ -38,6 +46,39 @@ ACTIONS: dict[str, str] = {
 def role_allows(role: str, action: str) -> bool:
     """Whether a project role may perform an action."""
     return PROJECT_ROLE_RANK.get(role, 0) >= PROJECT_ROLE_RANK[ACTIONS[action]]
+
+
+def outranks(a: str, b: str) -> bool:
+    """Whether project role `a` ranks strictly above project role `b`."""
+    return PROJECT_ROLE_RANK[a] > PROJECT_ROLE_RANK[b]
+
+
+def roles_at_least(role: str) -> tuple[str, ...]:
+    """The project roles ranked at or above `role`, highest first."""
+    floor = PROJECT_ROLE_RANK[role]
+    return tuple(sorted((r for r, n in PROJECT_ROLE_RANK.items() if n >= floor),
+                        key=PROJECT_ROLE_RANK.__getitem__, reverse=True))
+
+
+def roles_allowed(action: str) -> tuple[str, ...]:
+    """The project roles that may perform an action, highest first."""
+    return roles_at_least(ACTIONS[action])
+
+
+def grantable_roles(role: str) -> list[str]:
+    """The project roles a caller acting as `role` may hand out (their own rank and below)."""
+    return [r for r in PROJECT_ROLE_RANK if not outranks(r, role)]
+
+
+def org_admin_roles() -> tuple[str, ...]:
+    """The org roles that administer the org and reach every project in it."""
+    floor = ORG_ROLE_RANK[ORG_ADMIN_FLOOR]
+    return tuple(r for r, n in sorted(ORG_ROLE_RANK.items(), key=lambda kv: -kv[1]) if n >= floor)
+
+
+def is_org_admin(org_role: str | None) -> bool:
+    """Whether an org role administers its org."""
+    return org_role in org_admin_roles()
 
 
 def higher_role(a: str | None, b: str | None) -> str | None:
@@ -63,4 +104,20 @@ def role_below(role: str) -> str | None:
 
 def org_role_as_project_role(org_role: str) -> str | None:
     """Org owners and admins reach every project of their org with that role."""
-    return org_role if org_role in ("owner", "admin") else None
+    return org_role if is_org_admin(org_role) else None
+
+
+def effective_role(member_role: str | None, org_role: str | None, dev_role: str | None = None) -> str | None:
+    """The role a caller acts with in a project: the higher of membership and org reach,
+    capped (never raised) by a dev-auth role header; None when the project is out of reach."""
+    role = higher_role(member_role, org_role_as_project_role(org_role) if org_role else None)
+    if role is not None and dev_role:
+        role = lower_role(role, dev_role)
+    return role
+
+
+def sql_list(roles: tuple[str, ...]) -> str:
+    """Roles as a SQL literal list (`'owner', 'admin'`) for generated policy functions."""
+    if not all(r.isalpha() for r in roles):
+        raise ValueError(f"invalid role names {roles!r}")
+    return ", ".join(f"'{r}'" for r in roles)

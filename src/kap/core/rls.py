@@ -12,6 +12,8 @@ from typing import Literal
 
 from alembic import op
 
+from kap.core.permissions import org_admin_roles, sql_list
+
 Scope = Literal["project", "org", "org_admin", "service"]
 
 FUNCTIONS_SQL = """
@@ -28,7 +30,7 @@ $$;
 CREATE OR REPLACE FUNCTION kap_is_org_admin(target uuid) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = {schema} AS $$
   SELECT EXISTS (SELECT 1 FROM org_members m WHERE m.org_id = target AND m.user_id = kap_user_id()
-                 AND m.role IN ('owner', 'admin'))
+                 AND m.role IN ({org_admin_roles}))
 $$;
 
 CREATE OR REPLACE FUNCTION kap_can_see_project(target uuid) RETURNS boolean
@@ -36,7 +38,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = {schema} AS $$
   SELECT EXISTS (SELECT 1 FROM project_members pm WHERE pm.project_id = target
                  AND pm.user_id = kap_user_id())
       OR EXISTS (SELECT 1 FROM projects p JOIN org_members m ON m.org_id = p.org_id
-                 WHERE p.id = target AND m.user_id = kap_user_id() AND m.role IN ('owner', 'admin'))
+                 WHERE p.id = target AND m.user_id = kap_user_id() AND m.role IN ({org_admin_roles}))
 $$;
 
 CREATE OR REPLACE FUNCTION kap_visible_project_ids() RETURNS SETOF uuid
@@ -44,7 +46,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = {schema} AS $$
   SELECT pm.project_id FROM project_members pm WHERE pm.user_id = kap_user_id()
   UNION
   SELECT p.id FROM projects p JOIN org_members m ON m.org_id = p.org_id
-   WHERE m.user_id = kap_user_id() AND m.role IN ('owner', 'admin')
+   WHERE m.user_id = kap_user_id() AND m.role IN ({org_admin_roles})
 $$;
 
 CREATE OR REPLACE FUNCTION kap_shares_org(target uuid) RETURNS boolean
@@ -97,7 +99,12 @@ DO $$ BEGIN
 END $$;""")
     schema = op.get_bind().exec_driver_sql("select current_schema()").scalar_one()
     op.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO {role}')
-    op.execute(FUNCTIONS_SQL.format(schema=f'pg_catalog, "{schema}"'))
+    op.execute(functions_sql(f'pg_catalog, "{schema}"'))
+
+
+def functions_sql(search_path: str) -> str:
+    """The membership functions, with the org-admin roles taken from the permissions table."""
+    return FUNCTIONS_SQL.format(schema=search_path, org_admin_roles=sql_list(org_admin_roles()))
 
 
 def protect(table: str, scope: Scope, *, write: str | None = None,

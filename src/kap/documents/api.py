@@ -9,7 +9,6 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile, status
 from fastapi.responses import JSONResponse, StreamingResponse
-from sqlalchemy import select
 
 from kap.core.deps import (
     ActionDependency,
@@ -19,9 +18,9 @@ from kap.core.deps import (
     request_address,
     require,
     resolve_project,
+    service_context,
 )
-from kap.core.errors import Forbidden, NotFound, Unauthorized
-from kap.core.models import Project
+from kap.core.errors import Unauthorized
 from kap.core.permissions import ACTIONS
 from kap.core.security import Identity
 from kap.documents import service
@@ -71,15 +70,11 @@ class WriteOrInternal(ActionDependency):
                  project_id: uuid.UUID) -> ProjectContext:
         ip, agent = request_address(request, runtime), request.headers.get("user-agent")
         if identity.is_internal:
-            project = session.scalar(select(Project).where(Project.id == project_id))
-            if project is None:
-                raise NotFound("project not found")
-            ctx = ProjectContext(identity=identity, org_id=project.org_id, project_id=project.id,
-                                 project_name=project.name, role="owner", session=session, ip=ip, user_agent=agent)
+            ctx = service_context(session, identity, project_id, purpose="internal-bearer",
+                                  role=ACTIONS[self.action], ip=ip, user_agent=agent)
         else:
             ctx = resolve_project(session, identity, project_id, ip=ip, user_agent=agent)
-            if not ctx.allows(self.action):
-                raise Forbidden(f"'{self.action}' needs the {ACTIONS[self.action]} role or higher")
+            ctx.require(self.action)
         request.state.project_id = ctx.project_id
         return ctx
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kap.core.audit import record_audit
@@ -13,7 +13,8 @@ from kap.core.db import utcnow
 from kap.core.deps import ProjectContext
 from kap.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kap.core.models import OrgMember, Project, ProjectMember, User
-from kap.core.permissions import PROJECT_ROLE_RANK, higher_role, lower_role, org_role_as_project_role
+from kap.core.permissions import outranks
+from kap.core.scope import reachable_projects
 from kap.core.security import Identity
 from kap.projects.schemas import MemberRead, ProjectRead
 
@@ -51,26 +52,12 @@ def create_project(session: Session, identity: Identity, name: str, org_id: uuid
 
 def list_projects(session: Session, identity: Identity, *, include_archived: bool = False) -> list[ProjectRead]:
     """Every project the caller can reach, with the role they act with."""
-    uid = identity.user_id
-    stmt = (
-        select(Project, ProjectMember.role, OrgMember.role)
-        .outerjoin(ProjectMember, and_(ProjectMember.project_id == Project.id, ProjectMember.user_id == uid))
-        .outerjoin(OrgMember, and_(OrgMember.org_id == Project.org_id, OrgMember.user_id == uid))
-        .where(or_(ProjectMember.id.is_not(None), OrgMember.role.in_(("owner", "admin"))))
-        .order_by(Project.created_at, Project.id)
-    )
-    if not include_archived:
-        stmt = stmt.where(Project.archived_at.is_(None))
-    out = []
-    for project, member_role, org_role in session.execute(stmt):
-        role = higher_role(member_role, org_role_as_project_role(org_role) if org_role else None)
-        if role is None:
-            continue
-        if identity.dev_role:
-            role = lower_role(role, identity.dev_role)
-        out.append(ProjectRead(id=project.id, org_id=project.org_id, name=project.name, role=role,
-                               created_at=project.created_at, archived_at=project.archived_at))
-    return out
+    if identity.user_id is None:
+        return []
+    return [ProjectRead(id=project.id, org_id=project.org_id, name=project.name, role=role,
+                        created_at=project.created_at, archived_at=project.archived_at)
+            for project, role in reachable_projects(session, identity.user_id, identity.dev_role,
+                                                    include_archived=include_archived)]
 
 
 def get_project(ctx: ProjectContext) -> ProjectRead:
@@ -119,7 +106,7 @@ def _member(ctx: ProjectContext, user_id: uuid.UUID) -> ProjectMember:
 
 
 def _check_can_grant(ctx: ProjectContext, role: str) -> None:
-    if PROJECT_ROLE_RANK[role] > PROJECT_ROLE_RANK[ctx.role]:
+    if outranks(role, ctx.role):
         raise Forbidden(f"you cannot grant a role above your own ({ctx.role})")
 
 
@@ -161,7 +148,7 @@ def org_user(ctx: ProjectContext, user_id: uuid.UUID) -> User:
 def change_role(ctx: ProjectContext, user_id: uuid.UUID, role: str) -> MemberRead:
     """Change a member's role within the caller's own rank; the last owner stays an owner."""
     member = _member(ctx, user_id)
-    if PROJECT_ROLE_RANK[member.role] > PROJECT_ROLE_RANK[ctx.role]:
+    if outranks(member.role, ctx.role):
         raise Forbidden("you cannot change the role of someone ranked above you")
     _check_can_grant(ctx, role)
     if member.role == "owner" and role != "owner" and _owner_count(ctx) <= 1:
@@ -179,9 +166,9 @@ def remove_member(ctx: ProjectContext, user_id: uuid.UUID) -> None:
     """Remove a member (or leave); owners are removed only by owners; the last owner stays."""
     member = _member(ctx, user_id)
     leaving = user_id == ctx.user_id
-    if not leaving and not ctx.allows("members.manage"):
-        raise Forbidden("'members.manage' needs the admin role or higher")
-    if not leaving and PROJECT_ROLE_RANK[member.role] > PROJECT_ROLE_RANK[ctx.role]:
+    if not leaving:
+        ctx.require("members.manage")
+    if not leaving and outranks(member.role, ctx.role):
         raise Forbidden("you cannot remove someone ranked above you")
     if member.role == "owner" and _owner_count(ctx) <= 1:
         raise Conflict("the last owner cannot leave the project", code="last_owner")

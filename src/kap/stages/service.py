@@ -15,6 +15,7 @@ from kap.core.db import utcnow
 from kap.core.deps import ProjectContext
 from kap.core.errors import Conflict, NotFound, ValidationFailed
 from kap.core.models import OrgMember, ProjectMember
+from kap.core.permissions import org_admin_roles
 from kap.documents.models import Artifact
 from kap.stages.models import SignoffRequest, Stage, StageArtifact
 from kap.stages.records import actor_of, audit, move_stage, request_read, revoke_open_requests, stage_artifacts
@@ -83,7 +84,7 @@ def _check_owner(ctx: ProjectContext, owner_id: uuid.UUID | None) -> None:
     member = ctx.session.scalar(select(ProjectMember.id).where(
         ProjectMember.project_id == ctx.project_id, ProjectMember.user_id == owner_id))
     org_admin = ctx.session.scalar(select(OrgMember.id).where(
-        OrgMember.org_id == ctx.org_id, OrgMember.user_id == owner_id, OrgMember.role.in_(("owner", "admin"))))
+        OrgMember.org_id == ctx.org_id, OrgMember.user_id == owner_id, OrgMember.role.in_(org_admin_roles())))
     if member is None and org_admin is None:
         raise ValidationFailed("the owner must be a member of the project", details={"field": "owner_id"})
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from kap.core.deps import RuntimeDep, limit_anonymous
 from kap.core.login import end_session, open_session, send_login_link, set_session_cookies
 from kap.core.models import AuditEvent, TelemetryEvent, User
-from kap.core.permissions import PROJECT_ROLE_RANK
+from kap.core.permissions import grantable_roles
 from kap.core.security import CSRF_COOKIE, SESSION_COOKIE, ensure_user
 from kap.projects.service import list_members, list_projects
 from kap.web.registry import Panel, Row, build_panels, build_sections, dashboard_panel, visible_nav
@@ -127,7 +127,7 @@ def dashboard(request: Request, runtime: RuntimeDep) -> Response:
 def settings_page(request: Request, runtime: RuntimeDep) -> Response:
     def values(ctx: Any) -> dict[str, Any]:
         return {"members": list_members(ctx), "can_manage": ctx.allows("members.manage"),
-                "roles": [r for r in PROJECT_ROLE_RANK if PROJECT_ROLE_RANK[r] <= PROJECT_ROLE_RANK[ctx.role]],
+                "roles": grantable_roles(ctx.role),
                 "extra_sections": build_sections(ctx)}
     return project_page(request, runtime, "settings.html", "members.read", values)
 

@@ -1,0 +1,139 @@
+"""Who reaches which project, and the scope type only this module mints.
+
+`reach` is the one definition of "user U reaches project P with role R": a
+project membership, or an org role that administers the project's org, the higher
+of the two. `visible_project_ids` is the same rule as a subquery, and the SQL
+function behind row-level security (`kap_visible_project_ids` in `core/rls.py`) is
+generated from the same role names and tested against `reach`.
+
+A `ProjectScope` is the proof that a caller reached a project. Only two functions
+create one: `reach` (for a user, through the choke point in `core/deps.py`) and
+`service_scope` (for trusted work that names a project itself: jobs, the scheduler,
+token and webhook routes, the internal bearer). Functions that read or write a
+tenant table take a scope, or a `ProjectContext` carrying one; `scripts/lint_scope.py`
+checks that.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, final
+
+from sqlalchemy import Select, Uuid, and_, bindparam, or_, select
+from sqlalchemy.orm import Session
+
+from kap.core.models import OrgMember, Project, ProjectMember
+from kap.core.permissions import effective_role, org_admin_roles
+
+_MINT = object()
+
+
+@final
+class ProjectScope:
+    """One project a caller has reached: its org and id, and how it was reached."""
+
+    __slots__ = ("org_id", "project_id", "via")
+    org_id: uuid.UUID
+    project_id: uuid.UUID
+    via: str
+
+    def __init__(self, key: object, org_id: uuid.UUID, project_id: uuid.UUID, via: str) -> None:
+        if key is not _MINT:
+            raise TypeError("a ProjectScope is minted only by kap.core.scope (reach or service_scope)")
+        object.__setattr__(self, "org_id", org_id)
+        object.__setattr__(self, "project_id", project_id)
+        object.__setattr__(self, "via", via)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a ProjectScope is immutable")
+
+    def __repr__(self) -> str:
+        return f"ProjectScope(project_id={self.project_id}, via={self.via!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ProjectScope) and (self.project_id, self.via) == (other.project_id, other.via)
+
+    def __hash__(self) -> int:
+        return hash((self.project_id, self.via))
+
+    @property
+    def trusted(self) -> bool:
+        """Whether the scope was minted for service work rather than reached by a user."""
+        return self.via.startswith("service:")
+
+
+@dataclass(frozen=True)
+class Reach:
+    """A user's reach into one project: the scope, the project's name and the role."""
+
+    scope: ProjectScope
+    project_name: str
+    role: str
+
+
+def _reach_statement(uid: Any) -> Select[Project, str, str]:
+    return (
+        select(Project, ProjectMember.role, OrgMember.role)
+        .outerjoin(ProjectMember, and_(ProjectMember.project_id == Project.id, ProjectMember.user_id == uid))
+        .outerjoin(OrgMember, and_(OrgMember.org_id == Project.org_id, OrgMember.user_id == uid))
+    )
+
+
+def _reaches() -> Any:
+    return or_(ProjectMember.id.is_not(None), OrgMember.role.in_(org_admin_roles()))
+
+
+# Built once: this runs on every project-scoped request.
+_PROJECT_REACH = _reach_statement(bindparam("uid", type_=Uuid())).where(
+    Project.id == bindparam("pid", type_=Uuid()))
+
+
+def reach(session: Session, user_id: uuid.UUID, project_id: uuid.UUID,
+          dev_role: str | None = None) -> Reach | None:
+    """The user's reach into a project, or None when it is out of reach (or does not exist)."""
+    row = session.execute(_PROJECT_REACH, {"uid": user_id, "pid": project_id}).first()
+    if row is None:
+        return None
+    project, member_role, org_role = row
+    role = effective_role(member_role, org_role, dev_role)
+    if role is None:
+        return None
+    return Reach(ProjectScope(_MINT, project.org_id, project.id, "user"), project.name, role)
+
+
+def reachable_projects(session: Session, user_id: uuid.UUID, dev_role: str | None = None, *,
+                       include_archived: bool = False) -> list[tuple[Project, str]]:
+    """Every project the user reaches, oldest first, with the role they act with."""
+    stmt = _reach_statement(user_id).where(_reaches()).order_by(Project.created_at, Project.id)
+    if not include_archived:
+        stmt = stmt.where(Project.archived_at.is_(None))
+    out = []
+    for project, member_role, org_role in session.execute(stmt):
+        role = effective_role(member_role, org_role, dev_role)
+        if role is not None:
+            out.append((project, role))
+    return out
+
+
+def visible_project_ids(user_id: uuid.UUID | None) -> Any:
+    """The ids of the projects a user reaches, as a subquery (the rule of `reach`, in SQL)."""
+    members = select(ProjectMember.project_id).where(ProjectMember.user_id == user_id)
+    via_org = (select(Project.id).join(OrgMember, OrgMember.org_id == Project.org_id)
+               .where(OrgMember.user_id == user_id, OrgMember.role.in_(org_admin_roles())))
+    return members.union(via_org)
+
+
+def service_scope(session: Session, project_id: uuid.UUID, *, purpose: str,
+                  org_id: uuid.UUID | None = None) -> ProjectScope | None:
+    """A scope for trusted work on a project it names itself; None when there is no such project.
+
+    This is the one place trusted paths get a scope from: grep for `service_scope(` to
+    list them. `purpose` says which path it is (it shows in the scope's `via`). Work that
+    already read the project's row (a job walking every project) passes its `org_id`.
+    """
+    if org_id is None:
+        org_id = session.scalar(select(Project.org_id).where(Project.id == project_id))
+        if org_id is None:
+            return None
+    return ProjectScope(_MINT, org_id, project_id, f"service:{purpose}")
