@@ -45,8 +45,9 @@ def test_request_email_open_approve_certificate(client: TestClient, world: World
                        artifact_ids=[str(doc1.id), str(doc2.id)])
     email = recipient()
     asked = ask_signoff(client, world, stage["id"], email, name="Dana Sponsor", message="Please review.")
-    assert asked["ok"] is True and asked["email"]["status"] == "saved"
-    assert stage_of(client, world, stage["id"])["status"] == "in_review"
+    assert asked["ok"] is True and asked["email"]["status"] == "queued"
+    got = stage_of(client, world, stage["id"])
+    assert got["status"] == "in_review" and got["latest_request"]["email_status"] == "saved"
 
     [msg] = outbox_messages(data_dir, email)
     text, html = parts(msg)

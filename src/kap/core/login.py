@@ -1,4 +1,9 @@
-"""Magic-link sign-in: single-use tokens, kept only as hashes, valid for 15 minutes."""
+"""Magic-link sign-in and invitations: single-use tokens, kept only as hashes.
+
+A sign-in link lives 15 minutes; an invitation link (`purpose = 'invite'`) lives
+`KAP_INVITE_DAYS` (default 7) and names who invited whom to which project. Both go
+through the mail queue of the caller's transaction, so a rollback mails nothing.
+"""
 
 from __future__ import annotations
 
@@ -28,22 +33,55 @@ class NewSession:
     max_age: int
 
 
-def issue_login_token(session: Session, user_id: uuid.UUID) -> str:
+def issue_login_token(session: Session, user_id: uuid.UUID, *, ttl: timedelta = LINK_TTL,
+                      purpose: str = "login", invited_by: uuid.UUID | None = None,
+                      project_id: uuid.UUID | None = None) -> str:
     """Create a magic-link token for a user and return the secret part."""
     token = new_token()
-    session.add(LoginToken(user_id=user_id, token_hash=hash_token(token), expires_at=utcnow() + LINK_TTL))
+    session.add(LoginToken(user_id=user_id, token_hash=hash_token(token), expires_at=utcnow() + ttl,
+                           purpose=purpose, invited_by=invited_by, invite_project_id=project_id))
     return token
 
 
 def send_login_link(session: Session, mailer: Mailer, settings: Settings, user: User, *,
-                    reason: str = "Sign in to Kap") -> None:
-    """Mail a sign-in link to a user."""
+                    reason: str = "Sign in to Kap", mail_session: Session | None = None) -> None:
+    """Queue a sign-in link to a user (sent after `mail_session`, default `session`, commits)."""
     assert user.email
     token = issue_login_token(session, user.id)
     link = f"{settings.public_url}/auth/magic/{token}"
     text = (f"{reason}\n\nOpen this link within 15 minutes to sign in (it works once):\n{link}\n\n"
             "If you did not ask for this, ignore this message.\n")
-    mailer.send(Mail(to=user.email, subject=reason, text=text, kind="login"), session=session)
+    mailer.queue(mail_session or session, Mail(to=user.email, subject=reason, text=text, kind="login"))
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """Who invites whom to which project, and as what."""
+
+    inviter: str
+    inviter_email: str | None
+    project_name: str
+    project_id: uuid.UUID
+    org_id: uuid.UUID
+    org_brand: str
+    role: str
+
+
+def send_invitation(session: Session, mailer: Mailer, settings: Settings, user: User, invite: Invitation, *,
+                    invited_by: uuid.UUID | None, mail_session: Session) -> None:
+    """Queue an invitation link (valid KAP_INVITE_DAYS days) naming the inviter and the project."""
+    assert user.email
+    days = settings.kap_invite_days
+    token = issue_login_token(session, user.id, ttl=timedelta(days=days), purpose="invite",
+                              invited_by=invited_by, project_id=invite.project_id)
+    link = f"{settings.public_url}/auth/magic/{token}"
+    subject = f"{invite.inviter} invited you to {invite.project_name} on Kap"
+    text = (f"{invite.inviter} invited you to the project {invite.project_name} ({invite.org_brand}) "
+            f"as {invite.role}.\n\nOpen this link within {days} days to join (it works once):\n{link}\n\n"
+            "If you were not expecting this, ignore this message.\n")
+    mailer.queue(mail_session, Mail(to=user.email, subject=subject, text=text, kind="invitation",
+                                    org_id=invite.org_id, project_id=invite.project_id,
+                                    sender_name=invite.org_brand, reply_to=invite.inviter_email))
 
 
 def consume_login_token(session: Session, token: str, session_days: int) -> tuple[uuid.UUID, NewSession]:

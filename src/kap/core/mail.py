@@ -1,33 +1,43 @@
 """Outgoing mail behind one interface: the outbox (default), SMTP or Mailgun's HTTP API.
 
-Every attempt is logged in `email_log`. Addresses on the suppression list (hard
-bounces and complaints reported by Mailgun's webhooks) are never mailed again: the
-attempt is logged with status `suppressed`. A message with an unsubscribe URL carries
-the RFC 8058 one-click headers.
+Every message goes through one queue: `Mailer.queue(session, mail)` adds it to the
+caller's transaction, and it is handed to the transport only after that transaction
+commits; a rollback (of the transaction, or of the savepoint it was queued in) drops
+it unsent. `Mailer.send(mail)` is the same queue on a transaction of its own, for work
+that has no caller transaction (jobs, webhooks). Every attempt is logged in `email_log`.
+
+Addresses on the suppression list (hard bounces and complaints reported by Mailgun's
+webhooks) are never mailed again: the attempt is logged with status `suppressed`. A
+message with an unsubscribe URL carries the RFC 8058 one-click headers.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import smtplib
 import ssl
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import make_msgid, parseaddr
+from email.utils import formataddr, make_msgid, parseaddr
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlparse
 
 import httpx
-from sqlalchemy import String, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import String, event, select
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from kap.core.db import Base, Database, UTCDateTime, new_id, utcnow
 from kap.core.models import EmailLog
 from kap.core.settings import Settings
 
+log = logging.getLogger("kap.mail")
+_QUEUE = "kap_mail_queue"
+_LISTENING = "kap_mail_listening"
 _LINE_BREAKS = re.compile(r"[\r\n\t]+")
 # Headers the Mailgun form carries as fields of their own rather than as `h:` headers.
 _MAILGUN_OWN_HEADERS = {"from", "to", "subject", "content-type", "content-transfer-encoding",
@@ -47,6 +57,15 @@ class MailSuppression(Base):
 
 
 @dataclass
+class Attachment:
+    """A file carried by a message."""
+
+    filename: str
+    content: bytes
+    media_type: str = "application/octet-stream"
+
+
+@dataclass
 class Mail:
     """One message to one recipient, with text and optional HTML bodies."""
 
@@ -59,6 +78,9 @@ class Mail:
     project_id: uuid.UUID | None = None
     headers: dict[str, str] = field(default_factory=dict)
     unsubscribe_url: str | None = None
+    sender_name: str | None = None
+    reply_to: str | None = None
+    attachments: list[Attachment] = field(default_factory=list)
 
 
 @dataclass
@@ -71,17 +93,38 @@ class SendResult:
     log_id: uuid.UUID | None = None
 
 
+@dataclass
+class QueuedMail:
+    """A message waiting for its transaction to commit; `result` is set once it went out."""
+
+    mail: Mail
+    mailer: Mailer
+    transaction: SessionTransaction
+    on_sent: Callable[[SendResult], None] | None = None
+    result: SendResult | None = None
+
+
 class Transport(Protocol):
     name: str
 
     def deliver(self, message: EmailMessage) -> SendResult: ...
 
 
+def sender_for(mail: Mail, default: str) -> str:
+    """The From header: "<Org> via Kap" on Kap's own address when the mail names its org."""
+    if not mail.sender_name:
+        return default
+    address = parseaddr(default)[1] or default
+    return formataddr((f"{one_line(mail.sender_name)} via Kap", address))
+
+
 def build_message(mail: Mail, sender: str) -> EmailMessage:
-    """Render a Mail as a MIME message with text and HTML alternatives."""
+    """Render a Mail as a MIME message with text and HTML alternatives and any attachments."""
     msg = EmailMessage()
-    msg["From"] = sender
+    msg["From"] = sender_for(mail, sender)
     msg["To"] = mail.to
+    if mail.reply_to:
+        msg["Reply-To"] = one_line(mail.reply_to)
     msg["Subject"] = one_line(mail.subject)
     msg["Message-ID"] = make_msgid(domain="kap.local")
     for key, value in mail.headers.items():
@@ -92,6 +135,10 @@ def build_message(mail: Mail, sender: str) -> EmailMessage:
     msg.set_content(mail.text)
     if mail.html:
         msg.add_alternative(mail.html, subtype="html")
+    for item in mail.attachments:
+        maintype, _, subtype = item.media_type.partition("/")
+        msg.add_attachment(item.content, maintype=maintype, subtype=subtype or "octet-stream",
+                           filename=item.filename)
     return msg
 
 
@@ -208,22 +255,44 @@ class Mailer:
         self.db = db
         self.transport = transport or make_transport(settings)
 
-    def send(self, mail: Mail, session: Session | None = None) -> SendResult:
-        """Deliver one message; failures are logged and returned, not raised.
+    def queue(self, session: Session, mail: Mail,
+              on_sent: Callable[[SendResult], None] | None = None) -> QueuedMail:
+        """Queue a message in the session's transaction: sent after it commits, dropped on rollback.
 
-        Pass the caller's open `session` when it has already written: the `email_log`
-        row then joins that transaction (on SQLite a second writing connection from
-        the same request would wait on the first one's lock).
+        `on_sent` runs after delivery with the result (in no transaction: open your own).
         """
+        if not session.info.get(_LISTENING):
+            session.info[_LISTENING] = True
+            event.listen(session, "after_commit", _send_queued)
+            event.listen(session, "after_soft_rollback", _drop_rolled_back)
+        transaction = session.get_nested_transaction() or session.get_transaction() or session.begin()
+        item = QueuedMail(mail=mail, mailer=self, transaction=transaction, on_sent=on_sent)
+        session.info.setdefault(_QUEUE, []).append(item)
+        return item
+
+    def send(self, mail: Mail) -> SendResult:
+        """Send one message now, through the queue on a transaction of its own."""
+        with self.db.service_transaction() as session:
+            item = self.queue(session, mail)
+        assert item.result is not None
+        return item.result
+
+    def _transmit(self, item: QueuedMail) -> None:
+        mail = item.mail
         result = self._suppressed(mail)
         if result is None:
             result = self._deliver(build_message(mail, self.settings.kap_mail_from))
-        if session is not None:
-            result.log_id = self._log(session, mail, result)
-            return result
-        with self.db.service_transaction() as own:
-            result.log_id = self._log(own, mail, result)
-        return result
+        try:
+            with self.db.service_transaction() as own:
+                result.log_id = self._log(own, mail, result)
+        except Exception:  # the message went out; a lost log row must not hide that
+            log.exception("could not log a sent message")
+        item.result = result
+        if item.on_sent is not None:
+            try:
+                item.on_sent(result)
+            except Exception:
+                log.exception("follow-up of a sent message failed")
 
     @staticmethod
     def _log(session: Session, mail: Mail, result: SendResult) -> uuid.UUID:
@@ -248,6 +317,33 @@ class Mailer:
             return self.transport.deliver(message)
         except (OSError, smtplib.SMTPException, httpx.HTTPError) as exc:
             return SendResult(status="failed", provider=self.transport.name, error=str(exc)[:500])
+
+
+def _send_queued(session: Session) -> None:
+    """After the outermost commit: hand every queued message to its transport."""
+    pending: list[QueuedMail] = session.info.pop(_QUEUE, None) or []
+    for item in pending:
+        item.mailer._transmit(item)
+
+
+def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    """Forget the messages queued in a transaction (or savepoint) that rolled back."""
+    pending: list[QueuedMail] = session.info.get(_QUEUE) or []
+    keep = [item for item in pending if not _within(item.transaction, previous_transaction)]
+    session.info[_QUEUE] = keep
+
+
+def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+def queued(session: Session) -> list[Mail]:
+    """The messages waiting on this session's commit (for tests and diagnostics)."""
+    return [item.mail for item in session.info.get(_QUEUE) or []]
 
 
 def make_transport(settings: Settings) -> Transport:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kap.core.db import Base, UTCDateTime, new_id, utcnow
@@ -20,7 +20,16 @@ class Org(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
+    # What clients see on sign-off pages and in mail ("<display name> via Kap"); name when unset.
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    logo: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    logo_type: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def brand(self) -> str:
+        """The name clients see."""
+        return self.display_name or self.name
 
 
 class User(Base):
@@ -107,13 +116,16 @@ class TelemetryEvent(Base):
 
 
 class LoginToken(Base):
-    """A magic-link token: only its hash is kept; single use, short lived."""
+    """A magic-link token: only its hash is kept; single use. `purpose` keeps invitations apart."""
 
     __tablename__ = "login_tokens"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(20), default="login", server_default="login")
+    invited_by: Mapped[uuid.UUID | None] = mapped_column()
+    invite_project_id: Mapped[uuid.UUID | None] = mapped_column()
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

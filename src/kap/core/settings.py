@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     kap_jwks_url: str | None = None
     internal_api_bearer: str | None = None
     kap_session_days: int = Field(default=14, ge=1, le=365)
+    kap_invite_days: int = Field(default=7, ge=1, le=90)
 
     supabase_url: str | None = None
     supabase_anon_key: str | None = None

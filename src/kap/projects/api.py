@@ -16,7 +16,7 @@ from kap.core.deps import (
     request_address,
     require,
 )
-from kap.core.login import send_login_link
+from kap.core.login import send_invitation
 from kap.core.models import User
 from kap.projects import service
 from kap.projects.schemas import MemberAdd, MemberRead, MemberUpdate, ProjectCreate, ProjectRead, ProjectUpdate
@@ -78,6 +78,7 @@ def add_member(body: MemberAdd, ctx: MembersManage, runtime: RuntimeDep) -> Memb
         return service.add_member(ctx, service.org_user(ctx, body.user_id), body.role, invited=False)
     assert body.email is not None
     email = body.email.lower()
+    service.check_can_grant(ctx, body.role)  # before any user is created or anything is mailed
     with runtime.db.service_scope(ctx.session) as svc:
         user = svc.scalar(select(User).where(User.email == email))
         if user is not None:
@@ -86,8 +87,8 @@ def add_member(body: MemberAdd, ctx: MembersManage, runtime: RuntimeDep) -> Memb
             user = User(email=email)
             svc.add(user)
             svc.flush()
-        send_login_link(svc, runtime.mailer, runtime.settings, user,
-                        reason=f"You were added to {ctx.project_name} on Kap")
+        send_invitation(svc, runtime.mailer, runtime.settings, user, service.invitation(ctx, body.role),
+                        invited_by=ctx.user_id, mail_session=ctx.session)
         invited = User(id=user.id, email=user.email, name=user.name)
     return service.add_member(ctx, invited, body.role, invited=True)
 

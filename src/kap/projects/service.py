@@ -9,9 +9,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kap.core.audit import record_audit
+from kap.core.branding import brand_of
 from kap.core.db import utcnow
 from kap.core.deps import ProjectContext
 from kap.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from kap.core.login import Invitation
 from kap.core.models import OrgMember, Project, ProjectMember, User
 from kap.core.permissions import outranks
 from kap.core.scope import reachable_projects
@@ -105,7 +107,8 @@ def _member(ctx: ProjectContext, user_id: uuid.UUID) -> ProjectMember:
     return member
 
 
-def _check_can_grant(ctx: ProjectContext, role: str) -> None:
+def check_can_grant(ctx: ProjectContext, role: str) -> None:
+    """Refuse a role above the caller's own."""
     if outranks(role, ctx.role):
         raise Forbidden(f"you cannot grant a role above your own ({ctx.role})")
 
@@ -117,7 +120,7 @@ def _owner_count(ctx: ProjectContext) -> int:
 
 def add_member(ctx: ProjectContext, user: User, role: str, *, invited: bool) -> MemberRead:
     """Add a user to the project with a role no higher than the caller's."""
-    _check_can_grant(ctx, role)
+    check_can_grant(ctx, role)
     ensure_not_member(ctx, user.id)
     member = ProjectMember(org_id=ctx.org_id, project_id=ctx.project_id, user_id=user.id, role=role)
     ctx.session.add(member)
@@ -150,7 +153,7 @@ def change_role(ctx: ProjectContext, user_id: uuid.UUID, role: str) -> MemberRea
     member = _member(ctx, user_id)
     if outranks(member.role, ctx.role):
         raise Forbidden("you cannot change the role of someone ranked above you")
-    _check_can_grant(ctx, role)
+    check_can_grant(ctx, role)
     if member.role == "owner" and role != "owner" and _owner_count(ctx) <= 1:
         raise Conflict("a project keeps at least one owner", code="last_owner")
     old, member.role = member.role, role
@@ -179,3 +182,12 @@ def remove_member(ctx: ProjectContext, user_id: uuid.UUID) -> None:
 
 def member_ids(session: Session, project_id: uuid.UUID) -> Sequence[uuid.UUID]:
     return session.scalars(select(ProjectMember.user_id).where(ProjectMember.project_id == project_id)).all()
+
+
+def invitation(ctx: ProjectContext, role: str) -> Invitation:
+    """What an invitation mail says: the inviter by name, the project, the org, the role."""
+    inviter = ctx.session.get(User, ctx.user_id) if ctx.user_id else None
+    name = (inviter.name or inviter.email) if inviter else None
+    return Invitation(inviter=name or ctx.identity.label, inviter_email=inviter.email if inviter else None,
+                      project_name=ctx.project_name, project_id=ctx.project_id, org_id=ctx.org_id,
+                      org_brand=brand_of(ctx.session, ctx.org_id).name, role=role)

@@ -1,27 +1,25 @@
 """Sign-off requests: issue, resend and revoke links, internal decisions, expiry.
 
-The invitation is mailed before the request row is written when the transaction holds
-no write yet: the mailer logs each attempt through its own connection, and on SQLite a
-second writer would wait on this transaction's lock. When the caller has already written
-in this transaction (on SQLite), the mail goes out right after the commit instead.
+Every mail is queued in the caller's transaction and goes out after it commits, so a
+refused or rolled-back request never leaves anyone holding a link to a row that does
+not exist; what the mailer did is recorded on the request afterwards.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kap.core.db import Database, new_id, utcnow
 from kap.core.deps import ProjectContext
 from kap.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from kap.core.mail import Mail, Mailer, SendResult
+from kap.core.mail import Mailer, SendResult
 from kap.core.models import ProjectMember, User
 from kap.core.security import hash_token, new_token
 from kap.core.settings import Settings
@@ -41,7 +39,6 @@ from kap.stages.schemas import MAX_EXPIRY_HOURS, InternalDecisionIn, SignerRead,
 from kap.stages.service import find_stage
 
 log = logging.getLogger("kap.stages")
-_AFTER_COMMIT = "kap_stages_after_commit"
 
 
 class IssuedRequest(NamedTuple):
@@ -124,7 +121,6 @@ def _issue(ctx: ProjectContext, stage: Stage, *, email_to: str, name: str | None
                       project_name=ctx.project_name, stage=stage,
                       documents=stage_artifacts(ctx.session, ctx.project_id, [stage.id])[stage.id],
                       message=message, link=link, expires_at=now + timedelta(hours=hours))
-    result = None if holds_write_lock(ctx.session) else mailer.send(mail)
     actor = actor_of(ctx)
     if replaces is not None:
         revoke_open_requests(ctx.session, actor, stage, reason="resent", replaced_by=req_id)
@@ -134,19 +130,16 @@ def _issue(ctx: ProjectContext, stage: Stage, *, email_to: str, name: str | None
           stage_title=stage.title, recipient=email_to, expires_at=req.expires_at.isoformat(),
           replaces=str(replaces.id) if replaces else None)
     move_stage(ctx.session, actor, stage, "in_review", request_id=str(req.id))
-    if result is not None:
-        record_email(ctx.session, actor, req, result)
-    else:
-        after_commit(ctx.session, lambda: _deliver_later(mailer, mail, actor, req_id))
+    mailer.queue(ctx.session, mail, on_sent=lambda result: _record_sent(mailer.db, actor, req_id, result))
     ctx.session.flush()
-    return IssuedRequest(request_read(req), link, _email_view(req, result))
+    return IssuedRequest(request_read(req), link, {"status": "queued", "provider": None, "error": None})
 
 
 def _new_request(ctx: ProjectContext, stage: Stage, req_id: uuid.UUID, token_hash: str, email_to: str,
                  name: str | None, message: str | None, now: datetime, hours: int) -> SignoffRequest:
     req = SignoffRequest(id=req_id, org_id=ctx.org_id, project_id=ctx.project_id, stage_id=stage.id,
                          channel="external", token_hash=token_hash, recipient_email=email_to,
-                         recipient_name=name, message=message, status="pending", email_status="scheduled",
+                         recipient_name=name, message=message, status="pending", email_status="queued",
                          created_by=ctx.user_id, created_at=now, expires_at=now + timedelta(hours=hours),
                          open_count=0, snapshot={})
     ctx.session.add(req)
@@ -158,12 +151,6 @@ def _new_request(ctx: ProjectContext, stage: Stage, req_id: uuid.UUID, token_has
     return req
 
 
-def _email_view(req: SignoffRequest, result: SendResult | None) -> dict[str, Any]:
-    if result is None:
-        return {"status": "scheduled", "provider": None, "error": None}
-    return {"status": result.status, "provider": result.provider, "error": result.error}
-
-
 def record_email(session: Session, actor: Actor, req: SignoffRequest, result: SendResult) -> None:
     """Keep what the mailer did on the request and in the audit log."""
     req.email_status = result.status
@@ -171,46 +158,11 @@ def record_email(session: Session, actor: Actor, req: SignoffRequest, result: Se
           provider=result.provider, error=result.error, email_log_id=str(result.log_id) if result.log_id else None)
 
 
-def _deliver_later(mailer: Mailer, mail: Mail, actor: Actor, request_id: uuid.UUID) -> None:
-    result = mailer.send(mail)
-    with mailer.db.service_transaction() as session:
+def _record_sent(db: Database, actor: Actor, request_id: uuid.UUID, result: SendResult) -> None:
+    with db.service_transaction() as session:
         req = session.get(SignoffRequest, request_id)
         if req is not None:
             record_email(session, actor, req, result)
-
-
-def holds_write_lock(session: Session) -> bool:
-    """Whether this SQLite transaction already wrote, so another connection's write would wait on it."""
-    if session.get_bind().dialect.name != "sqlite":
-        return False
-    session.flush()
-    raw = session.connection().connection.dbapi_connection
-    return bool(getattr(raw, "in_transaction", False))
-
-
-def after_commit(session: Session, action: Callable[[], None]) -> None:
-    """Run `action` once the session commits; forget it on rollback."""
-    pending: list[Callable[[], None]] | None = session.info.get(_AFTER_COMMIT)
-    if pending is None:
-        pending = session.info[_AFTER_COMMIT] = []
-        event.listen(session, "after_commit", _run_after_commit)
-        event.listen(session, "after_soft_rollback", _drop_after_commit)
-    pending.append(action)
-
-
-def _run_after_commit(session: Session) -> None:
-    actions = session.info.get(_AFTER_COMMIT) or []
-    session.info[_AFTER_COMMIT] = []
-    for action in actions:
-        try:
-            action()
-        except Exception:  # the commit stands; a failed follow-up is logged, never raised
-            log.exception("follow-up after commit failed")
-
-
-def _drop_after_commit(session: Session, previous_transaction: Any) -> None:
-    if previous_transaction.parent is None:
-        session.info[_AFTER_COMMIT] = []
 
 
 def revoke_request(ctx: ProjectContext, stage_id: uuid.UUID, request_id: uuid.UUID) -> SignoffRequestRead:

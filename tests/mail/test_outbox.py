@@ -1,0 +1,120 @@
+"""One outbox: every message is queued in a transaction and leaves only after it commits."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from kap.core.db import Database, utcnow
+from kap.core.mail import Mail, queued
+from kap.core.models import EmailLog, LoginToken, User
+from kap.core.runtime import Runtime
+from kap.core.security import hash_token
+from tests.conftest import World
+
+
+def _outbox(data_dir: Path, to: str) -> list[EmailMessage]:
+    found = []
+    for path in (data_dir / "outbox").glob("*.eml"):
+        msg = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        assert isinstance(msg, EmailMessage)
+        if str(msg["To"]) == to:
+            found.append(msg)
+    return found
+
+
+def _logged(db: Database, to: str) -> int:
+    with db.service_session() as s:
+        return s.scalar(select(func.count()).select_from(EmailLog).where(EmailLog.recipient == to)) or 0
+
+
+def _address() -> str:
+    return f"someone-{uuid.uuid4().hex[:10]}@client.example.com"
+
+
+def test_mail_leaves_only_after_commit(runtime: Runtime, db: Database, data_dir: Path) -> None:
+    to = _address()
+    with db.service_transaction() as session:
+        item = runtime.mailer.queue(session, Mail(to=to, subject="Hello", text="After commit"))
+        assert queued(session) == [item.mail]
+        assert _outbox(data_dir, to) == [] and item.result is None
+    assert item.result is not None and item.result.status == "saved"
+    [msg] = _outbox(data_dir, to)
+    assert "After commit" in str(msg.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    assert _logged(db, to) == 1
+
+
+def test_rollback_sends_nothing(runtime: Runtime, db: Database, data_dir: Path) -> None:
+    to = _address()
+    with pytest.raises(RuntimeError), db.service_transaction() as session:
+        runtime.mailer.queue(session, Mail(to=to, subject="Never", text="Never"))
+        session.add(User(email=to))
+        raise RuntimeError("boom")
+    assert _outbox(data_dir, to) == [] and _logged(db, to) == 0
+    with db.service_session() as s:
+        assert s.scalar(select(User).where(User.email == to)) is None
+
+
+def test_a_rolled_back_savepoint_drops_only_its_own_mail(runtime: Runtime, db: Database, data_dir: Path) -> None:
+    kept, dropped = _address(), _address()
+    with db.service_transaction() as session:
+        runtime.mailer.queue(session, Mail(to=kept, subject="Kept", text="Kept"))
+        savepoint = session.begin_nested()
+        runtime.mailer.queue(session, Mail(to=dropped, subject="Dropped", text="Dropped"))
+        savepoint.rollback()
+    assert len(_outbox(data_dir, kept)) == 1
+    assert _outbox(data_dir, dropped) == []
+
+
+def test_refused_signoff_request_mails_nothing(client: TestClient, world: World, data_dir: Path) -> None:
+    pa = {"project_id": str(world.project_a)}
+    stage = client.post("/api/stages", params=pa, json={"title": "Design"}, headers=world.h("pm")).json()
+    first, second = _address(), _address()
+    url = f"/api/stages/{stage['id']}/signoff-requests"
+    assert client.post(url, params=pa, json={"email_to": first}, headers=world.h("pm")).status_code == 201
+    refused = client.post(url, params=pa, json={"email_to": second}, headers=world.h("pm"))
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "signoff_pending"
+    assert len(_outbox(data_dir, first)) == 1
+    assert _outbox(data_dir, second) == []
+
+
+def test_invitation_checks_the_role_before_anything(client: TestClient, world: World, db: Database,
+                                                     data_dir: Path) -> None:
+    email = _address()
+    refused = client.post(f"/api/projects/{world.project_a}/members", json={"email": email, "role": "owner"},
+                          headers=world.h("admin"))
+    assert refused.status_code == 403
+    assert _outbox(data_dir, email) == []
+    with db.service_session() as s:
+        assert s.scalar(select(User).where(User.email == email)) is None
+
+
+def test_invitation_names_inviter_and_project_and_lives_seven_days(client: TestClient, world: World,
+                                                                   db: Database, data_dir: Path) -> None:
+    with db.service_transaction() as s:
+        admin = s.get(User, world.users["admin"])
+        assert admin is not None
+        admin.name = "Ada Admin"
+    email = _address()
+    invited = client.post(f"/api/projects/{world.project_a}/members", json={"email": email, "role": "lead"},
+                          headers=world.h("admin"))
+    assert invited.status_code == 201, invited.text
+    [msg] = _outbox(data_dir, email)
+    text = str(msg.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    assert str(msg["Subject"]) == "Ada Admin invited you to A on Kap"
+    assert "as lead" in text and "within 7 days" in text and "Org One" in text
+    assert str(msg["From"]).startswith("Org One via Kap") and admin.email in str(msg["Reply-To"])
+    token = text.split("/auth/magic/")[1].split()[0]
+    with db.service_session() as s:
+        row = s.scalar(select(LoginToken).where(LoginToken.token_hash == hash_token(token)))
+        assert row is not None and row.purpose == "invite" and row.invite_project_id == world.project_a
+        assert timedelta(days=6, hours=23) < row.expires_at - utcnow() <= timedelta(days=7)
+    assert client.post(f"/auth/magic/{token}", follow_redirects=False).status_code == 303
