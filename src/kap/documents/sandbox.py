@@ -101,19 +101,38 @@ def run(mode: str, kind: str, source: Path, work: Path, *, pages: list[int] | No
     work.mkdir(parents=True, exist_ok=True)
     spec = f"{limits.memory}:{limits.cpu_seconds}:{limits.output_bytes}"
     argv = [spec, mode, kind, str(source), str(work), ",".join(str(p) for p in pages or [])]
-    proc = _context().Process(target=_forked_child, args=(argv,), daemon=True)
-    proc.start()
-    proc.join(timeout=limits.wall_seconds or 0.001)
-    if proc.is_alive():
-        _kill_group(proc.pid)
-        proc.join()
-        return SandboxResult(False, work, reason=f"extraction took longer than {limits.wall_seconds} s (stopped)")
+    ctx = _context()
+    # The child holds the read end of this pipe; the end written to lives only in this process.
+    # When this process dies, even by SIGKILL, the child reads EOF and kills its own group.
+    lifeline, keep = ctx.Pipe(duplex=False)
+    try:
+        proc = ctx.Process(target=_forked_child, args=(argv, lifeline), daemon=True)
+        proc.start()
+        lifeline.close()
+        proc.join(timeout=limits.wall_seconds or 0.001)
+        if proc.is_alive():
+            _kill_group(proc.pid)
+            proc.join()
+            return SandboxResult(False, work, reason=f"extraction took longer than {limits.wall_seconds} s (stopped)")
+    finally:
+        keep.close()
     return _read_outcome(work, proc.exitcode or 0, _read_stderr(work))
 
 
-def _forked_child(argv: list[str]) -> None:
+def _watch_lifeline(lifeline: Any) -> None:
+    """In the child: block on the pipe from the server; EOF means the server is gone, so stop everything."""
+    try:
+        lifeline.recv_bytes()
+    except (EOFError, OSError):
+        pass
+    os.killpg(os.getpid(), signal.SIGKILL)  # the child leads its own group: OCR helpers die with it
+
+
+def _forked_child(argv: list[str], lifeline: Any = None) -> None:
     """Entry point in the forked child: its own session (so OCR helpers die with it), then extract."""
     os.setsid()
+    if lifeline is not None:
+        threading.Thread(target=_watch_lifeline, args=(lifeline,), daemon=True, name="kap-lifeline").start()
     work = argv[4]
     os.chdir(work)
     os.environ.update({"LANG": "C.UTF-8", "HOME": work, "OMP_THREAD_LIMIT": "1"})
