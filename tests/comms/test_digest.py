@@ -9,6 +9,7 @@ from pathlib import Path
 import time_machine
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from kap.comms.digest import Period, Recipient, build_digest
 from kap.comms.scheduler import digest_tick
@@ -16,6 +17,7 @@ from kap.core.audit import record_audit
 from kap.core.db import Database, utcnow
 from kap.core.models import EmailLog, User
 from kap.core.runtime import Runtime
+from kap.core.scope import ProjectScope, reach, service_scope
 from kap.stages.models import SignoffRequest, Stage
 from tests.comms.conftest import add_artifact, digest_log
 from tests.conftest import Factory, World
@@ -90,7 +92,9 @@ def test_builder_in_a_members_context_cannot_read_another_project(runtime: Runti
     member = Recipient.member(world.users["member"], email_of(runtime.db, world.users["member"]))
     period = Period(utcnow() - timedelta(days=7), utcnow() + timedelta(minutes=1))
     with runtime.db.app_session(member.user_id) as session:
-        digest = build_digest(session, world.project_a, period, member)
+        found = reach(session, world.users["member"], world.project_a)
+        assert found is not None
+        digest = build_digest(session, found.scope, period, member)
     assert "B-only" not in digest.html and digest.counts["documents_added"] == 0
 
 
@@ -100,10 +104,16 @@ def test_external_recipient_sees_only_shareable_documents(runtime: Runtime, worl
     period = Period(utcnow() - timedelta(days=7), utcnow() + timedelta(minutes=1))
     outside = Recipient.outside("client@example.com")
     with runtime.db.service_session() as session:
-        digest = build_digest(session, world.project_a, period, outside, base_url="http://kap")
+        digest = build_digest(session, _trusted(session, world.project_a), period, outside, base_url="http://kap")
     assert "Shared plan.pdf" in digest.text and "Internal notes" not in digest.text
     assert digest.counts["documents_added"] == 1
     assert all(item.url is None for s in digest.sections for item in s.items)
+
+
+def _trusted(session: Session, project_id: uuid.UUID) -> ProjectScope:
+    scope = service_scope(session, project_id, purpose="test")
+    assert scope is not None
+    return scope
 
 
 def add_stage_activity(db: Database, world: World) -> None:
@@ -135,8 +145,8 @@ def test_stages_and_signoffs_appear_for_members_only(client: TestClient, world: 
     assert body["counts"]["signoffs_overdue"] == 1
     assert "Discovery" in body["text"] and "in progress → in review" in body["text"]
     with runtime.db.service_session() as session:
-        outside = build_digest(session, world.project_a, Period(utcnow() - timedelta(days=7), utcnow()),
-                               Recipient.outside("client@example.com"))
+        outside = build_digest(session, _trusted(session, world.project_a),
+                               Period(utcnow() - timedelta(days=7), utcnow()), Recipient.outside("client@example.com"))
     assert outside.counts["stages_moved"] == 0 and "Discovery" not in outside.text
 
 

@@ -65,4 +65,4 @@ def restore_backup(ctx: BackupsRestore, runtime: RuntimeDep, backup_key: Key, bo
 @router.get("/restore-activity")
 def restore_activity(ctx: BackupsRead) -> dict[str, Any]:
     """What was restored from backups in this project, by whom, when."""
-    return {"ok": True, "activity": service.restore_activity(ctx.session, ctx.project_id)}
+    return {"ok": True, "activity": service.restore_activity(ctx.session, ctx.scope)}

@@ -50,7 +50,7 @@ def backups_page(request: Request, runtime: RuntimeDep,
         return {"listing": listing, "chosen": chosen, "shown": shown, "problem": problem,
                 "q": lambda **p: _query(ctx, **p), "can_run": ctx.allows("backups.run"),
                 "can_restore": ctx.allows("backups.restore"),
-                "activity": restore_activity(ctx.session, ctx.project_id, limit=20)}
+                "activity": restore_activity(ctx.session, ctx.scope, limit=20)}
     return project_page(request, runtime, "backups.html", "backups.read", values)
 
 
@@ -60,7 +60,7 @@ def restore_activity_panel(ctx: ProjectContext) -> Panel | None:
     if not ctx.allows("documents.read"):
         return None
     rows = []
-    for item in restore_activity(ctx.session, ctx.project_id, limit=8):
+    for item in restore_activity(ctx.session, ctx.scope, limit=8):
         if item.kind == "reingest":
             text = f"{item.artifact_name or item.entry} restored from {item.backup_key.rsplit('/', 1)[-1]}"
         else:

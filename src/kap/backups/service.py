@@ -35,6 +35,7 @@ from kap.core.deps import ProjectContext
 from kap.core.errors import Conflict, NotFound, ValidationFailed
 from kap.core.jobs import enqueue_after_commit
 from kap.core.runtime import Runtime
+from kap.core.scope import ProjectScope
 from kap.documents import ingest
 from kap.documents import service as documents
 from kap.documents.jobs import delete_stored_files
@@ -280,9 +281,9 @@ def _record_reingest(ctx: ProjectContext, key: str, entry: str, artifact: Artifa
     ctx.session.flush()
 
 
-def restore_activity(session: Session, project_id: uuid.UUID, limit: int = 50) -> list[RestoreActivityRead]:
+def restore_activity(session: Session, scope: ProjectScope, limit: int = 50) -> list[RestoreActivityRead]:
     """What was restored in a project, newest first."""
-    rows = session.scalars(select(RestoreActivity).where(RestoreActivity.project_id == project_id)
+    rows = session.scalars(select(RestoreActivity).where(RestoreActivity.project_id == scope.project_id)
                            .order_by(RestoreActivity.created_at.desc(), RestoreActivity.id).limit(limit))
     return [RestoreActivityRead(id=r.id, kind=r.kind, backup_key=r.backup_key, entry=r.entry,
                                 artifact_id=r.artifact_id, artifact_name=r.artifact_name,
@@ -299,8 +300,8 @@ def activity_link(row: RestoreActivity) -> str | None:
     return None
 
 
-def restored_between(session: Session, project_id: uuid.UUID, start: Any, end: Any) -> list[RestoreActivityRead]:
+def restored_between(session: Session, scope: ProjectScope, start: Any, end: Any) -> list[RestoreActivityRead]:
     """Restore activity in a period (for the weekly digest's restores section)."""
-    return [r for r in restore_activity(session, project_id, limit=500) if start <= r.created_at < end]
+    return [r for r in restore_activity(session, scope, limit=500) if start <= r.created_at < end]
 
 

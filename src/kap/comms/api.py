@@ -155,4 +155,4 @@ def _pm_alert(session: Any, flag: webhooks.BounceFlag, public_url: str) -> list[
             f"{public_url}/stages\n")
     return [Mail(to=address, subject=f"{name}: a sign-off email to {flag.email} bounced", text=text, kind="alert",
                  org_id=flag.org_id, project_id=flag.project_id)
-            for address in webhooks.pm_addresses(session, flag.project_id)]
+            for address in webhooks.pm_addresses(session, flag.scope)]

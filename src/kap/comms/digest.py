@@ -25,6 +25,7 @@ from kap.backups.service import restored_between
 from kap.core.errors import NotFound
 from kap.core.mail import one_line
 from kap.core.models import AuditEvent, Project
+from kap.core.scope import ProjectScope
 from kap.documents.models import Artifact
 from kap.stages.models import SignoffRequest
 
@@ -113,10 +114,14 @@ class Source:
     """What every section builder reads from."""
 
     session: Session
-    project_id: uuid.UUID
+    scope: ProjectScope
     period: Period
     recipient: Recipient
     base_url: str
+
+    @property
+    def project_id(self) -> uuid.UUID:
+        return self.scope.project_id
 
     def link(self, path: str) -> str | None:
         """A link into Kap for members; externals cannot sign in, so they get none."""
@@ -252,7 +257,7 @@ def restores(src: Source) -> Section | None:
     """Files and projects restored from backups during the period (members only)."""
     if src.recipient.external:
         return None
-    done = restored_between(src.session, src.project_id, src.period.start, src.period.end)
+    done = restored_between(src.session, src.scope, src.period.start, src.period.end)
     if not done:
         return None
     items = [Item(title=r.artifact_name or r.entry or r.backup_key,
@@ -268,9 +273,9 @@ SECTION_BUILDERS: list[SectionBuilder] = [
 ]
 
 
-def project_summary(session: Session, project_id: uuid.UUID) -> dict[str, Any]:
+def project_summary(session: Session, scope: ProjectScope) -> dict[str, Any]:
     """The project's id and name, read in the caller's context (the one 404 when hidden)."""
-    project = session.get(Project, project_id)
+    project = session.get(Project, scope.project_id)
     if project is None:
         raise NotFound("project not found")
     return {"id": str(project.id), "name": project.name}
@@ -281,12 +286,13 @@ def build_sections(src: Source, builders: list[SectionBuilder] | None = None) ->
     return [s for s in (build(src) for build in (builders or SECTION_BUILDERS)) if s is not None]
 
 
-def build_digest(session: Session, project_id: uuid.UUID, period: Period, recipient: Recipient, *,
+def build_digest(session: Session, scope: ProjectScope, period: Period, recipient: Recipient, *,
                  base_url: str = "", unsubscribe_url: str | None = None,
                  builders: list[SectionBuilder] | None = None, cache: SectionCache | None = None) -> Digest:
     """Build one project's digest for one recipient and period, in that recipient's view."""
-    project = project_summary(session, project_id)
-    src = Source(session=session, project_id=project_id, period=period, recipient=recipient,
+    project_id = scope.project_id
+    project = project_summary(session, scope)
+    src = Source(session=session, scope=scope, period=period, recipient=recipient,
                  base_url=base_url.rstrip("/"))
     if cache is None or builders is not None:
         sections = build_sections(src, builders)

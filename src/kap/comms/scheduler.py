@@ -33,6 +33,7 @@ from kap.core.errors import NotFound
 from kap.core.mail import Mail, SendResult
 from kap.core.models import EmailLog, Project, ProjectMember
 from kap.core.runtime import Runtime
+from kap.core.scope import service_scope
 
 log = logging.getLogger("kap.comms")
 
@@ -99,7 +100,9 @@ def plan_due_windows(db: Database, now: datetime, scope: Scope = None) -> int:
 def plan_project(db: Database, org_id: uuid.UUID, project_id: uuid.UUID, rules: Rules, window: datetime) -> int:
     """Insert one due send per recipient for the window's week, then mark the window planned."""
     with db.service_session() as session:
-        recipients = digest_recipients(session, project_id)
+        scope = service_scope(session, project_id, purpose="digest-planning", org_id=org_id)
+        assert scope is not None
+        recipients = digest_recipients(session, scope)
     week, stamp = schedule.window_week(window, rules), utcnow()
     rows = [{"id": new_id(), "org_id": org_id, "project_id": project_id, "recipient_key": r.key,
              "email": r.email, "iso_week": week, "window_start": window, "status": "due", "deferrals": 0,
@@ -277,14 +280,16 @@ def _compose(runtime: Runtime, send: DigestSend, recipient: Recipient) -> Mail:
     with db.service_transaction() as session:
         if recipient.user_id is not None and not _still_member(session, send, recipient):
             raise NotFound("the recipient left the project")
-        token = ensure_subscription(session, send.org_id, send.project_id, recipient, "digest").token
+        scope = service_scope(session, send.project_id, purpose="digest-send", org_id=send.org_id)
+        assert scope is not None
+        token = ensure_subscription(session, scope, recipient, "digest").token
     link = unsubscribe_url(base, token)
     period = Period(start=send.window_start - timedelta(days=7), end=send.window_start)
     # Members read as themselves (row-level security on PostgreSQL); externals through the
     # service engine, where the builder itself keeps to shareable documents.
     session = db.app_session(recipient.user_id) if recipient.user_id else db.service_session()
     with session:
-        digest = build_digest(session, send.project_id, period, recipient, base_url=base, unsubscribe_url=link,
+        digest = build_digest(session, scope, period, recipient, base_url=base, unsubscribe_url=link,
                               cache=SECTIONS)
     return Mail(to=send.email, subject=digest.subject, text=digest.text, html=digest.html, kind="digest",
                 org_id=send.org_id, project_id=send.project_id, unsubscribe_url=link)

@@ -34,6 +34,7 @@ from kap.core.errors import Forbidden, NotFound, ValidationFailed
 from kap.core.mail import Mail, MailSuppression, SendResult, normalise_address
 from kap.core.models import AuditEvent, ProjectMember, User
 from kap.core.runtime import Runtime
+from kap.core.scope import ProjectScope
 from kap.core.security import new_token
 
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -50,14 +51,14 @@ def rules_of(row: CommsSettings | None) -> Rules:
     return Rules(**{name: getattr(row, name) for name in RULE_FIELDS})
 
 
-def load_rules(session: Session, project_id: uuid.UUID) -> Rules:
+def load_rules(session: Session, scope: ProjectScope) -> Rules:
     """The project's scheduling rules."""
-    return rules_of(session.scalar(select(CommsSettings).where(CommsSettings.project_id == project_id)))
+    return rules_of(session.scalar(select(CommsSettings).where(CommsSettings.project_id == scope.project_id)))
 
 
 def get_settings(ctx: ProjectContext) -> CommsSettingsRead:
     """The project's comms settings (defaults until a PM saves them)."""
-    rules = load_rules(ctx.session, ctx.project_id)
+    rules = load_rules(ctx.session, ctx.scope)
     return CommsSettingsRead(**{name: getattr(rules, name) for name in RULE_FIELDS})
 
 
@@ -92,16 +93,17 @@ def external_key(email: str) -> str:
     return f"email:{normalise_address(email)}"
 
 
-def _rows(session: Session, project_id: uuid.UUID, key: str | None = None) -> list[Subscription]:
-    stmt = select(Subscription).where(Subscription.project_id == project_id)
+def _rows(session: Session, scope: ProjectScope, key: str | None = None) -> list[Subscription]:
+    stmt = select(Subscription).where(Subscription.project_id == scope.project_id)
     if key is not None:
         stmt = stmt.where(Subscription.recipient_key == key)
     return list(session.scalars(stmt.order_by(Subscription.recipient_key, Subscription.category)))
 
 
-def ensure_subscription(session: Session, org_id: uuid.UUID, project_id: uuid.UUID, recipient: Recipient,
+def ensure_subscription(session: Session, scope: ProjectScope, recipient: Recipient,
                         category: str, *, subscribed: bool = True) -> Subscription:
     """The subscription row of a recipient and category, created (subscribed) when missing."""
+    org_id, project_id = scope.org_id, scope.project_id
     row = session.scalar(select(Subscription).where(
         Subscription.project_id == project_id, Subscription.recipient_key == recipient.key,
         Subscription.category == category))
@@ -116,12 +118,12 @@ def ensure_subscription(session: Session, org_id: uuid.UUID, project_id: uuid.UU
 
 def _mine(ctx: ProjectContext) -> dict[str, bool]:
     assert ctx.user_id is not None
-    chosen = {r.category: r.subscribed for r in _rows(ctx.session, ctx.project_id, member_key(ctx.user_id))}
+    chosen = {r.category: r.subscribed for r in _rows(ctx.session, ctx.scope, member_key(ctx.user_id))}
     return {category: chosen.get(category, True) for category in CATEGORIES}
 
 
 def _externals(ctx: ProjectContext) -> list[ExternalRead]:
-    rows = [r for r in _rows(ctx.session, ctx.project_id) if r.user_id is None and r.email]
+    rows = [r for r in _rows(ctx.session, ctx.scope) if r.user_id is None and r.email]
     by_email: dict[str, ExternalRead] = {}
     for row in rows:
         assert row.email is not None
@@ -156,7 +158,7 @@ def _set_mine(ctx: ProjectContext, choices: Mapping[str, bool]) -> None:
     user = ctx.session.get(User, ctx.user_id)
     me = Recipient.member(ctx.user_id, (user.email if user else None) or "", user.name if user else None)
     for category, subscribed in choices.items():
-        row = ensure_subscription(ctx.session, ctx.org_id, ctx.project_id, me, category, subscribed=subscribed)
+        row = ensure_subscription(ctx.session, ctx.scope, me, category, subscribed=subscribed)
         if row.subscribed != subscribed:
             row.subscribed = subscribed
             row.unsubscribed_at = None if subscribed else utcnow()
@@ -164,12 +166,12 @@ def _set_mine(ctx: ProjectContext, choices: Mapping[str, bool]) -> None:
 
 
 def _set_externals(ctx: ProjectContext, wanted: list[ExternalRecipient]) -> None:
-    existing = [r for r in _rows(ctx.session, ctx.project_id) if r.user_id is None]
+    existing = [r for r in _rows(ctx.session, ctx.scope) if r.user_id is None]
     keep: set[tuple[str, str]] = set()
     for entry in wanted:
         recipient = Recipient.outside(normalise_address(str(entry.email)), entry.name)
         for category in entry.categories:
-            row = ensure_subscription(ctx.session, ctx.org_id, ctx.project_id, recipient, category)
+            row = ensure_subscription(ctx.session, ctx.scope, recipient, category)
             row.name = entry.name
             keep.add((recipient.key, category))
     removed = [r for r in existing if (r.recipient_key, r.category) not in keep]
@@ -189,9 +191,10 @@ def suppressed_addresses(session: Session, emails: list[str]) -> dict[str, str]:
     return {email: reason for email, reason in rows}
 
 
-def digest_recipients(session: Session, project_id: uuid.UUID) -> list[Recipient]:
+def digest_recipients(session: Session, scope: ProjectScope) -> list[Recipient]:
     """Members with an email who have not opted out, plus subscribed external recipients."""
-    rows = _rows(session, project_id)
+    project_id = scope.project_id
+    rows = _rows(session, scope)
     opted_out = {r.recipient_key for r in rows if r.category == "digest" and not r.subscribed}
     members = session.execute(
         select(User.id, User.email, User.name).join(ProjectMember, ProjectMember.user_id == User.id)
@@ -250,7 +253,7 @@ def last_week(now: datetime) -> Period:
 
 def preview(ctx: ProjectContext, *, base_url: str = "", now: datetime | None = None) -> Digest:
     """The digest the caller would get for the last seven days."""
-    return build_digest(ctx.session, ctx.project_id, last_week(now or utcnow()), caller_recipient(ctx),
+    return build_digest(ctx.session, ctx.scope, last_week(now or utcnow()), caller_recipient(ctx),
                         base_url=base_url)
 
 
@@ -276,7 +279,7 @@ def send_now(ctx: ProjectContext, runtime: Runtime, to: str | None) -> tuple[str
                                details={"fields": [{"field": "to", "message": "required"}]})
     target = normalise_address(target)
     recipient = _test_recipient(ctx, target, runtime.settings.digest_test_email)
-    digest = build_digest(ctx.session, ctx.project_id, last_week(utcnow()), recipient,
+    digest = build_digest(ctx.session, ctx.scope, last_week(utcnow()), recipient,
                           base_url=runtime.settings.public_url)
     result = runtime.mailer.send(Mail(to=target, subject=f"[Test] {digest.subject}",
                                       text=digest.text, html=digest.html, kind="digest_test",
@@ -295,7 +298,8 @@ def _window(start: datetime, rules: Rules) -> dict[str, Any]:
             "start_utc": start.isoformat(), "end_utc": end.isoformat(), "timezone": rules.timezone}
 
 
-def _last_sent(session: Session, project_id: uuid.UUID) -> dict[str, Any] | None:
+def _last_sent(session: Session, scope: ProjectScope) -> dict[str, Any] | None:
+    project_id = scope.project_id
     last = session.execute(select(DigestSend.sent_at, DigestSend.iso_week).where(
         DigestSend.project_id == project_id, DigestSend.status == "sent")
         .order_by(DigestSend.sent_at.desc()).limit(1)).first()
@@ -306,7 +310,8 @@ def _last_sent(session: Session, project_id: uuid.UUID) -> dict[str, Any] | None
     return {"at": last[0].isoformat(), "iso_week": last[1], "recipients": int(recipients or 0)}
 
 
-def _waiting(session: Session, project_id: uuid.UUID) -> dict[str, Any]:
+def _waiting(session: Session, scope: ProjectScope) -> dict[str, Any]:
+    project_id = scope.project_id
     rows = session.execute(select(DigestSend.status, DigestSend.defer_reason, func.count(),
                                   func.min(DigestSend.not_before))
                            .where(DigestSend.project_id == project_id,
@@ -321,14 +326,14 @@ def _waiting(session: Session, project_id: uuid.UUID) -> dict[str, Any]:
 def scheduler_status(ctx: ProjectContext, *, now: datetime | None = None) -> dict[str, Any]:
     """When the last digest went out, when the next window is, and what waits."""
     now = now or utcnow()
-    rules = load_rules(ctx.session, ctx.project_id)
+    rules = load_rules(ctx.session, ctx.scope)
     return {
         "ok": True,
         "digest_enabled": rules.digest_enabled,
-        "last_digest": _last_sent(ctx.session, ctx.project_id),
+        "last_digest": _last_sent(ctx.session, ctx.scope),
         "next_window": _window(schedule.next_window_after(now, rules), rules) if rules.digest_enabled else None,
         "current_window": _window(schedule.window_at_or_before(now, rules), rules),
-        "waiting": _waiting(ctx.session, ctx.project_id),
+        "waiting": _waiting(ctx.session, ctx.scope),
         "quiet_now": schedule.in_quiet_hours(now, rules),
         "backups": backup_status(ctx.session, ctx.project_id, now),
     }

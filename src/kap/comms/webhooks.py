@@ -28,6 +28,7 @@ from kap.core.errors import Conflict, Forbidden, ServiceUnavailable
 from kap.core.mail import MailSuppression, normalise_address
 from kap.core.models import EmailLog, ProjectMember, User
 from kap.core.permissions import roles_allowed
+from kap.core.scope import ProjectScope, service_scope
 from kap.stages.models import SignoffRequest
 
 log = logging.getLogger("kap.comms")
@@ -56,10 +57,17 @@ class MailgunWebhook(BaseModel):
 class BounceFlag:
     """An external sign-off recipient whose message bounced: the project's PMs are told."""
 
-    org_id: uuid.UUID
-    project_id: uuid.UUID
+    scope: ProjectScope
     email: str
     reason: str
+
+    @property
+    def org_id(self) -> uuid.UUID:
+        return self.scope.org_id
+
+    @property
+    def project_id(self) -> uuid.UUID:
+        return self.scope.project_id
 
 
 def verify(signing_key: str | None, sig: MailgunSignature | None, now: datetime) -> None:
@@ -147,11 +155,15 @@ def _flag(session: Session, row: EmailLog | None, address: str, reason: str) -> 
     record_audit(session, org_id=row.org_id, project_id=row.project_id, actor_id=None, actor_label="mailgun",
                  action="comms.signoff_recipient_bounced", target_type="email", target_id=row.id,
                  details={"email": address, "reason": reason})
-    return BounceFlag(org_id=row.org_id, project_id=row.project_id, email=address, reason=reason)
+    # The signed webhook named this message; its log row names the project.
+    scope = service_scope(session, row.project_id, purpose="mailgun-webhook", org_id=row.org_id)
+    assert scope is not None
+    return BounceFlag(scope=scope, email=address, reason=reason)
 
 
-def pm_addresses(session: Session, project_id: uuid.UUID) -> list[str]:
+def pm_addresses(session: Session, scope: ProjectScope) -> list[str]:
     """Emails of the project's PMs and above who have not turned alerts off."""
+    project_id = scope.project_id
     alerted = roles_allowed("signoff.alerts")
     rows = session.execute(select(User.id, User.email).join(ProjectMember, ProjectMember.user_id == User.id)
                            .where(ProjectMember.project_id == project_id, ProjectMember.role.in_(alerted),

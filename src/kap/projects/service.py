@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -178,10 +177,6 @@ def remove_member(ctx: ProjectContext, user_id: uuid.UUID) -> None:
     ctx.session.delete(member)
     ctx.audit("member.left" if leaving else "member.removed", "user", user_id, role=member.role)
     ctx.session.flush()
-
-
-def member_ids(session: Session, project_id: uuid.UUID) -> Sequence[uuid.UUID]:
-    return session.scalars(select(ProjectMember.user_id).where(ProjectMember.project_id == project_id)).all()
 
 
 def invitation(ctx: ProjectContext, role: str) -> Invitation:

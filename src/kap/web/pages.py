@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kap.core.deps import RuntimeDep, limit_anonymous
+from kap.core.deps import ProjectContext, RuntimeDep, limit_anonymous
 from kap.core.login import end_session, open_session, send_login_link, set_session_cookies
 from kap.core.models import AuditEvent, TelemetryEvent, User
 from kap.core.permissions import grantable_roles
@@ -125,7 +125,7 @@ def dashboard(request: Request, runtime: RuntimeDep) -> Response:
 
 @router.get("/settings")
 def settings_page(request: Request, runtime: RuntimeDep) -> Response:
-    def values(ctx: Any) -> dict[str, Any]:
+    def values(ctx: ProjectContext) -> dict[str, Any]:
         return {"members": list_members(ctx), "can_manage": ctx.allows("members.manage"),
                 "roles": grantable_roles(ctx.role),
                 "extra_sections": build_sections(ctx)}
@@ -142,7 +142,7 @@ def _day(value: str | None) -> date | None:
 @router.get("/admin")
 def admin_page(request: Request, runtime: RuntimeDep, action: str | None = None, actor: str | None = None,
                since: str | None = None, until: str | None = None) -> Response:
-    def values(ctx: Any) -> dict[str, Any]:
+    def values(ctx: ProjectContext) -> dict[str, Any]:
         stmt = select(AuditEvent).where(AuditEvent.project_id == ctx.project_id)
         if action:
             stmt = stmt.where(AuditEvent.action.startswith(action, autoescape=True))
@@ -169,7 +169,7 @@ def admin_page(request: Request, runtime: RuntimeDep, action: str | None = None,
 
 
 @dashboard_panel(order=90)
-def recent_activity(ctx: Any) -> Panel | None:
+def recent_activity(ctx: ProjectContext) -> Panel | None:
     """The last few audit events of the project."""
     events = ctx.session.scalars(select(AuditEvent).where(AuditEvent.project_id == ctx.project_id)
                                  .order_by(AuditEvent.created_at.desc()).limit(6)).all()
