@@ -22,6 +22,7 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/python scripts/lint_scope.py
 
 # System packages and services first (they need no venv), then the venv, then every check.
 prepare:
