@@ -63,7 +63,7 @@ ALLOWLIST: dict[str, str] = {
     "kap.stages.external:_lookup": "the signed sign-off token is the credential; it names one request",
     "kap.stages.external:open_link": "the signed sign-off token is the credential; it names one request",
     "kap.stages.external:decide_by_token": "the signed sign-off token is the credential; it names one request",
-    "kap.stages.signoff:_deliver_later": "a job named by a request id its request already scoped",
+    "kap.stages.signoff:_record_sent": "an after-commit mail callback named by a request id its request already scoped",
     "kap.stages.signoff:_expire": "the scheduled expiry walks every project on the service engine",
     "kap.stages.signoff:expire_overdue": "the scheduled expiry walks every project on the service engine",
     "kap.stages.records:stage_artifacts": _BARE,
