@@ -21,6 +21,8 @@ from kap.core.permissions import PROJECT_ROLE_RANK
 from kap.core.settings import Settings
 
 SESSION_COOKIE = "kap_session"
+# The key type each accepted asymmetric algorithm needs; a token naming another is refused.
+JWKS_KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
 CSRF_COOKIE = "kap_csrf"
 CSRF_HEADER = "x-csrf-token"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -123,13 +125,16 @@ class IdentityResolver:
             if alg == "HS256" and self.settings.kap_jwt_secret:
                 return jwt.decode(token, self.settings.kap_jwt_secret, algorithms=["HS256"],
                                   audience=self.settings.kap_jwt_audience, options=options)
-            if alg in ("RS256", "ES256") and self.jwks_client is not None:
+            if alg in JWKS_KEY_TYPES and self.jwks_client is not None:
                 key = self.jwks_client.get_signing_key_from_jwt(token)
+                if key.key_type != JWKS_KEY_TYPES[alg] or (key.algorithm_name or alg) != alg:
+                    raise Unauthorized("token algorithm does not match its key", code="invalid_token")
                 return jwt.decode(token, key.key, algorithms=[alg],
                                   audience=self.settings.kap_jwt_audience, options=options)
         except jwt.ExpiredSignatureError:
             raise Unauthorized("token expired", code="token_expired") from None
-        except (jwt.PyJWTError, jwt.PyJWKClientError):
+        except (jwt.PyJWTError, jwt.PyJWKClientError, TypeError, ValueError):
+            # A key the library cannot use for this token (wrong type or curve) is a bad token too.
             raise Unauthorized("invalid token", code="invalid_token") from None
         raise Unauthorized("token algorithm not accepted", code="invalid_token")
 
