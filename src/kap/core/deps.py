@@ -60,6 +60,9 @@ def read_credentials(request: Request) -> Credentials:
 
 def optional_identity(request: Request, runtime: RuntimeDep) -> Identity | None:
     """The caller's identity if one was presented; bad credentials are a 401."""
+    if "identity" in request.scope.get("state", {}):  # already resolved at the edge (uploads)
+        known: Identity | None = request.state.identity
+        return known
     address = request_address(request, runtime)
     credentials = read_credentials(request)
     runtime.ensure_schema()  # identities are looked up in the database

@@ -7,23 +7,28 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kap.core.audit import record_telemetry
 from kap.core.errors import DbNotReady, KapError, envelope
+from kap.core.inputs import check_form_items, check_json, check_pairs, summary
 
 log = logging.getLogger("kap.http")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 BODY_TYPES_API = ("application/json", "multipart/form-data", "application/x-www-form-urlencoded")
+BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
 class RequestIdFilter(logging.Filter):
@@ -41,8 +46,51 @@ def _json_response(status: int, body: dict[str, Any], request_id: str,
     return response
 
 
+class EdgeRefusal(HTTPException):
+    """A refusal raised while the edge reads a body; rendered to the envelope like any error."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code=status, detail=message, headers=headers)
+        self.code = code
+        self.details = details or {}
+
+
+@dataclass(frozen=True)
+class BodyPolicy:
+    """How much body a route takes and whether the caller must be known before it is read."""
+
+    limit: int
+    streamed: bool  # multipart uploads go to disk as they arrive; everything else is read into memory
+
+
+_UPLOAD_ROUTES: dict[int, bool] = {}
+
+
+def _takes_files(route: Any) -> bool:
+    """Whether a route declares a File parameter: its choice of the upload body policy."""
+    key = id(route)
+    if key not in _UPLOAD_ROUTES:
+        dependant = getattr(route, "dependant", None)
+        _UPLOAD_ROUTES[key] = dependant is not None and any(
+            isinstance(f.field_info, params.File) for f in _body_fields(dependant))
+    return _UPLOAD_ROUTES[key]
+
+
+def _body_fields(dependant: Any) -> Iterator[Any]:
+    yield from dependant.body_params
+    for sub in dependant.dependencies:
+        yield from _body_fields(sub)
+
+
 class EdgeMiddleware:
-    """Request id on every response, body size limits and content-type checks before routing."""
+    """Request id on every response; text, size and content-type checks before any handler runs.
+
+    The body policy is chosen by the route the request reached: routes that declare a
+    File parameter take uploads up to KAP_MAX_UPLOAD_MB, streamed to disk and only after
+    the caller has authenticated; every other route takes KAP_MAX_JSON_KB, read into
+    memory and checked by the one text validator before the handler sees it.
+    """
 
     def __init__(self, app: ASGIApp, *, max_json: int, max_upload: int) -> None:
         self.app = app
@@ -63,7 +111,6 @@ class EdgeMiddleware:
             if early is not None:
                 await early(scope, receive, send)
                 return
-            limit = self._limit(headers)
 
             async def send_with_id(message: Message) -> None:
                 if message["type"] == "http.response.start":
@@ -72,27 +119,35 @@ class EdgeMiddleware:
                     message["headers"] = raw
                 await send(message)
 
-            await self.app(scope, _counting_receive(receive, limit), send_with_id)
+            body_receive = receive
+            if scope["method"] in BODY_METHODS:
+                body_receive = _BodyReader(self, scope, headers, receive)
+            await self.app(scope, body_receive, send_with_id)
         finally:
             request_id_var.reset(token)
 
-    def _limit(self, headers: dict[str, str]) -> int:
-        is_upload = headers.get("content-type", "").startswith("multipart/form-data")
-        return self.max_upload if is_upload else self.max_json
+    def policy(self, scope: Scope) -> BodyPolicy:
+        """The body policy of the route this request was routed to."""
+        if _takes_files(scope.get("route")):
+            return BodyPolicy(self.max_upload, streamed=True)
+        return BodyPolicy(self.max_json, streamed=False)
 
     def _check(self, scope: Scope, headers: dict[str, str], request_id: str) -> JSONResponse | None:
-        method = scope["method"]
-        if method not in ("POST", "PUT", "PATCH"):
+        problems = check_pairs(scope["query_string"], "query")
+        if problems:
+            return _json_response(422, envelope("validation_error", summary(problems), request_id,
+                                                {"fields": problems}), request_id)
+        if scope["method"] not in BODY_METHODS:
             return None
-        limit = self._limit(headers)
         length = headers.get("content-length")
         if length is not None:
             if not length.isdigit():
                 return _json_response(400, envelope("bad_request", "invalid Content-Length", request_id),
                                       request_id)
-            if int(length) > limit:
+            largest = max(self.max_upload, self.max_json)
+            if int(length) > largest:
                 return _json_response(413, envelope("payload_too_large",
-                                                    f"body larger than {limit} bytes", request_id),
+                                                    f"body larger than {largest} bytes", request_id),
                                       request_id)
         has_body = (length not in (None, "0")) or "transfer-encoding" in headers
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -103,20 +158,103 @@ class EdgeMiddleware:
         return None
 
 
-def _counting_receive(receive: Receive, limit: int) -> Receive:
-    seen = 0
+class _BodyReader:
+    """The `receive` a routed request reads its body through, under its route's policy.
 
-    async def wrapped() -> Message:
-        nonlocal seen
-        message = await receive()
+    Nothing is read until the route asks for the body, so the route is known by then.
+    """
+
+    def __init__(self, edge: EdgeMiddleware, scope: Scope, headers: dict[str, str], receive: Receive) -> None:
+        self.edge, self.scope, self.headers, self.receive = edge, scope, headers, receive
+        self.started = False
+        self.pending: list[Message] = []
+        self.seen = 0
+        self.limit = 0
+
+    async def __call__(self) -> Message:
+        if not self.started:
+            self.started = True
+            await self._start()
+        if self.pending:
+            return self.pending.pop(0)
+        return self._count(await self.receive())
+
+    async def _start(self) -> None:
+        policy = self.edge.policy(self.scope)
+        self.limit = policy.limit
+        length = self.headers.get("content-length")
+        if length is not None and int(length) > policy.limit:
+            raise _too_large(policy.limit)
+        if policy.streamed:
+            await _authenticate_first(self.scope)
+            return
+        body = await self._read_all()
+        self.pending.append({"type": "http.request", "body": body, "more_body": False})
+        problems = await self._text_problems(body)
+        if problems:
+            raise EdgeRefusal(422, "validation_error", summary(problems), {"fields": problems})
+
+    def _count(self, message: Message) -> Message:
         if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                # FastAPI re-raises HTTPException from body parsing; anything else becomes a 400.
-                raise HTTPException(status_code=413, detail=f"body larger than {limit} bytes")
+            self.seen += len(message.get("body", b""))
+            if self.seen > self.limit:
+                raise _too_large(self.limit)
         return message
 
-    return wrapped
+    async def _read_all(self) -> bytes:
+        chunks: list[bytes] = []
+        while True:
+            message = self._count(await self.receive())
+            if message["type"] != "http.request":
+                raise EdgeRefusal(400, "bad_request", "the client went away before sending the body")
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _text_problems(self, body: bytes) -> list[dict[str, str]]:
+        if not body:
+            return []
+        ctype = self.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "application/x-www-form-urlencoded":
+            return check_pairs(body, "body")
+        if ctype == "multipart/form-data":
+            return await _multipart_problems(self.scope, body)
+        return check_json(body)
+
+
+async def _multipart_problems(scope: Scope, body: bytes) -> list[dict[str, str]]:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        async with Request(scope, replay).form() as form:
+            return check_form_items(list(form.multi_items()))
+    except Exception:  # a malformed form is the route's to refuse, with its usual error
+        return []
+
+
+def _too_large(limit: int) -> EdgeRefusal:
+    return EdgeRefusal(413, "payload_too_large", f"body larger than {limit} bytes")
+
+
+async def _authenticate_first(scope: Scope) -> None:
+    """Refuse an upload from a caller who is not signed in before its first byte is read."""
+    from kap.core.deps import optional_identity  # the dependency layer builds on this module
+
+    runtime = scope["app"].state.runtime
+    request = Request(scope)
+    try:
+        identity = await run_in_threadpool(optional_identity, request, runtime)
+    except KapError as exc:
+        raise EdgeRefusal(exc.status, exc.code, exc.message, exc.details, exc.headers) from None
+    if identity is None:
+        raise EdgeRefusal(401, "unauthorized", "authentication required")
 
 
 def _request_id(request: Request) -> str:
@@ -165,6 +303,10 @@ async def validation_handler(request: Request, exc: Exception) -> JSONResponse:
 
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc, EdgeRefusal):
+        return _json_response(exc.status_code, envelope(exc.code, str(exc.detail), _request_id(request),
+                                                        exc.details), _request_id(request),
+                              dict(exc.headers or {}))
     codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 401: "unauthorized",
              413: "payload_too_large"}
     code = codes.get(exc.status_code, "http_error")
