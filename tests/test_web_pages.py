@@ -14,9 +14,11 @@ PAGES = ["/dashboard", "/documents", "/ocr", "/ask", "/stages", "/backups", "/se
 
 
 def _open(app: Any, world: World, who: str) -> TestClient:
-    browser = signed_in(app, world.users[who])
-    browser.get(f"/projects/{world.project_a}/open")
-    return browser
+    return signed_in(app, world.users[who])
+
+
+def _p(world: World, path: str) -> str:
+    return f"/p/{world.project_a}{path}"
 
 
 def _upload(client: TestClient, world: World, name: str, body: bytes) -> str:
@@ -30,19 +32,19 @@ def test_every_page_renders_for_the_owner_with_its_nav(app: Any, client: TestCli
     doc = _upload(client, world, "Cutover notes.txt", b"Cutover weekend is 14 March.\n\nGo-live on Monday.")
     with _open(app, world, "owner") as browser:
         for path in PAGES:
-            response = browser.get(path)
+            response = browser.get(_p(world, path))
             assert response.status_code == 200, (path, response.text)
             for href in PAGES[:-1]:
-                assert f'href="{href}"' in response.text, (path, href)
-        listing = browser.get("/documents").text
+                assert f'href="{_p(world, href)}"' in response.text, (path, href)
+        listing = browser.get(_p(world, "/documents")).text
         assert f'id="artifact-{doc}"' in listing and 'id="upload-form"' in listing and "Re-ingest" in listing
-        text = browser.get(f"/documents/{doc}").text
+        text = browser.get(_p(world, f"/documents/{doc}")).text
         assert "Cutover weekend is 14 March." in text and "Download" in text
-        dash = browser.get("/dashboard").text
+        dash = browser.get(_p(world, "/dashboard")).text
         for panel in ("recent-documents", "ocr-lane", "stage-progress", "scheduler", "restore-activity"):
             assert f'id="panel-{panel}"' in dash, panel
         assert 'data-testid="scheduler-chip"' in dash and "next window" in dash
-        settings = browser.get("/settings").text
+        settings = browser.get(_p(world, "/settings")).text
         assert 'id="comms-settings"' in settings and 'id="external-recipients"' in settings
 
 
@@ -54,11 +56,11 @@ def test_stage_plan_and_signoff_requests_show_on_the_stages_page(app: Any, clien
                        json={"email_to": "cfo@client.example", "name": "Dana CFO"})
     assert sent.status_code == 201, sent.text
     with _open(app, world, "pm") as browser:
-        page = browser.get("/stages").text
+        page = browser.get(_p(world, "/stages")).text
         assert f'id="stage-{stage["id"]}"' in page and "cfo@client.example" in page
         assert "Revoke" in page and "Request sign-off" in page and "Awaiting sign-off" in page
     with _open(app, world, "member") as browser:
-        page = browser.get("/stages").text
+        page = browser.get(_p(world, "/stages")).text
         assert "cfo@client.example" in page
         assert "Revoke" not in page and "Request sign-off" not in page and "Add a stage" not in page
 
@@ -66,12 +68,12 @@ def test_stage_plan_and_signoff_requests_show_on_the_stages_page(app: Any, clien
 def test_member_is_offered_reading_only(app: Any, client: TestClient, world: World) -> None:
     _upload(client, world, "Test strategy.txt", b"Three test cycles before payroll parallel runs.")
     with _open(app, world, "member") as browser:
-        listing = browser.get("/documents").text
+        listing = browser.get(_p(world, "/documents")).text
         assert "Test strategy.txt" in listing
         assert 'id="upload-form"' not in listing and "Delete" not in listing and "Re-ingest" not in listing
-        assert 'href="/backups"' not in browser.get("/dashboard").text
-        assert browser.get("/backups").status_code == 403
-        settings = browser.get("/settings").text
+        assert f'href="{_p(world, "/backups")}"' not in browser.get(_p(world, "/dashboard")).text
+        assert browser.get(_p(world, "/backups")).status_code == 403
+        settings = browser.get(_p(world, "/settings")).text
         assert 'id="subscriptions"' in settings
         assert 'id="comms-settings"' not in settings and 'id="external-recipients"' not in settings
 
@@ -81,24 +83,25 @@ def test_admin_may_run_backups_but_only_the_owner_restores(app: Any, client: Tes
     ran = client.post("/api/backups/run", params={"project_id": str(world.project_a)}, headers=world.h("owner"))
     assert ran.status_code == 200, ran.text
     with _open(app, world, "admin") as browser:
-        page = browser.get("/backups").text
+        page = browser.get(_p(world, "/backups")).text
         assert "Back up now" in page and 'id="backup-contents"' in page
         assert "Store + re-ingest" not in page and "restore-form" not in page
     with _open(app, world, "owner") as browser:
-        page = browser.get("/backups").text
+        page = browser.get(_p(world, "/backups")).text
         assert "Store + re-ingest" in page and 'id="restore-form"' in page
 
 
 def test_unknown_document_and_backup_read_as_not_found(app: Any, world: World) -> None:
     with _open(app, world, "owner") as browser:
-        assert "Document not found" in browser.get(f"/documents/{uuid.uuid4()}").text
-        assert "Document not found" in browser.get("/documents/not-an-id").text
-        page = browser.get("/backups", params={"key": "backups/x/y/20200101.zip"})
+        assert "Document not found" in browser.get(_p(world, f"/documents/{uuid.uuid4()}")).text
+        assert "Document not found" in browser.get(_p(world, "/documents/not-an-id")).text
+        page = browser.get(_p(world, "/backups"), params={"key": "backups/x/y/20200101.zip"})
         assert page.status_code == 200 and "backup not found" in page.text
 
 
-def test_pages_of_another_tenant_show_the_picker(app: Any, world: World) -> None:
+def test_pages_of_another_tenant_are_a_not_found_page(app: Any, world: World) -> None:
     with _open(app, world, "outsider") as browser:
-        for path in PAGES[1:]:
-            response = browser.get(path)
-            assert response.status_code == 404 and "Pick a project" in response.text, path
+        for path in PAGES:
+            response = browser.get(_p(world, path))
+            assert response.status_code == 404 and "Project not found" in response.text, path
+            assert "you are not a member of it" in response.text

@@ -28,7 +28,8 @@ def test_every_northwind_question_is_answered_with_a_citation_holding_the_fact(a
             assert fact in body["answer"], (item, body["answer"])
         first = body["citations"][0]
         assert first["artifact_id"] in ids and first["n"] == 1 and "[1]" in body["answer"]
-        assert first["link"] == f"/documents#artifact={first['artifact_id']}"
+        page = f"#page={first['page']}" if first["page"] else ""
+        assert first["link"] == f"/p/{world.project_a}/documents/{first['artifact_id']}{page}"
         source = _document_text(ask_client, world, first["artifact_id"])
         assert all(fact in first["quote"] for fact in item["answer_contains"]), first
         assert first["quote"].split(" ")[0] in source

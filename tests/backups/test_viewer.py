@@ -72,7 +72,7 @@ def test_store_and_reingest_makes_a_new_version_of_the_document(bk_client: TestC
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["ok"] is True and body["artifact_id"] == doc["id"]
-    assert body["link"] == f"/documents#artifact={doc['id']}"
+    assert body["link"] == f"/p/{world.project_a}/documents/{doc['id']}"
     assert body["status"] == "ready" and body["mode"] == "new_version" and body["version"] == doc["version"] + 1
     detail = client.get(f"/api/documents/{doc['id']}", params=pa(world), headers=world.h("member")).json()
     assert "Cutover" in detail["pages"][0]["text"] and detail["version"] == doc["version"] + 1
@@ -83,7 +83,7 @@ def test_store_and_reingest_makes_a_new_version_of_the_document(bk_client: TestC
 
 def _assert_activity(client: TestClient, world: World, artifact_id: str) -> None:
     activity = client.get("/api/restore-activity", params=pa(world), headers=world.h("admin")).json()["activity"]
-    assert activity[0]["kind"] == "reingest" and activity[0]["link"] == f"/documents#artifact={artifact_id}"
+    assert activity[0]["kind"] == "reingest" and activity[0]["link"] == f"/p/{world.project_a}/documents/{artifact_id}"
     with runtime_of(client).db.service_session() as s:
         actions = s.scalars(select(AuditEvent.action).where(AuditEvent.project_id == world.project_a)).all()
     assert "backup.reingest" in actions and "backup.created" in actions
@@ -95,7 +95,7 @@ def _assert_activity(client: TestClient, world: World, artifact_id: str) -> None
         ctx = resolve_project(s, Identity(via="dev", user_id=world.users["member"]), world.project_a)
         panel = restore_activity_panel(ctx)
     assert panel is not None and panel.title == "Restore Activity"
-    assert panel.rows[0].href == f"/documents#artifact={artifact_id}" and panel.rows[0].meta
+    assert panel.rows[0].href == f"/p/{world.project_a}/documents/{artifact_id}" and panel.rows[0].meta
 
 
 def test_store_and_reingest_of_a_deleted_document_makes_a_new_one(client: TestClient, world: World) -> None:

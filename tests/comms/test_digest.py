@@ -52,7 +52,7 @@ def test_preview_has_the_documented_shape(client: TestClient, world: World, db: 
     keys = [s["key"] for s in body["sections"]]
     assert keys == ["documents_added", "documents_reingested", "ocr_backlog"]
     item = body["sections"][0]["items"][0]
-    assert item["title"] == "Fit-gap.xlsx" and item["url"].startswith("http://testserver/documents#artifact=")
+    assert item["title"] == "Fit-gap.xlsx" and item["url"].startswith(f"http://testserver/p/{world.project_a}/documents/")
     assert "Fit-gap.xlsx" in body["html"] and "Fit-gap.xlsx" in body["text"]
 
 

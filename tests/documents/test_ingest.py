@@ -86,7 +86,7 @@ def test_scanned_page_goes_to_the_ocr_lane_and_ocr_makes_it_searchable(docs_clie
     hits = docs_client.get("/api/search", params={**params, "q": "86,500"}, headers=world.h("member")).json()["hits"]
     assert [h["artifact_id"] for h in hits] == [doc["id"]]
     assert hits[0]["page"] == 1 and "<mark>86" in hits[0]["snippet"]
-    assert hits[0]["link"] == f"/documents#artifact={doc['id']}"
+    assert hits[0]["link"] == f"/p/{world.project_a}/documents/{doc['id']}#page=1"
 
 
 def test_pasted_text_resolves_the_lane(docs_client: TestClient, world: World) -> None:

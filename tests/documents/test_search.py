@@ -29,7 +29,7 @@ def test_hits_are_ranked_with_deep_links(client: TestClient, world: World) -> No
     assert isinstance(hits, list) and hits
     assert hits[0]["artifact_id"] == docs["SOW-2026-014 Northwind Workday.pdf"]["id"]
     assert hits[0]["page"] == 1 and hits[0]["name"] == "SOW-2026-014 Northwind Workday.pdf"
-    assert hits[0]["link"] == f"/documents#artifact={hits[0]['artifact_id']}"
+    assert hits[0]["link"] == f"/p/{world.project_a}/documents/{hits[0]['artifact_id']}#page=1"
     assert "<mark>" in hits[0]["snippet"]
     scores = [h["score"] for h in hits]
     assert scores == sorted(scores, reverse=True)

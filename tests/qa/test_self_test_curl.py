@@ -66,7 +66,7 @@ def test_the_five_printed_commands_work_as_pasted(tmp_path: Path) -> None:
         entry = next(e for e in contents["entries"] if e["type"] == "artifact")
         command = blocks["C"].replace("<KEY>", run["key"]).replace("artifacts/<FILE>", entry["name"])
         stored = _curl(command, server.url)
-        assert stored["ok"] is True and stored["link"] == f"/documents#artifact={stored['artifact_id']}"
+        assert stored["ok"] is True and stored["link"] == f"/p/{ids.project_a}/documents/{stored['artifact_id']}"
         listed = httpx.get(f"{server.url}/api/documents", params=params, headers=owner).json()
         assert stored["artifact_id"] in {d["id"] for d in listed["documents"]}
 

@@ -47,7 +47,7 @@ def _new_project(page: Any, server: Server, name: str) -> None:
     dev_sign_in(page, server.url, uuid.uuid4(), uuid.uuid4())
     page.get_by_label("Name").fill(name)
     page.get_by_role("button", name="Create").click()
-    page.wait_for_url(f"{server.url}/dashboard")
+    page.wait_for_url(re.compile(r"/p/[0-9a-f-]{36}/dashboard$"))
 
 
 def _upload_corpus(page: Any) -> None:
@@ -84,12 +84,14 @@ def _ask_and_follow_a_citation(page: Any) -> None:
     shot(page, "ask")
     first = page.locator("#ask-citations a.citation-link").first
     href = first.get_attribute("href")
-    assert href and re.match(r"^/documents#artifact=[0-9a-f-]{36}$", href)
+    match = re.match(r"^/p/[0-9a-f-]{36}/documents/[0-9a-f-]{36}(?:#page=(\d+))?$", href or "")
+    assert match, href
     first.click()
-    page.wait_for_url(re.compile(r"/documents#artifact="))
-    row = page.locator(f"#artifact-{href.rsplit('=', 1)[-1]}")
-    expect(row).to_have_class(re.compile("highlight"))
-    expect(row).to_be_focused()
+    page.wait_for_url(re.compile(r"/documents/[0-9a-f-]{36}"))
+    if match.group(1):
+        quoted = page.locator(f"#page-{match.group(1)}")
+        expect(quoted).to_have_class(re.compile("highlight"))
+        expect(quoted).to_be_focused()
     shot(page, "citation-highlight")
 
 
@@ -103,7 +105,7 @@ def _resolve_the_ocr_lane(page: Any) -> None:
     text_view = first.locator("h2 a").get_attribute("href")
     first.get_by_role("button", name="Run OCR").click()
     page.locator(".toast", has_text="OCR started").wait_for()
-    page.locator(".toast.ok", has_text="is ready").first.wait_for(timeout=120_000)
+    page.locator(".toast.alert-ok", has_text="is ready").first.wait_for(timeout=120_000)
     expect(cards).to_have_count(waiting - 1, timeout=10_000)
     if waiting > 1:
         card = cards.first
@@ -114,7 +116,7 @@ def _resolve_the_ocr_lane(page: Any) -> None:
         expect(cards).to_have_count(waiting - 2, timeout=10_000)
     page.goto(page.url)
     assert page.get_by_text("Nothing waits for OCR.").count() == 1
-    page.goto(page.url.replace("/ocr", text_view))
+    page.goto(page.url.split("/p/")[0] + text_view)
     expect(page.locator("pre.extracted").first).to_contain_text("CR-004")
     shot(page, "document-text")
 
@@ -171,14 +173,13 @@ def _backup_and_store_a_file(page: Any) -> str:
     page.locator("#backup-contents").wait_for(timeout=60_000)
     row = page.locator("#backup-files tr", has_text="Test strategy.txt")
     row.get_by_role("button", name=re.compile("Store and re-ingest")).click()
-    toast = page.locator(".toast.ok", has_text="Restored from the backup")
+    toast = page.locator(".toast.alert-ok", has_text="Restored from the backup")
     toast.wait_for(timeout=60_000)
     shot(page, "backups")
     toast.get_by_role("link", name="View in Documents").click()
-    page.wait_for_url(re.compile(r"/documents#artifact="))
-    artifact = page.url.rsplit("=", 1)[-1]
-    expect(page.locator(f"#artifact-{artifact}")).to_have_class(re.compile("highlight"))
-    return artifact
+    page.wait_for_url(re.compile(r"/p/[0-9a-f-]{36}/documents/[0-9a-f-]{36}$"))
+    expect(page.locator("h1")).to_have_text("Test strategy.txt")
+    return page.url.rsplit("/", 1)[-1]
 
 
 def _settings(page: Any) -> None:
@@ -210,16 +211,17 @@ def test_a_consultant_works_the_whole_project_in_the_browser(browser: Any, conte
     artifact = _backup_and_store_a_file(page)
     _settings(page)
     page.get_by_role("link", name="Dashboard").click()
-    page.wait_for_url(f"{server.url}/dashboard")
+    page.wait_for_url(re.compile(r"/p/[0-9a-f-]{36}/dashboard$"))
     shot(page, "dashboard-full")
+    project = page.url.split("/p/")[1].split("/")[0]
     panel = page.locator("#panel-restore-activity")
     expect(panel).to_contain_text("Test strategy.txt")
-    assert panel.locator(f'a[href="/documents#artifact={artifact}"]').count() == 1
+    assert panel.locator(f'a[href="/p/{project}/documents/{artifact}"]').count() == 1
     expect(page.locator("#panel-stage-progress")).to_contain_text("1 of 6 signed off")
     expect(page.locator('[data-testid="scheduler-chip"]')).to_contain_text("next window")
     expect(page.locator('[data-testid="ocr-lane-chip"]')).to_have_text("0 waiting")
     page.set_viewport_size({"width": 390, "height": 844})
     for path, name in (("/dashboard", "phone-dashboard"), ("/documents", "phone-documents")):
-        page.goto(f"{server.url}{path}")
+        page.goto(f"{server.url}/p/{project}{path}")
         shot(page, name)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1, path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ def test_sign_in_create_project_and_open_its_dashboard(context: Any, tmp_path: P
         shot(page, "projects")
         page.get_by_label("Name").fill("Northwind Workday rollout")
         page.get_by_role("button", name="Create").click()
-        page.wait_for_url(f"{server.url}/dashboard")
+        page.wait_for_url(re.compile(r"/p/[0-9a-f-]{36}/dashboard$"))
         assert page.locator("h1").inner_text() == "Northwind Workday rollout"
         assert page.locator("#db-banner").is_hidden()
         shot(page, "dashboard")
@@ -52,7 +53,8 @@ def test_stopping_the_database_shows_the_orange_banner(context: Any, tmp_path: P
         dev_sign_in(page, server.url, uuid.uuid4(), uuid.uuid4())
         page.get_by_label("Name").fill("Banner check")
         page.get_by_role("button", name="Create").click()
-        page.wait_for_url(f"{server.url}/dashboard")
+        page.wait_for_url(re.compile(r"/p/[0-9a-f-]{36}/dashboard$"))
+        dashboard = page.url
         assert page.locator("#db-banner").is_hidden()
         own_postgres.stop()
         page.reload()
@@ -60,7 +62,7 @@ def test_stopping_the_database_shows_the_orange_banner(context: Any, tmp_path: P
         shot(page, "database-down")
         own_postgres.start()
         page.locator("#db-banner").wait_for(state="hidden", timeout=30_000)
-        page.goto(f"{server.url}/dashboard")
+        page.goto(dashboard)
         assert page.locator("h1").inner_text() == "Banner check"
     finally:
         server.stop()

@@ -43,9 +43,9 @@ class Candidate:
     locator: str
     text: str
 
-    @property
-    def link(self) -> str:
-        return deep_link(self.artifact_id)
+    def link(self, project_id: uuid.UUID) -> str:
+        """The document page at this chunk's page."""
+        return deep_link(project_id, self.artifact_id, self.page)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from kap.ask.retrieval import Candidate, Retrieved, has_documents, retrieve, sch
 from kap.ask.schemas import AskCreate, AskLog, AskLogEntry, AskRead, Citation
 from kap.core.deps import ProjectContext
 from kap.core.settings import Settings
+from kap.documents.schemas import deep_link
 
 MAX_QUESTION_CHARS = 1000
 LLM_CONTEXT_CHUNKS = 6
@@ -57,7 +58,8 @@ def ask(ctx: ProjectContext, settings: Settings, body: AskCreate) -> AskRead:
     entry = log_question(ctx, text, outcome, retrieved)
     return AskRead(question_id=entry.id, answer=outcome.answer, mode=outcome.mode,
                    retrieval=retrieved.retrieval, found=outcome.found,
-                   citations=outcome.citations, notes=outcome.notes)
+                   citations=[c.model_copy(update={"link": deep_link(ctx.project_id, c.artifact_id, c.page)})
+                              for c in outcome.citations], notes=outcome.notes)
 
 
 def with_context(question: Question, history: Sequence[tuple[str, str]]) -> Question:
@@ -85,7 +87,7 @@ def answer(ctx: ProjectContext, settings: Settings, question: Question, retrieve
 
 def _citation(n: int, candidate: Candidate, quote: str) -> Citation:
     return Citation(n=n, artifact_id=candidate.artifact_id, chunk_id=candidate.chunk_id, name=candidate.name,
-                    page=candidate.page, locator=candidate.locator, quote=quote, link=candidate.link)
+                    page=candidate.page, locator=candidate.locator, quote=quote, link="")
 
 
 def _where(candidate: Candidate) -> str:

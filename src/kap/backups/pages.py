@@ -14,7 +14,7 @@ from kap.backups.service import contents, list_backups, restore_activity
 from kap.core.deps import ProjectContext, RuntimeDep
 from kap.core.errors import KapError
 from kap.core.runtime import Runtime
-from kap.web.pages import project_page
+from kap.web.pages import legacy_redirect, project_page
 from kap.web.registry import Panel, Row, dashboard_panel, nav_item
 from kap.web.render import TEMPLATE_DIRS
 
@@ -23,7 +23,8 @@ TEMPLATES = Path(__file__).parent / "templates"
 if TEMPLATES not in TEMPLATE_DIRS:
     TEMPLATE_DIRS.append(TEMPLATES)
 
-nav_item("/backups", "Backups", "backups.read", 70)
+nav_item("backups", "Backups", "backups.read", 70)
+legacy_redirect(router, "/backups", "backups")
 
 
 def _contents(ctx: ProjectContext, runtime: Runtime, key: str | None) -> tuple[BackupContents | None, str | None]:
@@ -39,8 +40,8 @@ def _query(ctx: ProjectContext, **params: str) -> str:
     return urlencode({"project_id": str(ctx.project_id), **params})
 
 
-@router.get("/backups")
-def backups_page(request: Request, runtime: RuntimeDep,
+@router.get("/p/{project_id}/backups")
+def backups_page(project_id: str, request: Request, runtime: RuntimeDep,
                  key: Annotated[str | None, Query(max_length=400)] = None) -> Response:
     """The project's backups, the contents of one, and what may be done with them."""
     def values(ctx: ProjectContext) -> dict[str, Any]:
@@ -51,7 +52,7 @@ def backups_page(request: Request, runtime: RuntimeDep,
                 "q": lambda **p: _query(ctx, **p), "can_run": ctx.allows("backups.run"),
                 "can_restore": ctx.allows("backups.restore"),
                 "activity": restore_activity(ctx.session, ctx.scope, limit=20)}
-    return project_page(request, runtime, "backups.html", "backups.read", values)
+    return project_page(request, runtime, project_id, "backups.html", "backups.read", values)
 
 
 @dashboard_panel(order=60)

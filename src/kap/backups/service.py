@@ -34,6 +34,7 @@ from kap.core.db import utcnow
 from kap.core.deps import ProjectContext
 from kap.core.errors import Conflict, NotFound, ValidationFailed
 from kap.core.jobs import enqueue_after_commit
+from kap.core.links import document_link, project_link
 from kap.core.runtime import Runtime
 from kap.core.scope import ProjectScope
 from kap.documents import ingest
@@ -212,7 +213,8 @@ def store_and_reingest(ctx: ProjectContext, runtime: Runtime, key: str | None,
             artifact = documents.get_artifact(ctx, result.document.id)
             mode = "new_document"
     _record_reingest(ctx, str(key), entry, artifact, mode)
-    return ReingestResult(artifact_id=artifact.id, link=f"/documents#artifact={artifact.id}", status=artifact.status,
+    return ReingestResult(artifact_id=artifact.id, link=document_link(artifact.project_id, artifact.id),
+                          status=artifact.status,
                           mode=mode, version=artifact.version)
 
 
@@ -294,9 +296,9 @@ def restore_activity(session: Session, scope: ProjectScope, limit: int = 50) -> 
 def activity_link(row: RestoreActivity) -> str | None:
     """Where a restore activity row leads: the document, or the restored project."""
     if row.artifact_id is not None:
-        return f"/documents#artifact={row.artifact_id}"
+        return document_link(row.project_id, row.artifact_id)
     if row.target_project_id is not None:
-        return f"/projects/{row.target_project_id}/open"
+        return project_link(row.target_project_id)
     return None
 
 

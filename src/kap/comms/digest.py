@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from kap.backups.service import restored_between
 from kap.core.errors import NotFound
+from kap.core.links import document_link, project_link, stage_link
 from kap.core.mail import one_line
 from kap.core.models import AuditEvent, Project
 from kap.core.scope import ProjectScope
@@ -172,7 +173,7 @@ def _count(src: Source, stmt: Select[Any]) -> int:
 
 def _document_items(src: Source, stmt: Select[Any], detail: Callable[[Artifact], str]) -> list[Item]:
     rows: list[Artifact] = list(src.session.scalars(stmt.limit(ITEM_LIMIT)))
-    return [Item(title=a.name, detail=detail(a), url=src.link(f"/documents#artifact={a.id}")) for a in rows]
+    return [Item(title=a.name, detail=detail(a), url=src.link(document_link(src.project_id, a.id))) for a in rows]
 
 
 def _section(src: Source, key: str, title: str, stmt: Select[Any],
@@ -222,7 +223,7 @@ def stages_moved(src: Source) -> Section | None:
     events = src.session.scalars(stmt.limit(ITEM_LIMIT)).all()
     items = [Item(title=str(e.details.get("title", "stage")),
                   detail=f"{e.details.get('from', '?')} → {e.details.get('to', '?')}".replace("_", " "),
-                  url=src.link(f"/stages#stage={e.target_id}")) for e in events]
+                  url=src.link(stage_link(src.project_id, e.target_id))) for e in events]
     return Section(key="stages_moved", title="Stages moved", counts={"stages_moved": total}, items=items,
                    more=total - len(items))
 
@@ -236,7 +237,7 @@ def signoffs(src: Source) -> Section | None:
         return None
     labels = {"signoffs_requested": "requested", "signoffs_approved": "approved",
               "signoffs_rejected": "rejected", "signoffs_overdue": "overdue"}
-    items = [Item(title=f"{n} {labels[k]}", url=src.link("/stages")) for k, n in counts.items() if n]
+    items = [Item(title=f"{n} {labels[k]}", url=src.link(stage_link(src.project_id))) for k, n in counts.items() if n]
     return Section(key="signoffs", title="Sign-offs", counts=counts, items=items)
 
 
@@ -262,7 +263,8 @@ def restores(src: Source) -> Section | None:
         return None
     items = [Item(title=r.artifact_name or r.entry or r.backup_key,
                   detail=f"{r.kind.replace('_', ' ')} by {r.actor_label}",
-                  url=src.link(r.link) if r.link else src.link("/backups")) for r in done[:ITEM_LIMIT]]
+                  url=src.link(r.link) if r.link else src.link(project_link(src.project_id, "backups")))
+             for r in done[:ITEM_LIMIT]]
     return Section(key="restores", title="Restored from backups", counts={"restores": len(done)}, items=items,
                    more=len(done) - len(items))
 
@@ -302,7 +304,7 @@ def build_digest(session: Session, scope: ProjectScope, period: Period, recipien
     counts = dict.fromkeys(COUNT_KEYS, 0) | {key: n for s in sections for key, n in s.counts.items()}
     subject = one_line(f"{project['name']}: weekly digest {period.start:%d %b} – {period.end:%d %b %Y}")
     context = {"project": project, "period": period, "sections": sections, "recipient": recipient,
-               "project_url": src.link(f"/projects/{project_id}"), "unsubscribe_url": unsubscribe_url}
+               "project_url": src.link(project_link(project_id)), "unsubscribe_url": unsubscribe_url}
     return Digest(project=project, period=period, recipient=recipient, counts=counts, sections=sections,
                   subject=subject, html=TEMPLATES.get_template("digest.html").render(**context),
                   text=TEMPLATES.get_template("digest.txt").render(**context))

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from kap.core.audit import record_audit
 from kap.core.errors import Forbidden, NotFound, Unauthorized
 from kap.core.models import OrgMember, Project
-from kap.core.permissions import ACTIONS, is_org_admin, role_allows
+from kap.core.permissions import ACTIONS, forbidden_message, is_org_admin, role_allows
 from kap.core.ratelimit import client_address
 from kap.core.runtime import Runtime
 from kap.core.scope import ProjectScope, reach, service_scope, visible_project_ids
@@ -163,9 +163,10 @@ class ProjectContext:
         return role_allows(self.role, action)
 
     def require(self, action: str) -> None:
-        """Raise the 403 the choke point gives when the caller's role may not perform `action`."""
+        """Raise the one 403 the choke point gives (API and pages alike), in plain words."""
         if not self.allows(action):
-            raise Forbidden(f"'{action}' needs the {ACTIONS[action]} role or higher")
+            raise Forbidden(forbidden_message(action, self.role), code="forbidden",
+                            details={"action": action, "needs_role": ACTIONS[action], "role": self.role})
 
     def audit(self, action: str, target_type: str, target_id: object, **details: Any) -> None:
         """Record an event by the caller in this project, in the request's transaction."""

@@ -43,6 +43,36 @@ ACTIONS: dict[str, str] = {
 }
 
 
+ROLE_LABELS: dict[str, str] = {"member": "member", "lead": "lead", "pm": "project manager",
+                               "admin": "project admin", "owner": "project owner"}
+
+# What each action lets a person do, in words for error messages and the 403 page.
+ACTION_LABELS: dict[str, str] = {
+    "project.read": "Opening this project", "project.update": "Changing the project",
+    "project.archive": "Archiving the project", "members.read": "Seeing the members",
+    "members.manage": "Managing members", "audit.read": "Reading the audit log",
+    "telemetry.read": "Reading telemetry", "sentinel.run": "Running the sentinel",
+    "documents.read": "Reading documents", "documents.write": "Uploading and changing documents",
+    "search.read": "Searching documents", "ask.use": "Asking Kap", "ask.audit": "Reading the Ask Kap log",
+    "stages.read": "Seeing the stages", "stages.write": "Changing the stage plan",
+    "signoff.request": "Requesting a sign-off", "signoff.decide_internal": "Recording a sign-off decision",
+    "comms.read": "Seeing the email settings", "comms.manage": "Changing the email settings",
+    "subscriptions.self": "Changing your subscriptions", "digest.preview": "Previewing the digest",
+    "digest.send": "Sending the digest", "backups.read": "Seeing backups", "backups.run": "Running a backup",
+    "backups.restore": "Restoring a backup", "qa.run": "Running the quality checks",
+}
+
+
+def forbidden_message(action: str, role: str | None) -> str:
+    """Why an action is refused, in plain words: what it needs and what the caller is."""
+    def a(label: str) -> str:
+        return f"{'an' if label[0] in 'aeiou' else 'a'} {label}"
+    higher = "" if ACTIONS[action] == "owner" else " or higher"
+    you = f" You are {a(ROLE_LABELS.get(role, role))} here." if role else ""
+    return (f"{ACTION_LABELS.get(action, 'This')} needs {a(ROLE_LABELS[ACTIONS[action]])}{higher}.{you} "
+            "Ask a project admin if you need it.")
+
+
 def role_allows(role: str, action: str) -> bool:
     """Whether a project role may perform an action."""
     return PROJECT_ROLE_RANK.get(role, 0) >= PROJECT_ROLE_RANK[ACTIONS[action]]

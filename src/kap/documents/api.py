@@ -165,5 +165,6 @@ def search(ctx: SearchRead, q: Annotated[str, Query(min_length=1, max_length=500
         used, hits = "any", search_chunks(ctx, q, limit, match="any")
     return SearchResult(query=q, match=used, hits=[SearchHit(chunk_id=h.chunk_id, artifact_id=h.artifact_id,
                                                              name=h.artifact_name, page=h.page, locator=h.locator,
-                                                             snippet=h.snippet, score=h.score, link=h.link)
+                                                             snippet=h.snippet, score=h.score,
+                                                             link=h.link(ctx.project_id))
                                                    for h in hits])

@@ -7,22 +7,28 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from kap.core.deps import ProjectContext, RuntimeDep
+from kap.core.deps import ProjectContext, RuntimeDep, visible_projects
 from kap.core.errors import NotFound
+from kap.core.links import document_link, project_link
 from kap.documents import service
-from kap.web.pages import project_page
+from kap.documents.models import Artifact
+from kap.web.pages import legacy_redirect, project_page
 from kap.web.registry import Panel, Row, dashboard_panel, nav_item
-from kap.web.render import TEMPLATE_DIRS
+from kap.web.render import TEMPLATE_DIRS, Page, with_page
 
 router = APIRouter(include_in_schema=False)
 TEMPLATES = Path(__file__).parent / "templates"
 if TEMPLATES not in TEMPLATE_DIRS:
     TEMPLATE_DIRS.append(TEMPLATES)
 
-nav_item("/documents", "Documents", "documents.read", 20)
-nav_item("/ocr", "Needs OCR", "documents.read", 25)
+nav_item("documents", "Documents", "documents.read", 20)
+nav_item("ocr", "Needs OCR", "documents.read", 25)
+legacy_redirect(router, "/documents", "documents")
+legacy_redirect(router, "/ocr", "ocr")
 
 STATUS_LABELS = {"queued": "Queued", "processing": "Processing", "ready": "Ready", "needs_ocr": "Needs OCR",
                  "failed": "Failed"}
@@ -43,18 +49,18 @@ def _common(ctx: ProjectContext) -> dict[str, Any]:
             "api_q": f"project_id={ctx.project_id}"}
 
 
-@router.get("/documents")
-def documents_page(request: Request, runtime: RuntimeDep, name: str | None = None) -> Response:
+@router.get("/p/{project_id}/documents")
+def documents_page(project_id: str, request: Request, runtime: RuntimeDep, name: str | None = None) -> Response:
     """List the project's documents with upload, re-ingest and delete."""
     def values(ctx: ProjectContext) -> dict[str, Any]:
         listing = service.list_documents(ctx, name=(name or "").strip()[:255] or None, limit=200)
         names = {d.id: d.name for d in listing.documents}
         return {**_common(ctx), "listing": listing, "names": names, "query": name or ""}
-    return project_page(request, runtime, "documents.html", "documents.read", values)
+    return project_page(request, runtime, project_id, "documents.html", "documents.read", values)
 
 
-@router.get("/documents/{artifact_id}")
-def document_page(artifact_id: str, request: Request, runtime: RuntimeDep) -> Response:
+@router.get("/p/{project_id}/documents/{artifact_id}")
+def document_page(project_id: str, artifact_id: str, request: Request, runtime: RuntimeDep) -> Response:
     """One document: its metadata and its extracted text grouped by page, sheet or slide."""
     def values(ctx: ProjectContext) -> dict[str, Any]:
         try:
@@ -62,15 +68,32 @@ def document_page(artifact_id: str, request: Request, runtime: RuntimeDep) -> Re
         except (ValueError, NotFound):
             return {**_common(ctx), "doc": None}
         return {**_common(ctx), "doc": detail}
-    return project_page(request, runtime, "document.html", "documents.read", values)
+    return project_page(request, runtime, project_id, "document.html", "documents.read", values)
 
 
-@router.get("/ocr")
-def ocr_page(request: Request, runtime: RuntimeDep) -> Response:
+@router.get("/documents/{artifact_id}")
+def old_document_link(artifact_id: str, request: Request, runtime: RuntimeDep) -> Response:
+    """An old document link without its project: find the document's project and go there."""
+    def build(page: Page, session: Session) -> Response:
+        assert page.identity is not None
+        try:
+            wanted = uuid.UUID(artifact_id)
+        except ValueError:
+            return page.render("missing.html", status=404)
+        pid = session.scalar(select(Artifact.project_id).where(
+            Artifact.id == wanted, Artifact.project_id.in_(visible_projects(page.identity))))
+        if pid is None:
+            return page.render("missing.html", status=404)
+        return RedirectResponse(document_link(pid, wanted), status_code=303)
+    return with_page(request, runtime, build)
+
+
+@router.get("/p/{project_id}/ocr")
+def ocr_page(project_id: str, request: Request, runtime: RuntimeDep) -> Response:
     """The Needs OCR lane with its two ways out: run OCR, or paste the text."""
     def values(ctx: ProjectContext) -> dict[str, Any]:
         return {**_common(ctx), "queue": service.ocr_queue(ctx)}
-    return project_page(request, runtime, "ocr.html", "documents.read", values)
+    return project_page(request, runtime, project_id, "ocr.html", "documents.read", values)
 
 
 @dashboard_panel(order=20)
@@ -91,7 +114,8 @@ def ocr_lane_panel(ctx: ProjectContext) -> Panel | None:
         return None
     queue = service.ocr_queue(ctx)
     count = len(queue.documents)
-    rows = [Row(text=d.name, href="/ocr", meta=f"pages {', '.join(map(str, d.ocr_pages)) or '?'}")
+    lane = project_link(ctx.project_id, "ocr")
+    rows = [Row(text=d.name, href=lane, meta=f"pages {', '.join(map(str, d.ocr_pages)) or '?'}")
             for d in queue.documents[:5]]
     return Panel(id="ocr-lane", title="Needs OCR", chip=f"{count} waiting", rows=rows,
                  empty="Nothing waits for OCR.")

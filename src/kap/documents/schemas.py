@@ -8,14 +8,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kap.core.links import document_link
 from kap.documents.models import Artifact
 
 Status = Literal["queued", "processing", "ready", "needs_ocr", "failed"]
 
 
-def deep_link(artifact_id: uuid.UUID | str) -> str:
-    """The stable page link of a document."""
-    return f"/documents#artifact={artifact_id}"
+def deep_link(project_id: uuid.UUID | str, artifact_id: uuid.UUID | str, page: int | None = None) -> str:
+    """The stable page link of a document, carrying its project."""
+    return document_link(project_id, artifact_id, page)
 
 
 class Strict(BaseModel):
@@ -68,7 +69,7 @@ class ArtifactRead(BaseModel):
                    status_reason=artifact.status_reason, page_count=artifact.page_count,
                    chunk_count=artifact.chunk_count, ocr_pages=list(artifact.ocr_pages or []),
                    version=artifact.version, uploaded_by=artifact.uploaded_by, created_at=artifact.created_at,
-                   updated_at=artifact.updated_at, link=deep_link(artifact.id))
+                   updated_at=artifact.updated_at, link=deep_link(artifact.project_id, artifact.id))
 
 
 class PageText(BaseModel):

@@ -42,9 +42,9 @@ class ChunkHit:
     snippet: str
     score: float
 
-    @property
-    def link(self) -> str:
-        return deep_link(self.artifact_id)
+    def link(self, project_id: uuid.UUID) -> str:
+        """The document page at this chunk's page."""
+        return deep_link(project_id, self.artifact_id, self.page)
 
 
 @dataclass(frozen=True)

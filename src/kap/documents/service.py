@@ -18,7 +18,15 @@ from kap.core.runtime import Runtime
 from kap.documents import ingest
 from kap.documents.jobs import delete_stored_files, ingest_artifact, ocr_artifact
 from kap.documents.models import Artifact, ArtifactChunk
-from kap.documents.schemas import ArtifactDetail, ArtifactList, ArtifactRead, IngestResult, OcrQueue, PageText
+from kap.documents.schemas import (
+    ArtifactDetail,
+    ArtifactList,
+    ArtifactRead,
+    IngestResult,
+    OcrQueue,
+    PageText,
+    deep_link,
+)
 from kap.documents.search import ChunkHit, search_chunks
 
 __all__ = ["ChunkHit", "search_chunks"]
@@ -48,7 +56,7 @@ def _refuse_duplicate(ctx: ProjectContext, staged: ingest.Staged) -> None:
     if existing is not None:
         raise Conflict(f"this file is already in the project as '{existing.name}'", code="duplicate",
                        details={"artifact_id": str(existing.id), "name": existing.name,
-                                "link": f"/documents#artifact={existing.id}"})
+                                "link": deep_link(ctx.project_id, existing.id)})
 
 
 def _release_snapshot(session: Session) -> None:

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from kap.core.deps import ProjectContext, RuntimeDep
+from kap.core.links import stage_link
 from kap.projects.service import list_members
 from kap.stages import service, signoff
 from kap.stages.schemas import SignoffRequestRead, StageRead
-from kap.web.pages import project_page
+from kap.web.pages import legacy_redirect, project_page
 from kap.web.registry import Panel, Row, dashboard_panel, nav_item
 from kap.web.render import TEMPLATE_DIRS
 
@@ -21,7 +22,8 @@ TEMPLATES = Path(__file__).parent / "templates"
 if TEMPLATES not in TEMPLATE_DIRS:
     TEMPLATE_DIRS.append(TEMPLATES)
 
-nav_item("/stages", "Stages", "stages.read", 40)
+nav_item("stages", "Stages", "stages.read", 40)
+legacy_redirect(router, "/stages", "stages")
 
 STAGE_LABELS = {"pending": "Not started", "in_progress": "In progress", "in_review": "Awaiting sign-off",
                 "signed_off": "Signed off", "rejected": "Rejected"}
@@ -32,8 +34,8 @@ def _requests(ctx: ProjectContext, stages: list[StageRead]) -> dict[Any, list[Si
     return {s.id: signoff.list_requests(ctx, s.id) for s in stages}
 
 
-@router.get("/stages")
-def stages_page(request: Request, runtime: RuntimeDep) -> Response:
+@router.get("/p/{project_id}/stages")
+def stages_page(project_id: str, request: Request, runtime: RuntimeDep) -> Response:
     """The project's stages with plan editing and sign-off for pm and above."""
     def values(ctx: ProjectContext) -> dict[str, Any]:
         stages = service.list_stages(ctx)
@@ -43,7 +45,7 @@ def stages_page(request: Request, runtime: RuntimeDep) -> Response:
                 "labels": STAGE_LABELS, "decided": DECIDED, "can_plan": ctx.allows("stages.write"),
                 "can_request": ctx.allows("signoff.request"), "api_q": f"project_id={ctx.project_id}",
                 "missing_defaults": [t for t in service.DEFAULT_STAGES if t not in {s.title for s in stages}]}
-    return project_page(request, runtime, "stages.html", "stages.read", values)
+    return project_page(request, runtime, project_id, "stages.html", "stages.read", values)
 
 
 @dashboard_panel(order=15)
@@ -53,7 +55,7 @@ def stage_progress_panel(ctx: ProjectContext) -> Panel | None:
         return None
     stages = service.list_stages(ctx)
     done = sum(1 for s in stages if s.status == "signed_off")
-    rows = [Row(text=s.title, href=f"/stages#stage-{s.id}", meta=STAGE_LABELS.get(s.status, s.status))
+    rows = [Row(text=s.title, href=stage_link(ctx.project_id, s.id), meta=STAGE_LABELS.get(s.status, s.status))
             for s in stages]
     return Panel(id="stage-progress", title="Stage progress", rows=rows,
                  chip=f"{done} of {len(stages)} signed off" if stages else None,

@@ -14,13 +14,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kap.core.deps import ProjectContext, RuntimeDep, limit_anonymous
+from kap.core.links import project_link
 from kap.core.login import end_session, open_session, send_login_link, set_session_cookies
 from kap.core.models import AuditEvent, TelemetryEvent, User
 from kap.core.permissions import grantable_roles
 from kap.core.security import CSRF_COOKIE, SESSION_COOKIE, ensure_user
 from kap.projects.service import list_members, list_projects
 from kap.web.registry import Panel, Row, build_panels, build_sections, dashboard_panel, visible_nav
-from kap.web.render import PROJECT_COOKIE, Page, environment, page_identity, with_page
+from kap.web.render import Page, environment, last_project_id, page_identity, with_page
 
 router = APIRouter(include_in_schema=False)
 environment().globals["nav_items"] = lambda page: visible_nav(page.ctx) if page.ctx else []
@@ -97,39 +98,52 @@ def home(request: Request, runtime: RuntimeDep) -> Response:
 
 
 @router.get("/projects/{project_id}/open")
-def open_project(project_id: uuid.UUID, request: Request, runtime: RuntimeDep) -> Response:
-    """Make a project the current one and go to its dashboard."""
-    response = RedirectResponse("/dashboard", status_code=303)
-    response.set_cookie(PROJECT_COOKIE, str(project_id), httponly=True, samesite="lax", path="/")
-    return response
+@router.get("/projects/{project_id}")
+def open_project(project_id: str) -> Response:
+    """Old project links (and links in older mails) open the project's dashboard."""
+    return RedirectResponse(project_link(project_id), status_code=303)
 
 
-def project_page(request: Request, runtime: Any, template: str, action: str,
+def project_page(request: Request, runtime: Any, project_id: str, template: str, action: str,
                  values: Any = None) -> Response:
-    """Render a page of the current project, or send the caller to pick one."""
+    """Render a page of the project in the path, authorised for `action` like the API."""
     def build(page: Page, session: Session) -> Response:
-        if page.ctx is None:
-            return page.render("no_project.html", status=404)
-        if not page.ctx.allows(action):
-            return page.render("no_project.html", status=403)
+        assert page.ctx is not None
         extra = values(page.ctx) if values else {}
         return page.render(template, **extra)
-    return with_page(request, runtime, build)
+    return with_page(request, runtime, build, project_id=project_id, action=action)
 
 
-@router.get("/dashboard")
-def dashboard(request: Request, runtime: RuntimeDep) -> Response:
-    return project_page(request, runtime, "dashboard.html", "project.read",
+def legacy_redirect(router: APIRouter, path: str, section: str) -> None:
+    """Keep an old project-less page URL working: it opens that page of the project last visited."""
+    def redirect(request: Request) -> Response:
+        pid = last_project_id(request)
+        if pid is None:
+            return RedirectResponse("/", status_code=303)
+        query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "project_id"])
+        return RedirectResponse(project_link(pid, section) + (f"?{query}" if query else ""), status_code=303)
+    redirect.__doc__ = f"Old URL {path}: redirect to /p/<project>/{section}."
+    router.add_api_route(path, redirect, methods=["GET"], name=f"legacy-{section}")
+
+
+@router.get("/p/{project_id}/dashboard")
+def dashboard(project_id: str, request: Request, runtime: RuntimeDep) -> Response:
+    return project_page(request, runtime, project_id, "dashboard.html", "project.read",
                         lambda ctx: {"panels": build_panels(ctx)})
 
 
-@router.get("/settings")
-def settings_page(request: Request, runtime: RuntimeDep) -> Response:
+@router.get("/p/{project_id}")
+def project_root(project_id: str) -> Response:
+    return RedirectResponse(project_link(project_id), status_code=303)
+
+
+@router.get("/p/{project_id}/settings")
+def settings_page(project_id: str, request: Request, runtime: RuntimeDep) -> Response:
     def values(ctx: ProjectContext) -> dict[str, Any]:
         return {"members": list_members(ctx), "can_manage": ctx.allows("members.manage"),
                 "roles": grantable_roles(ctx.role),
                 "extra_sections": build_sections(ctx)}
-    return project_page(request, runtime, "settings.html", "members.read", values)
+    return project_page(request, runtime, project_id, "settings.html", "members.read", values)
 
 
 def _day(value: str | None) -> date | None:
@@ -139,9 +153,9 @@ def _day(value: str | None) -> date | None:
         return None
 
 
-@router.get("/admin")
-def admin_page(request: Request, runtime: RuntimeDep, action: str | None = None, actor: str | None = None,
-               since: str | None = None, until: str | None = None) -> Response:
+@router.get("/p/{project_id}/admin")
+def admin_page(project_id: str, request: Request, runtime: RuntimeDep, action: str | None = None,
+               actor: str | None = None, since: str | None = None, until: str | None = None) -> Response:
     def values(ctx: ProjectContext) -> dict[str, Any]:
         stmt = select(AuditEvent).where(AuditEvent.project_id == ctx.project_id)
         if action:
@@ -165,7 +179,11 @@ def admin_page(request: Request, runtime: RuntimeDep, action: str | None = None,
         return {"events": events, "total": total, "telemetry": telemetry,
                 "filters": {"action": action, "actor": actor, "since": since, "until": until},
                 "csv_href": f"/api/audit?{urlencode(params)}"}
-    return project_page(request, runtime, "admin.html", "audit.read", values)
+    return project_page(request, runtime, project_id, "admin.html", "audit.read", values)
+
+
+for _path, _section in (("/dashboard", "dashboard"), ("/settings", "settings"), ("/admin", "admin")):
+    legacy_redirect(router, _path, _section)
 
 
 @dashboard_panel(order=90)

@@ -9,6 +9,7 @@ from typing import TypeVar
 from markupsafe import Markup
 
 from kap.core.deps import ProjectContext
+from kap.core.links import project_link
 
 
 @dataclass
@@ -43,7 +44,7 @@ SECTIONS: list[tuple[int, SectionBuilder]] = []
 
 
 def nav_item(href: str, label: str, action: str, order: int) -> None:
-    """Add a navigation entry shown to roles allowed `action`."""
+    """Add a navigation entry (a section of `/p/<project>/`) shown to roles allowed `action`."""
     if all(item.href != href for item in NAV):
         NAV.append(NavItem(href, label, action, order))
         NAV.sort(key=lambda item: item.order)
@@ -77,13 +78,14 @@ def build_sections(ctx: ProjectContext) -> list[Markup]:
 
 
 def visible_nav(ctx: ProjectContext) -> list[tuple[str, str]]:
-    return [(item.href, item.label) for item in NAV if ctx.allows(item.action)]
+    """The navigation entries this caller's role reaches, as links into the project."""
+    return [(project_link(ctx.project_id, item.href), item.label) for item in NAV if ctx.allows(item.action)]
 
 
 def build_panels(ctx: ProjectContext) -> list[Panel]:
     return [panel for _, builder in PANELS if (panel := builder(ctx)) is not None]
 
 
-nav_item("/dashboard", "Dashboard", "project.read", 10)
-nav_item("/settings", "Settings", "members.read", 80)
-nav_item("/admin", "Admin", "audit.read", 90)
+nav_item("dashboard", "Dashboard", "project.read", 10)
+nav_item("settings", "Settings", "members.read", 80)
+nav_item("admin", "Admin", "audit.read", 90)

@@ -18,8 +18,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from kap import __version__
-from kap.core.deps import ProjectContext, read_credentials, resolve_project
-from kap.core.errors import DbNotReady, KapError, NotFound
+from kap.core.deps import ProjectContext, read_credentials, request_address, resolve_project
+from kap.core.errors import DbNotReady, Forbidden, KapError, NotFound
+from kap.core.links import document_link, project_link
+from kap.core.permissions import ACTIONS, ROLE_LABELS
 from kap.core.runtime import Runtime
 from kap.core.security import Identity
 
@@ -78,6 +80,16 @@ class Page:
                                               "script-src 'self'; frame-ancestors 'none'; base-uri 'none'"}
         return HTMLResponse(body, status_code=status, headers=headers)
 
+    def link(self, section: str = "dashboard") -> str:
+        """A page of the project this page shows: `/p/<project>/<section>`."""
+        assert self.ctx is not None
+        return project_link(self.ctx.project_id, section)
+
+    def doc_link(self, artifact_id: object, page: int | None = None) -> str:
+        """A document of the project this page shows, at a page when one is given."""
+        assert self.ctx is not None
+        return document_link(self.ctx.project_id, str(artifact_id), page)
+
     @property
     def csrf(self) -> str:
         return self.identity.csrf_token if self.identity and self.identity.csrf_token else ""
@@ -97,8 +109,8 @@ def page_identity(request: Request, runtime: Runtime) -> Identity | None:
         return None
 
 
-def current_project_id(request: Request) -> uuid.UUID | None:
-    """The project a page shows: `?project_id=` first, then the last one picked."""
+def last_project_id(request: Request) -> uuid.UUID | None:
+    """The project named by `?project_id=`, else the one last visited (only old links rely on it)."""
     raw = request.query_params.get("project_id") or request.cookies.get(PROJECT_COOKIE)
     try:
         return uuid.UUID(raw) if raw else None
@@ -109,8 +121,13 @@ def current_project_id(request: Request) -> uuid.UUID | None:
 PageBuilder = Callable[[Page, Session], Response]
 
 
-def with_page(request: Request, runtime: Runtime, build: PageBuilder, *, project: bool = True) -> Response:
-    """Open a page (identity, database, current project), build it, and turn failures into pages."""
+def with_page(request: Request, runtime: Runtime, build: PageBuilder, *, project_id: str | None = None,
+              action: str = "project.read") -> Response:
+    """Open a page (identity, database, the project in its path), build it, and turn failures into pages.
+
+    A project page authorises like the API: `resolve_project` then `ProjectContext.require(action)`; an
+    unreachable project is the 404 page, a role too low the 403 page that names the role needed.
+    """
     try:
         runtime.ensure_schema()
         identity = page_identity(request, runtime)
@@ -121,24 +138,30 @@ def with_page(request: Request, runtime: Runtime, build: PageBuilder, *, project
     page = Page(request=request, runtime=runtime, identity=identity)
     try:
         with runtime.db.app_session(identity.user_id) as session:
-            if project:
-                page.ctx = _current_context(request, session, identity)
+            if project_id is not None:
+                try:
+                    page.ctx = resolve_project(session, identity, uuid.UUID(project_id),
+                                               ip=request_address(request, runtime),
+                                               user_agent=request.headers.get("user-agent"))
+                except (ValueError, NotFound):
+                    return page.render("missing.html", status=404)
+                try:
+                    page.ctx.require(action)
+                except Forbidden as exc:
+                    return _remember(page.render("forbidden.html", status=403, reason=exc.message,
+                                                 needs=ROLE_LABELS[ACTIONS[action]]), page.ctx)
             response = build(page, session)
             session.commit()
-            return response
+            return _remember(response, page.ctx) if page.ctx else response
     except (OperationalError, DBAPIError):
         runtime.db.schema_ready = False
         return _down_page(request, runtime)
 
 
-def _current_context(request: Request, session: Session, identity: Identity) -> ProjectContext | None:
-    pid = current_project_id(request)
-    if pid is None:
-        return None
-    try:
-        return resolve_project(session, identity, pid)
-    except NotFound:
-        return None
+def _remember(response: Response, ctx: ProjectContext) -> Response:
+    """Note the project last visited, so that old links without one still land somewhere sensible."""
+    response.set_cookie(PROJECT_COOKIE, str(ctx.project_id), httponly=True, samesite="lax", path="/")
+    return response
 
 
 def _down_page(request: Request, runtime: Runtime) -> Response:

@@ -1,9 +1,10 @@
 // Ask Kap: send the question to the ask API and show the answer with clickable, numbered citations.
-import { api, toast } from "/static/kap.js";
+import { api, showError, toast } from "/static/kap.js";
 
 function citationLink(citation) {
   const a = document.createElement("a");
-  a.href = citation.link || `/documents#artifact=${citation.artifact_id}`;
+  const project = document.getElementById("ask-form")?.dataset.project;
+  a.href = citation.link || `/p/${project}/documents/${citation.artifact_id}${citation.page ? `#page=${citation.page}` : ""}`;
   a.className = "citation-link";
   const where = citation.locator || (citation.page ? `page ${citation.page}` : "");
   a.textContent = where ? `${citation.name}, ${where}` : citation.name;
@@ -67,7 +68,7 @@ form?.addEventListener("submit", async (event) => {
     show(await api("POST", `/api/ask?project_id=${form.dataset.project}`, { question }));
     document.getElementById("ask-answer").focus?.();
   } catch (error) {
-    toast(error.message, "error");
+    showError(error);
   } finally {
     button.disabled = false; busy.hidden = true;
   }

@@ -1,5 +1,5 @@
 // Backups: store a file from a backup back into the project, and restore a backup into a new project.
-import { api, toast } from "/static/kap.js";
+import { api, showError, toast } from "/static/kap.js";
 
 const box = document.getElementById("backup-contents");
 
@@ -12,7 +12,7 @@ async function reingest(button) {
     const what = data.mode === "new_version" ? `stored as version ${data.version}` : "stored as a new document";
     toast(`Restored from the backup: ${what} (${data.status})`, "ok", { href: data.link, text: "View in Documents" });
   } catch (error) {
-    toast(error.message, "error");
+    showError(error);
   } finally {
     button.disabled = false;
   }
@@ -31,10 +31,10 @@ async function restore(form) {
   try {
     const data = await api("POST", `/api/backups/restore?${params}`, { target: "new", confirm: typed });
     toast(`Restored into a new project (${data.files} files)`, "ok",
-          { href: `/projects/${data.project_id}/open`, text: "Open it" });
+          { href: `/p/${data.project_id}/dashboard`, text: "Open it" });
     form.reset();
   } catch (error) {
-    toast(error.message, "error");
+    showError(error);
   } finally {
     button.disabled = false;
   }

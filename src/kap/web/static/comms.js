@@ -1,5 +1,5 @@
 // Settings: the caller's own subscriptions and the project's external recipients (one PUT each).
-import { api, toast } from "/static/kap.js";
+import { api, showError, toast } from "/static/kap.js";
 
 const section = document.getElementById("subscriptions");
 const url = () => `/api/subscriptions?project_id=${section.dataset.project}`;
@@ -17,7 +17,7 @@ async function save(body, message) {
     toast(message, "ok");
     setTimeout(() => location.reload(), 400);
   } catch (error) {
-    toast(error.message, "error");
+    showError(error);
   }
 }
 

@@ -1,10 +1,11 @@
 // Documents: upload with progress, status toasts while a document is extracted, the OCR lane.
-import { api, toast } from "/static/kap.js";
+import { api, humanMessage, signInLink, toast } from "/static/kap.js";
 
 const DONE = new Set(["ready", "needs_ocr", "failed"]);
 const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const viewLink = (id) => ({ href: `/documents#artifact=${id}`, text: "View in Documents" });
+const project = () => document.getElementById("main")?.dataset.project;
+const viewLink = (id) => ({ href: `/p/${project()}/documents/${id}`, text: "Open the document" });
 
 function uploadOne(projectId, file, bar, note) {
   return new Promise((resolve, reject) => {
@@ -18,9 +19,9 @@ function uploadOne(projectId, file, bar, note) {
     xhr.addEventListener("load", () => {
       const data = xhr.response || {};
       if (xhr.status >= 200 && xhr.status < 300) { bar.value = 100; resolve(data); }
-      else reject(Object.assign(new Error(data?.error?.message || `Upload failed (${xhr.status})`), { data }));
+      else reject(Object.assign(new Error(humanMessage(xhr.status, data)), { status: xhr.status, data }));
     });
-    xhr.addEventListener("error", () => reject(new Error("The upload was interrupted")));
+    xhr.addEventListener("error", () => reject(new Error("The upload was interrupted. Check your connection and try again.")));
     note.textContent = "Uploading…";
     const body = new FormData();
     body.append("file", file, file.name);
@@ -43,7 +44,7 @@ export async function watch(projectId, id, name, note) {
 
 function announce(doc, name) {
   if (doc.status === "ready") toast(`${name} is ready`, "ok", viewLink(doc.id));
-  else if (doc.status === "needs_ocr") toast(`${name} landed in the Needs OCR lane`, "info", { href: "/ocr", text: "Open the lane" });
+  else if (doc.status === "needs_ocr") toast(`${name} landed in the Needs OCR lane`, "info", { href: `/p/${project()}/ocr`, text: "Open the lane" });
   else toast(`${name} failed: ${doc.status_reason || "unknown reason"}`, "error", viewLink(doc.id));
 }
 
@@ -52,7 +53,7 @@ export async function refreshList() {
   if (!table) return;
   const params = new URLSearchParams(location.search);
   params.set("fragment", "1");
-  const response = await fetch(`/documents?${params}`, { credentials: "same-origin" });
+  const response = await fetch(`/p/${project()}/documents?${params}`, { credentials: "same-origin" });
   if (!response.ok) return;
   const html = new DOMParser().parseFromString(await response.text(), "text/html");
   const fresh = html.querySelector("#doc-list tbody");
@@ -88,7 +89,8 @@ async function uploadAndWatch(projectId, file) {
   } catch (error) {
     note.textContent = "refused";
     const link = error.data?.error?.details?.link;
-    toast(`${file.name}: ${error.message}`, "error", link ? { href: link, text: "View in Documents" } : undefined);
+    const action = error.status === 401 ? signInLink() : link ? { href: link, text: "Open the document" } : undefined;
+    toast(`${file.name}: ${error.message}`, "error", action);
   }
 }
 

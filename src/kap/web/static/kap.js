@@ -1,35 +1,95 @@
-// Progressive enhancement for Kap's pages: API forms, toasts, the database banner, deep links.
+// Progressive enhancement for Kap's pages: API forms, alerts, the database banner, deep links, the menu.
 
 const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
 
-export async function api(method, url, body) {
+// What people read when a request fails: what happened and what to do, never an internal code.
+const BY_CODE = {
+  empty_file: () => "The file is empty. Pick a file that has content and upload it again.",
+  unsupported_type: (m) => `${sentence(m)} Kap takes PDF, Word, Excel, PowerPoint, email, text and image files.`,
+  last_owner: () => "You are the last owner, so you cannot leave or step down. Make someone else an owner first.",
+  rate_limited: () => "Too many requests in a short time. Wait a minute, then try again.",
+  db_not_ready: () => "Kap's database is not reachable just now. Your work is kept; try again in a moment.",
+  invalid_json: () => "Kap could not read what was sent. Reload the page and try again.",
+  payload_too_large: () => "The file is too large for Kap. Split it or ask an admin to raise the limit.",
+};
+
+function sentence(text) {
+  const t = String(text || "").trim();
+  if (!t) return "";
+  const s = t[0].toUpperCase() + t.slice(1);
+  return /[.!?]$/.test(s) ? s : `${s}.`;
+}
+
+function fieldLabel(form, field) {
+  const input = form?.elements?.[field];
+  const label = input?.id && form.querySelector(`label[for="${input.id}"]`);
+  return label ? label.textContent.trim() : field.replaceAll("_", " ");
+}
+
+export function humanMessage(status, data, form) {
+  const error = data?.error || {};
+  const code = error.code || "";
+  if (status === 401) return "Your session has expired. Sign in again to continue.";
+  if (status === 404 && /^project not found/.test(error.message || "")) {
+    return "This project does not exist, or you are not a member of it.";
+  }
+  if (code === "validation_error" && error.details?.fields?.length) {
+    return error.details.fields.map((f) => `${fieldLabel(form, f.field)}: ${sentence(f.message.replace(/^Value error, /, ""))}`)
+      .join(" ");
+  }
+  if (BY_CODE[code]) return BY_CODE[code](error.message);
+  if (status >= 500) {
+    return `Something went wrong on Kap's side. Try again; if it keeps failing, give an admin this reference: ${data?.request_id || "none"}.`;
+  }
+  return sentence(error.message) || `The request failed (status ${status}). Try again.`;
+}
+
+export async function api(method, url, body, form) {
   const init = { method, headers: { "X-CSRF-Token": csrf() }, credentials: "same-origin" };
   if (body instanceof FormData) init.body = body;
   else if (body !== undefined) { init.headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body); }
-  const response = await fetch(url, init);
+  let response;
+  try { response = await fetch(url, init); }
+  catch { throw Object.assign(new Error("Kap could not be reached. Check your connection and try again."), { status: 0 }); }
   let data = {};
   try { data = await response.json(); } catch { data = {}; }
   if (response.status === 503 && data?.error?.code === "db_not_ready") showBanner(true);
   if (!response.ok) {
-    const message = data?.error?.message || `Request failed (${response.status})`;
-    throw Object.assign(new Error(message), { status: response.status, data });
+    throw Object.assign(new Error(humanMessage(response.status, data, form)), { status: response.status, data });
   }
   return data;
 }
 
+export function signInLink() {
+  return { href: `/login?next=${encodeURIComponent(location.pathname + location.search)}`, text: "Sign in again" };
+}
+
+// The one alert component: toasts and inline alerts share `.alert` and its kinds.
 export function toast(message, kind = "info", link) {
   const box = document.createElement("div");
-  box.className = `toast ${kind}`;
+  box.className = `alert alert-${kind} toast`;
   box.setAttribute("role", kind === "error" ? "alert" : "status");
-  box.textContent = message;
+  const text = document.createElement("span");
+  text.textContent = message;
+  box.append(text);
   if (link) {
     const a = document.createElement("a");
-    a.href = link.href; a.textContent = ` ${link.text}`;
+    a.href = link.href; a.textContent = link.text;
     box.append(" ", a);
   }
+  const close = document.createElement("button");
+  close.type = "button"; close.className = "alert-close"; close.textContent = "×";
+  close.setAttribute("aria-label", "Dismiss");
+  close.addEventListener("click", () => box.remove());
+  box.append(close);
   document.getElementById("toasts")?.append(box);
-  setTimeout(() => box.remove(), kind === "error" ? 9000 : 6000);
+  // Errors stay until dismissed: a person must be able to read them.
+  if (kind !== "error") setTimeout(() => box.remove(), 8000);
   return box;
+}
+
+export function showError(error) {
+  return toast(error.message, "error", error.status === 401 ? signInLink() : error.link);
 }
 
 function showBanner(down) {
@@ -72,12 +132,12 @@ function wireForms(root = document) {
       const button = form.querySelector("button[type=submit]");
       if (button) button.disabled = true;
       try {
-        const data = await api(method, url, method === "DELETE" ? undefined : formBody(form));
+        const data = await api(method, url, method === "DELETE" ? undefined : formBody(form), form);
         form.dispatchEvent(new CustomEvent("kap:done", { detail: data, bubbles: true }));
-        if (form.dataset.then === "open-project" && data.id) location.href = `/projects/${data.id}/open`;
+        if (form.dataset.then === "open-project" && data.id) location.href = `/p/${data.id}/dashboard`;
         else if (form.dataset.then !== "stay") { toast(form.dataset.ok || "Saved", "ok"); setTimeout(() => location.reload(), 400); }
       } catch (error) {
-        toast(error.message, "error");
+        showError(error);
       } finally {
         if (button) button.disabled = false;
       }
@@ -88,23 +148,39 @@ function wireForms(root = document) {
   }
 }
 
+function focusTarget(element) {
+  element.classList.add("highlight");
+  element.scrollIntoView({ block: "start" });
+  element.setAttribute("tabindex", "-1");
+  element.focus({ preventScroll: true });
+}
+
+// Deep links: `#artifact=<id>` marks a document row, `#page=N` a page of a document, `#stage=<id>` a stage.
 export function highlightFromHash() {
-  const match = location.hash.match(/^#artifact=([0-9a-f-]{36})$/i);
+  const match = location.hash.match(/^#(artifact|page|stage)=([0-9a-z-]+)$/i);
   if (!match) return;
-  const row = document.getElementById(`artifact-${match[1]}`);
-  if (!row) return;
-  row.classList.add("highlight");
-  row.scrollIntoView({ block: "center" });
-  row.setAttribute("tabindex", "-1");
-  row.focus({ preventScroll: true });
+  const ids = { artifact: `artifact-${match[2]}`, page: `page-${match[2]}`, stage: `stage-${match[2]}` };
+  for (const old of document.querySelectorAll(".highlight")) old.classList.remove("highlight");
+  const target = document.getElementById(ids[match[1].toLowerCase()]);
+  if (target) focusTarget(target);
+}
+
+function wireMenu() {
+  const button = document.querySelector(".menu-toggle");
+  const top = document.getElementById("top");
+  button?.addEventListener("click", () => {
+    const open = top.classList.toggle("open");
+    button.setAttribute("aria-expanded", String(open));
+  });
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   wireForms();
+  wireMenu();
   highlightFromHash();
   window.addEventListener("hashchange", highlightFromHash);
   pollReady();
   setInterval(pollReady, 10000);
 });
 
-window.kap = { api, toast, wireForms, highlightFromHash };
+window.kap = { api, toast, showError, wireForms, highlightFromHash };
