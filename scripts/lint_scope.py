@@ -38,7 +38,6 @@ LOOKUP_CALLS = {"get", "query"}
 # would be meaningless there.
 TRUSTED_MODULES: dict[str, str] = {
     "kap.core.scope": "the resolver itself: it decides who reaches which project",
-    "kap.sentinel.api": "reads other projects on purpose, to prove nothing comes back",
     "kap.comms.scheduler": "the digest schedule walks every project on the service engine",
     "kap.documents.jobs": "extraction jobs, named by an artifact id the request already scoped",
     "kap.backups.writer": "nightly backups and retention walk every project on the service engine",
@@ -47,6 +46,7 @@ TRUSTED_MODULES: dict[str, str] = {
 }
 TRUSTED_PACKAGES: dict[str, str] = {
     "kap.migrations": "schema and data migrations run as the migrating role",
+    "kap.sentinel": "reads other projects on purpose, to prove nothing comes back",
 }
 
 # module:function -> why the query is safe without a scope argument. Each entry is a

@@ -1,4 +1,5 @@
-"""The tenant sentinel: every project-scoped table read as the caller against another project."""
+"""The tenant sentinel: the real service reads and every project-scoped table, run as the
+caller, must hand back nothing of another project."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from fastapi import APIRouter
 from sqlalchemy import Table, func, select
 
 from kap.core.db import Base
-from kap.core.deps import ProjectContext, require, resolve_project, visible_projects
-from kap.core.errors import NotFound
+from kap.core.deps import ProjectContext, RuntimeDep, require, resolve_project, visible_projects
+from kap.core.errors import KapError, NotFound
+from kap.sentinel.reads import PROBES, Hints, leaked, target_words
 
 router = APIRouter(tags=["sentinel"])
 SentinelRun = Annotated[ProjectContext, require("sentinel.run")]
@@ -27,13 +29,14 @@ def _key(table: Table) -> Any:
 
 
 @router.get("/api/sentinel/tenant-leak")
-def tenant_leak(target_project_id: uuid.UUID, ctx: SentinelRun) -> dict[str, Any]:
+def tenant_leak(target_project_id: uuid.UUID, ctx: SentinelRun, runtime: RuntimeDep) -> dict[str, Any]:
     """Run every project-scoped read with the caller's identity against the target project.
 
-    Two walls are checked: the app's scoping (the choke point and the reachable-projects
-    filter every repository applies) and, on PostgreSQL, row-level security underneath
-    (the same reads without any app filter). The answer is the same whether the target
-    exists or not.
+    Three walls are checked: the service reads themselves (each domain's real read
+    function, run in the caller's own project, must return nothing of the target), the
+    app's scoping of raw tables (the reachable-projects filter) and, on PostgreSQL,
+    row-level security underneath (the same reads without any app filter). The answer
+    is the same whether the target exists or not.
     """
     session = ctx.session
     try:
@@ -45,8 +48,12 @@ def tenant_leak(target_project_id: uuid.UUID, ctx: SentinelRun) -> dict[str, Any
     if reachable:
         # The caller is entitled to the target: whatever comes back is theirs to see.
         return {"ok": True, "leak": False, "authorized": True, "checks": checks}
-    is_pg = session.get_bind().dialect.name == "postgresql"
     leak = False
+    with runtime.db.service_session() as trusted:
+        for read in _service_reads(ctx, trusted, target_project_id):
+            leak = leak or read["leaked"] > 0
+            checks.append(read)
+    is_pg = session.get_bind().dialect.name == "postgresql"
     visible = visible_projects(ctx.identity)
     for table in tenant_tables():
         key = _key(table)
@@ -62,3 +69,22 @@ def tenant_leak(target_project_id: uuid.UUID, ctx: SentinelRun) -> dict[str, Any
         leak = leak or app_rows > 0
         checks.append(check)
     return {"ok": True, "leak": leak, "checks": checks}
+
+
+def _service_reads(ctx: ProjectContext, trusted: Any, target: uuid.UUID) -> list[dict[str, Any]]:
+    """Run each probe in the caller's project; count what came back that is the target's.
+
+    Only the leaked count is reported: how much the caller's own reads return depends on
+    words taken from the target, and would tell whether it exists.
+    """
+    hints = Hints(words=target_words(trusted, target))
+    out = []
+    for probe in PROBES:
+        found, skipped = 0, None
+        try:
+            for result in probe.run(ctx, hints):
+                found += leaked(trusted, result, ctx.project_id, target)
+        except KapError as exc:  # a read that refuses this caller returns nothing to leak
+            skipped = exc.code
+        out.append({"check": f"read:{probe.name}", "leaked": found, "skipped": skipped})
+    return out
