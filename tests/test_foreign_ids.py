@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from kap.web.render import PROJECT_COOKIE
 from tests.conftest import Factory, World
 from tests.tenant_rows import seed_every_table
 from tests.test_access_matrix import CASES, RouteCase, _all_params
+from tests.test_web_shell import signed_in
 
 # Path or query parameter -> the kind of object it names.
 ID_KINDS = {"artifact_id": "artifacts", "stage_id": "stages", "request_id": "signoff_requests",
@@ -108,8 +110,8 @@ def _value(kind: str, tenant: Tenant | None, world: World) -> str:
     return str(tenant.ids[kind])
 
 
-def _request(client: TestClient, case: RouteCase, world: World, who: str,
-             values: dict[str, str]) -> tuple[int, str]:
+def _request(client: TestClient, browser: Callable[[str], TestClient], case: RouteCase, world: World,
+             who: str, values: dict[str, str]) -> tuple[int, str]:
     path, query = case.path, {"project_id": str(world.project_a)}
     query.update(EXTRA_QUERY.get(case.id, {}))
     for name, where in _id_params(case):
@@ -118,12 +120,16 @@ def _request(client: TestClient, case: RouteCase, world: World, who: str,
         else:
             query[name] = values[name]
     path = path.replace("{project_id}", str(world.project_a))
-    kwargs: dict[str, Any] = {"params": query, "headers": world.h(who),
-                              "cookies": {PROJECT_COOKIE: str(world.project_a)}}
+    kwargs: dict[str, Any] = {"params": query, "headers": world.h(who)}
     if case.method in ("POST", "PUT", "PATCH"):
         kwargs["json"] = BODIES.get(case.id, {})
-    client.cookies.clear()
-    response = client.request(case.method, path, **kwargs)
+    if not case.path.startswith("/api/"):  # pages know only a signed-in session
+        client = browser(who)
+        client.cookies.set(PROJECT_COOKIE, str(world.project_a))
+        kwargs["headers"] = {}
+    response = client.request(case.method, path, follow_redirects=False, **kwargs)
+    if response.status_code in (302, 303) and "/login" in response.headers.get("location", ""):
+        raise AssertionError(f"{case.id} as {who}: the page asked to sign in")
     return response.status_code, _normalised(response, values)
 
 
@@ -167,13 +173,21 @@ def _statuses(case: RouteCase, who: str) -> set[int]:
     answers with the page it shows for an unknown id (a 404 page, or 200 with "not found" in it)."""
     if case.action is not None and not role_allows(ORG_ROLES.get(who, who), case.action):
         return {403}
-    return {404} if case.path.startswith("/api/") else {200, 404}
+    return {404} if case.path.startswith("/api/") else {200, 303, 404}
 
 
 @pytest.mark.parametrize("case", SWEPT, ids=lambda c: c.id)
 def test_foreign_ids_get_the_unknown_id_answer_and_change_nothing(
-        client: TestClient, world: World, tenants: dict[str, Tenant], db: Database, case: RouteCase) -> None:
+        app: Any, client: TestClient, world: World, tenants: dict[str, Tenant], db: Database,
+        case: RouteCase) -> None:
     params = _id_params(case)
+    browsers: dict[str, TestClient] = {}
+
+    def browser(who: str) -> TestClient:
+        if who not in browsers:
+            browsers[who] = signed_in(app, world.users[who])
+        return browsers[who]
+
     before = _snapshot(db, [world.project_b, world.project_c])
     mixes: list[tuple[str, dict[str, Tenant | None]]] = []
     for source in ("b", "c"):
@@ -191,8 +205,8 @@ def test_foreign_ids_get_the_unknown_id_answer_and_change_nothing(
             foreign = {n: _value(ID_KINDS[n], owners[n], world) for n, _ in params}
             unknown = {n: (foreign[n] if owners[n] is tenants["a"] else _value(ID_KINDS[n], None, world))
                        for n, _ in params}
-            got = _request(client, case, world, who, foreign)
-            expected = _request(client, case, world, who, unknown)
+            got = _request(client, browser, case, world, who, foreign)
+            expected = _request(client, browser, case, world, who, unknown)
             assert got == expected, f"{who} with {label}'s ids: {got} != unknown id {expected}"
             assert got[0] in _statuses(case, who), f"{who} with {label}'s ids: {got}"
             calls += 1
