@@ -18,8 +18,8 @@ from kap.ask.api import router as ask_router
 from kap.ask.pages import router as ask_pages
 from kap.backups.api import router as backups_router
 from kap.backups.pages import router as backups_pages
-from kap.comms import pages as _comms_pages  # noqa: F401  (settings sections and the scheduler chip)
 from kap.comms.api import router as comms_router
+from kap.comms.pages import router as comms_pages
 from kap.core import jobs
 from kap.core.http import EdgeMiddleware, RequestIdFilter, install_error_handlers
 from kap.core.migrate import migrate
@@ -42,7 +42,7 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 ROUTERS = [system_router, qa_router, accounts_router, projects_router, admin_router, sentinel_router, web_router,
            documents_router, stages_router, signoff_router, comms_router, backups_router, ask_router,
-           documents_pages, ask_pages, stages_pages, backups_pages]
+           documents_pages, ask_pages, stages_pages, backups_pages, comms_pages]
 
 
 def configure_logging(level: str) -> None:

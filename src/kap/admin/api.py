@@ -10,9 +10,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from kap.admin.activity import actor_name, details_text, filter_events, people, sentence
 from kap.core.deps import CurrentIdentity, ProjectContext, UserSession, require, resolve_org_admin
 from kap.core.models import AuditEvent, TelemetryEvent
 
@@ -49,17 +50,9 @@ class AuditFilters:
         self.action, self.actor, self.since, self.until = action, actor, since, until
         self.limit, self.offset, self.format = limit, offset, format
 
-    def apply(self, stmt: Select[Any]) -> Select[Any]:
-        if self.action:
-            stmt = stmt.where(or_(AuditEvent.action == self.action,
-                                  AuditEvent.action.startswith(f"{self.action}.", autoescape=True)))
-        if self.actor:
-            stmt = stmt.where(_actor_filter(self.actor))
-        if self.since:
-            stmt = stmt.where(AuditEvent.created_at >= self.since)
-        if self.until:
-            stmt = stmt.where(AuditEvent.created_at < self.until)
-        return stmt
+    def apply(self, session: Session, stmt: Select[Any]) -> Select[Any]:
+        return filter_events(session, stmt, action=self.action, actor=self.actor, since=self.since,
+                             until=self.until)
 
 
 Filters = Annotated[AuditFilters, Depends()]
@@ -67,10 +60,10 @@ AuditRead = Annotated[ProjectContext, require("audit.read")]
 
 
 def _audit_answer(session: Session, stmt: Select[Any], f: AuditFilters) -> dict[str, Any] | Response:
-    stmt = f.apply(stmt.order_by(AuditEvent.created_at.desc(), AuditEvent.id))
+    stmt = f.apply(session, stmt.order_by(AuditEvent.created_at.desc(), AuditEvent.id))
     total, events = _page(stmt, session, f.limit if f.format == "json" else 100_000, f.offset)
     if f.format == "csv":
-        return _csv(events)
+        return _csv(session, events)
     return {"ok": True, "total": total, "limit": f.limit, "offset": f.offset,
             "events": [_row(e) for e in events]}
 
@@ -90,20 +83,19 @@ def org_audit(org_id: uuid.UUID, identity: CurrentIdentity, session: UserSession
     return _audit_answer(session, select(AuditEvent).where(AuditEvent.org_id == org.org_id), filters)
 
 
-def _actor_filter(actor: str) -> Any:
-    try:
-        return AuditEvent.actor_id == uuid.UUID(actor)
-    except ValueError:
-        return AuditEvent.actor_label.contains(actor, autoescape=True)
-
-
-def _csv(events: list[AuditEvent]) -> Response:
+def _csv(session: Session, events: list[AuditEvent]) -> Response:
+    """Every matching event as CSV: the person by name beside their id, details as `key: value` pairs."""
+    names = people(session, [e.actor_id for e in events] + [e.target_id for e in events])
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(AUDIT_COLUMNS)
+    writer.writerow((*AUDIT_COLUMNS[:2], "actor", "summary", *AUDIT_COLUMNS[2:]))
     for e in events:
         row = _row(e)
-        writer.writerow([_csv_safe(str(row[c]) if row[c] is not None else "") for c in AUDIT_COLUMNS])
+        cells = [row[c] for c in AUDIT_COLUMNS]
+        cells[-1] = details_text(e.details)
+        cells[0] = e.created_at.isoformat()
+        values = [*cells[:2], actor_name(e, names), sentence(e, names), *cells[2:]]
+        writer.writerow([_csv_safe(str(v) if v is not None else "") for v in values])
     return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="kap-audit.csv"'})
 

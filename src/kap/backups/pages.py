@@ -9,14 +9,15 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from kap.admin.activity import label_name, label_names
 from kap.backups.schemas import BackupContents
 from kap.backups.service import contents, list_backups, restore_activity
 from kap.core.deps import ProjectContext, RuntimeDep
 from kap.core.errors import KapError
 from kap.core.runtime import Runtime
 from kap.web.pages import legacy_redirect, project_page
-from kap.web.registry import Panel, Row, dashboard_panel, nav_item
-from kap.web.render import TEMPLATE_DIRS
+from kap.web.registry import Panel, Row, dashboard_panel, nav_item, project_zone
+from kap.web.render import TEMPLATE_DIRS, when
 
 router = APIRouter(include_in_schema=False)
 TEMPLATES = Path(__file__).parent / "templates"
@@ -48,23 +49,27 @@ def backups_page(project_id: str, request: Request, runtime: RuntimeDep,
         listing = list_backups(ctx, runtime)
         chosen = key or (listing.backups[0].key if listing.backups else None)
         shown, problem = _contents(ctx, runtime, chosen)
+        activity = restore_activity(ctx.session, ctx.scope, limit=20)
         return {"listing": listing, "chosen": chosen, "shown": shown, "problem": problem,
                 "q": lambda **p: _query(ctx, **p), "can_run": ctx.allows("backups.run"),
                 "can_restore": ctx.allows("backups.restore"),
-                "activity": restore_activity(ctx.session, ctx.scope, limit=20)}
+                "activity": activity, "names": label_names(ctx.session, [i.actor_label for i in activity]),
+                "label_name": label_name}
     return project_page(request, runtime, project_id, "backups.html", "backups.read", values)
 
 
-@dashboard_panel(order=60)
+@dashboard_panel(order=60, action="backups.read")
 def restore_activity_panel(ctx: ProjectContext) -> Panel | None:
     """What was restored from backups, by whom and when; each row opens the document."""
-    if not ctx.allows("documents.read"):
-        return None
     rows = []
-    for item in restore_activity(ctx.session, ctx.scope, limit=8):
+    items = restore_activity(ctx.session, ctx.scope, limit=8)
+    names = label_names(ctx.session, [i.actor_label for i in items])
+    zone = project_zone(ctx)
+    for item in items:
         if item.kind == "reingest":
             text = f"{item.artifact_name or item.entry} restored from {item.backup_key.rsplit('/', 1)[-1]}"
         else:
             text = f"Project restored ({item.mode}) from {item.backup_key.rsplit('/', 1)[-1]}"
-        rows.append(Row(text=text, href=item.link, meta=f"{item.actor_label} · {item.created_at:%Y-%m-%d %H:%M}"))
+        who = label_name(item.actor_label, names)
+        rows.append(Row(text=text, href=item.link, meta=f"{who} · {when(item.created_at, zone)}"))
     return Panel(id="restore-activity", title="Restore Activity", rows=rows, empty="Nothing restored yet.")

@@ -96,22 +96,18 @@ def ocr_page(project_id: str, request: Request, runtime: RuntimeDep) -> Response
     return project_page(request, runtime, project_id, "ocr.html", "documents.read", values)
 
 
-@dashboard_panel(order=20)
+@dashboard_panel(order=20, action="documents.read")
 def recent_documents_panel(ctx: ProjectContext) -> Panel | None:
     """The newest documents, each opening its row in Documents."""
-    if not ctx.allows("documents.read"):
-        return None
     listing = service.list_documents(ctx, limit=6)
     rows = [Row(text=d.name, href=d.link, meta=STATUS_LABELS.get(d.status, d.status)) for d in listing.documents]
     return Panel(id="recent-documents", title="Recent documents", rows=rows, chip=f"{listing.total} in total",
                  empty="No documents yet.")
 
 
-@dashboard_panel(order=25)
+@dashboard_panel(order=25, action="documents.read")
 def ocr_lane_panel(ctx: ProjectContext) -> Panel | None:
     """How many documents wait in the Needs OCR lane."""
-    if not ctx.allows("documents.read"):
-        return None
     queue = service.ocr_queue(ctx)
     count = len(queue.documents)
     lane = project_link(ctx.project_id, "ocr")

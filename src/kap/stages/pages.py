@@ -41,18 +41,16 @@ def stages_page(project_id: str, request: Request, runtime: RuntimeDep) -> Respo
         stages = service.list_stages(ctx)
         members = list_members(ctx)
         return {"stages": stages, "requests": _requests(ctx, stages), "members": members,
-                "owners": {m.user_id: m.name or m.email or str(m.user_id) for m in members},
+                "owners": {m.user_id: m.name or m.email or "a member" for m in members},
                 "labels": STAGE_LABELS, "decided": DECIDED, "can_plan": ctx.allows("stages.write"),
                 "can_request": ctx.allows("signoff.request"), "api_q": f"project_id={ctx.project_id}",
                 "missing_defaults": [t for t in service.DEFAULT_STAGES if t not in {s.title for s in stages}]}
     return project_page(request, runtime, project_id, "stages.html", "stages.read", values)
 
 
-@dashboard_panel(order=15)
+@dashboard_panel(order=15, action="stages.read")
 def stage_progress_panel(ctx: ProjectContext) -> Panel | None:
     """How far the project is: each stage with its status, signed-off count as the chip."""
-    if not ctx.allows("stages.read"):
-        return None
     stages = service.list_stages(ctx)
     done = sum(1 for s in stages if s.status == "signed_off")
     rows = [Row(text=s.title, href=stage_link(ctx.project_id, s.id), meta=STAGE_LABELS.get(s.status, s.status))

@@ -7,13 +7,16 @@ import uuid
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kap.core.deps import ProjectContext, RuntimeDep, limit_anonymous
+from kap.admin.activity import actor_name, details_text, filter_events, people, sentence
+from kap.core.deps import ProjectContext, RuntimeDep, limit_anonymous, resolve_org_admin
+from kap.core.errors import KapError
 from kap.core.links import project_link
 from kap.core.login import end_session, open_session, send_login_link, set_session_cookies
 from kap.core.models import AuditEvent, TelemetryEvent, User
@@ -21,7 +24,7 @@ from kap.core.permissions import grantable_roles
 from kap.core.security import CSRF_COOKIE, SESSION_COOKIE, ensure_user
 from kap.projects.service import list_members, list_projects
 from kap.web.registry import Panel, Row, build_panels, build_sections, dashboard_panel, visible_nav
-from kap.web.render import Page, environment, last_project_id, page_identity, with_page
+from kap.web.render import Page, environment, last_project_id, page_identity, when, with_page, zone_of
 
 router = APIRouter(include_in_schema=False)
 environment().globals["nav_items"] = lambda page: visible_nav(page.ctx) if page.ctx else []
@@ -146,6 +149,9 @@ def settings_page(project_id: str, request: Request, runtime: RuntimeDep) -> Res
     return project_page(request, runtime, project_id, "settings.html", "members.read", values)
 
 
+AUDIT_PAGE = 200
+
+
 def _day(value: str | None) -> date | None:
     try:
         return date.fromisoformat(value) if value else None
@@ -153,32 +159,54 @@ def _day(value: str | None) -> date | None:
         return None
 
 
+def _period(since: str | None, until: str | None, zone: str) -> tuple[datetime | None, datetime | None]:
+    """From/Until as whole days in the project's time zone (Until includes its day)."""
+    tz = ZoneInfo(zone)
+    start, end = _day(since), _day(until)
+    return (datetime.combine(start, time.min, tz) if start else None,
+            datetime.combine(end + timedelta(days=1), time.min, tz) if end else None)
+
+
+def _telemetry(ctx: ProjectContext) -> list[TelemetryEvent] | None:
+    """The project's telemetry, shown to the same people /api/telemetry answers: org owners and admins."""
+    try:
+        resolve_org_admin(ctx.session, ctx.identity, ctx.org_id)
+    except KapError:
+        return None
+    return list(ctx.session.scalars(select(TelemetryEvent).where(TelemetryEvent.project_id == ctx.project_id)
+                                    .order_by(TelemetryEvent.created_at.desc()).limit(50)))
+
+
 @router.get("/p/{project_id}/admin")
 def admin_page(project_id: str, request: Request, runtime: RuntimeDep, action: str | None = None,
-               actor: str | None = None, since: str | None = None, until: str | None = None) -> Response:
+               actor: str | None = None, since: str | None = None, until: str | None = None,
+               offset: int = 0) -> Response:
+    """The audit viewer: events as sentences with names, filters by action, person and period, paged."""
     def values(ctx: ProjectContext) -> dict[str, Any]:
-        stmt = select(AuditEvent).where(AuditEvent.project_id == ctx.project_id)
-        if action:
-            stmt = stmt.where(AuditEvent.action.startswith(action, autoescape=True))
-        if actor:
-            stmt = stmt.where(AuditEvent.actor_label.contains(actor, autoescape=True))
-        start, end = _day(since), _day(until)
-        if start:
-            stmt = stmt.where(AuditEvent.created_at >= datetime.combine(start, time.min).astimezone())
-        if end:
-            stmt = stmt.where(AuditEvent.created_at < datetime.combine(end + timedelta(days=1), time.min)
-                              .astimezone())
+        zone = zone_of(ctx)
+        start, end = _period(since, until, zone)
+        stmt = filter_events(ctx.session, select(AuditEvent).where(AuditEvent.project_id == ctx.project_id),
+                             action=(action or "").strip()[:80] or None, actor=(actor or "").strip()[:320] or None,
+                             since=start, until=end)
         total = ctx.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-        events = ctx.session.scalars(stmt.order_by(AuditEvent.created_at.desc()).limit(200)).all()
-        telemetry = None
-        if ctx.allows("telemetry.read"):
-            telemetry = ctx.session.scalars(select(TelemetryEvent).where(TelemetryEvent.project_id == ctx.project_id)
-                                            .order_by(TelemetryEvent.created_at.desc()).limit(50)).all()
-        params = {k: v for k, v in {"project_id": str(ctx.project_id), "action": action, "actor": actor,
-                                     "format": "csv"}.items() if v}
-        return {"events": events, "total": total, "telemetry": telemetry,
-                "filters": {"action": action, "actor": actor, "since": since, "until": until},
-                "csv_href": f"/api/audit?{urlencode(params)}"}
+        first = max(0, min(offset, max(total - 1, 0)))
+        events = ctx.session.scalars(stmt.order_by(AuditEvent.created_at.desc(), AuditEvent.id)
+                                     .offset(first).limit(AUDIT_PAGE)).all()
+        names = people(ctx.session, [e.actor_id for e in events] + [e.target_id for e in events])
+        rows = [{"when": when(e.created_at, zone), "sentence": sentence(e, names), "who": actor_name(e, names),
+                 "action": e.action, "details": details_text(e.details)} for e in events]
+        filters = {"action": action, "actor": actor, "since": since, "until": until}
+        kept = {k: v for k, v in filters.items() if v}
+        csv_params = {"project_id": str(ctx.project_id), "format": "csv", "action": action, "actor": actor,
+                      "since": start.isoformat() if start else None, "until": end.isoformat() if end else None}
+        base = project_link(ctx.project_id, "admin")
+        def at(n: int) -> str:
+            return f"{base}?{urlencode({**kept, 'offset': n})}"
+        return {"rows": rows, "total": total, "first": first, "shown": len(rows), "zone": zone,
+                "telemetry": _telemetry(ctx), "filters": filters,
+                "prev_href": at(max(first - AUDIT_PAGE, 0)) if first > 0 else None,
+                "next_href": at(first + AUDIT_PAGE) if first + AUDIT_PAGE < total else None,
+                "csv_href": f"/api/audit?{urlencode({k: v for k, v in csv_params.items() if v})}"}
     return project_page(request, runtime, project_id, "admin.html", "audit.read", values)
 
 
@@ -186,11 +214,12 @@ for _path, _section in (("/dashboard", "dashboard"), ("/settings", "settings"), 
     legacy_redirect(router, _path, _section)
 
 
-@dashboard_panel(order=90)
+@dashboard_panel(order=90, action="audit.read")
 def recent_activity(ctx: ProjectContext) -> Panel | None:
-    """The last few audit events of the project."""
+    """The last few audit events of the project, as sentences with people's names."""
     events = ctx.session.scalars(select(AuditEvent).where(AuditEvent.project_id == ctx.project_id)
                                  .order_by(AuditEvent.created_at.desc()).limit(6)).all()
+    names = people(ctx.session, [e.actor_id for e in events] + [e.target_id for e in events])
+    zone = zone_of(ctx)
     return Panel(id="activity", title="Recent activity", empty="Nothing yet.",
-                 rows=[Row(text=e.action, meta=f"{e.actor_label} · {e.created_at:%Y-%m-%d %H:%M}") for e in events])
-
+                 rows=[Row(text=sentence(e, names), meta=when(e.created_at, zone)) for e in events])

@@ -10,6 +10,7 @@ from markupsafe import Markup
 
 from kap.core.deps import ProjectContext
 from kap.core.links import project_link
+from kap.core.permissions import ACTIONS
 
 
 @dataclass
@@ -39,8 +40,8 @@ class NavItem:
 PanelBuilder = Callable[[ProjectContext], Panel | None]
 SectionBuilder = Callable[[ProjectContext], str | None]
 NAV: list[NavItem] = []
-PANELS: list[tuple[int, PanelBuilder]] = []
-SECTIONS: list[tuple[int, SectionBuilder]] = []
+PANELS: list[tuple[int, str, PanelBuilder]] = []
+SECTIONS: list[tuple[int, str, SectionBuilder]] = []
 
 
 def nav_item(href: str, label: str, action: str, order: int) -> None:
@@ -51,30 +52,37 @@ def nav_item(href: str, label: str, action: str, order: int) -> None:
 
 
 B = TypeVar("B", bound=Callable[..., object])
+ZoneSource = Callable[[ProjectContext], str]
+ZONE: list[ZoneSource] = []
 
 
-def _ordered(registry: list[tuple[int, B]], order: int) -> Callable[[B], B]:
-    """A decorator adding a builder to a registry once, kept sorted by `order`."""
+def _ordered(registry: list[tuple[int, str, B]], order: int, action: str) -> Callable[[B], B]:
+    """A decorator adding a builder with its action to a registry once, kept sorted by `order`."""
+    if action not in ACTIONS:
+        raise KeyError(f"unknown action {action!r}")
+
     def register(builder: B) -> B:
-        if builder not in [b for _, b in registry]:
-            registry.append((order, builder))
+        if builder not in [b for _, _, b in registry]:
+            registry.append((order, action, builder))
             registry.sort(key=lambda item: item[0])
         return builder
     return register
 
 
-def dashboard_panel(order: int) -> Callable[[PanelBuilder], PanelBuilder]:
-    """Register a dashboard panel; the builder returns None to hide it for this caller."""
-    return _ordered(PANELS, order)
+def dashboard_panel(order: int, action: str) -> Callable[[PanelBuilder], PanelBuilder]:
+    """Register a dashboard panel shown to roles allowed `action` (the API's action for the same data)."""
+    return _ordered(PANELS, order, action)
 
 
-def settings_section(order: int) -> Callable[[SectionBuilder], SectionBuilder]:
-    """Register a section of the settings page; the builder returns rendered HTML, or None to hide it."""
-    return _ordered(SECTIONS, order)
+def settings_section(order: int, action: str) -> Callable[[SectionBuilder], SectionBuilder]:
+    """Register a settings section shown to roles allowed `action`; it returns HTML, or None to hide it."""
+    return _ordered(SECTIONS, order, action)
 
 
 def build_sections(ctx: ProjectContext) -> list[Markup]:
-    return [Markup(html) for _, builder in SECTIONS if (html := builder(ctx)) is not None]
+    """The settings sections this caller's role reaches."""
+    return [Markup(html) for _, action, builder in SECTIONS
+            if ctx.allows(action) and (html := builder(ctx)) is not None]
 
 
 def visible_nav(ctx: ProjectContext) -> list[tuple[str, str]]:
@@ -83,7 +91,19 @@ def visible_nav(ctx: ProjectContext) -> list[tuple[str, str]]:
 
 
 def build_panels(ctx: ProjectContext) -> list[Panel]:
-    return [panel for _, builder in PANELS if (panel := builder(ctx)) is not None]
+    """The dashboard panels this caller's role reaches."""
+    return [panel for _, action, builder in PANELS if ctx.allows(action) and (panel := builder(ctx)) is not None]
+
+
+def project_zone_source(source: ZoneSource) -> ZoneSource:
+    """Register where a project's time zone comes from (the comms settings own it)."""
+    ZONE[:] = [source]
+    return source
+
+
+def project_zone(ctx: ProjectContext) -> str:
+    """The project's IANA time zone, UTC when none is set."""
+    return ZONE[0](ctx) if ZONE else "UTC"
 
 
 nav_item("dashboard", "Dashboard", "project.read", 10)

@@ -24,6 +24,7 @@ from kap.core.links import document_link, project_link
 from kap.core.permissions import ACTIONS, ROLE_LABELS
 from kap.core.runtime import Runtime
 from kap.core.security import Identity
+from kap.web.registry import project_zone
 
 TEMPLATE_DIRS = [Path(__file__).parent / "templates"]
 PROJECT_COOKIE = "kap_project"
@@ -41,6 +42,11 @@ def environment() -> Environment:
     elif isinstance(_env.loader, FileSystemLoader) and _env.loader.searchpath != paths:
         _env.loader = FileSystemLoader(paths)  # a domain added its folder after the first use
     return _env
+
+
+def zone_of(ctx: ProjectContext) -> str:
+    """The project's time zone as its settings name it."""
+    return project_zone(ctx)
 
 
 def when(value: datetime | str | None, zone: str | None = None) -> str:
@@ -64,6 +70,7 @@ class Page:
     identity: Identity | None
     ctx: ProjectContext | None = None
     db_ready: bool = True
+    _zone: str | None = None
 
     def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
         """Render a full page, or only its `content` block when the request asks for a fragment."""
@@ -79,6 +86,19 @@ class Page:
                    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
                                               "script-src 'self'; frame-ancestors 'none'; base-uri 'none'"}
         return HTMLResponse(body, status_code=status, headers=headers)
+
+    @property
+    def zone(self) -> str:
+        """The project's time zone (looked up once per page), UTC outside a project."""
+        if self.ctx is None:
+            return "UTC"
+        if self._zone is None:
+            self._zone = zone_of(self.ctx)
+        return self._zone
+
+    def when(self, value: datetime | str | None) -> str:
+        """A moment in the project's time zone, with the zone's name."""
+        return when(value, self.zone)
 
     def link(self, section: str = "dashboard") -> str:
         """A page of the project this page shows: `/p/<project>/<section>`."""
