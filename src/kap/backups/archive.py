@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kap.core.errors import ValidationFailed
+from kap.core.owner import owner_tag
 from kap.core.storage import CHUNK, Storage
 
 FORMAT = "kap-backup"
@@ -385,7 +386,7 @@ def open_backup(storage: Storage, key: str, spool_dir: Path, limits: Limits | No
         handle: IO[bytes] = source
         if not _seekable(source):
             spool_dir.mkdir(parents=True, exist_ok=True)
-            folder = Path(tempfile.mkdtemp(prefix="backup-", dir=spool_dir))
+            folder = Path(tempfile.mkdtemp(prefix=f"backup-{owner_tag()}-", dir=spool_dir))
             spool = folder / "backup.zip"
             with spool.open("wb") as out:
                 copied = 0

@@ -105,6 +105,7 @@ def _drop_pending(session: Session, previous_transaction: Any) -> None:
 def load_all_tasks() -> list[str]:
     """Import every domain's `jobs` module so a consumer knows all tasks; return their names."""
     package = Path(__file__).resolve().parent.parent
+    importlib.import_module("kap.core.recovery")  # the crash-leftover sweep runs on the schedule too
     found = []
     for jobs_file in sorted(package.glob("*/jobs.py")):
         if jobs_file.parent.name != "core":

@@ -74,6 +74,7 @@ class Settings(BaseSettings):
 
     kap_max_json_kb: int = Field(default=1024, ge=1)
     kap_max_upload_mb: int = Field(default=100, ge=1)
+    kap_recovery_grace_sec: int = Field(default=900, ge=1)
 
     kap_mail_from: str = "Kap <kap@localhost>"
     kap_smtp_url: str | None = None

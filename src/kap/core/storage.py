@@ -13,10 +13,12 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
 
 from kap.core.errors import NotFound, ValidationFailed
+from kap.core.owner import owner_tag
 from kap.core.settings import Settings
 
 CHUNK = 1024 * 1024
@@ -56,6 +58,9 @@ class Storage(Protocol):
     def delete(self, key: str) -> None:
         """Remove a key (no error if it is absent)."""
 
+    def modified(self, key: str) -> datetime | None:
+        """When the key was last written (None when absent)."""
+
     def exists(self, key: str) -> bool:
         """Whether `key` is stored."""
 
@@ -85,7 +90,7 @@ class LocalStorage:
         """Write to a temporary file beside the target, then rename it into place."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".upload-{owner_tag()}-")
         size = 0
         try:
             with os.fdopen(fd, "wb") as out:
@@ -124,6 +129,12 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def modified(self, key: str) -> datetime | None:
+        try:
+            return datetime.fromtimestamp(self._path(key).stat().st_mtime, tz=UTC)
+        except FileNotFoundError:
+            return None
 
     def size(self, key: str) -> int:
         try:
@@ -224,6 +235,10 @@ class S3Storage:
 
     def exists(self, key: str) -> bool:
         return self._head(key) is not None
+
+    def modified(self, key: str) -> datetime | None:
+        head = self._head(key)
+        return None if head is None else head["LastModified"]
 
     def size(self, key: str) -> int:
         head = self._head(key)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from kap.core.db import new_id, utcnow
 from kap.core.errors import UnsupportedMediaType, ValidationFailed
+from kap.core.owner import owner_tag
 from kap.core.settings import Settings
 from kap.core.storage import CHUNK, Storage
 from kap.documents import sandbox
@@ -53,7 +54,7 @@ def work_folder(settings: Settings) -> Path:
     """A fresh private folder for one file's processing."""
     root = settings.kap_data_dir.resolve() / "tmp"
     root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="ingest-", dir=root))
+    return Path(tempfile.mkdtemp(prefix=f"ingest-{owner_tag()}-", dir=root))
 
 
 def stage(settings: Settings, stream: IO[bytes], raw_name: str | None) -> Staged:

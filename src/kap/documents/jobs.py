@@ -15,7 +15,9 @@ from sqlalchemy import select
 
 from kap.core.db import utcnow
 from kap.core.jobs import current_runtime, task
+from kap.core.owner import owner_tag
 from kap.documents import ingest
+from kap.documents import recovery as _recovery  # noqa: F401  (registers its recovery steps)
 from kap.documents.extract import Segment
 from kap.documents.models import Artifact
 
@@ -34,12 +36,14 @@ def _mark_failed(args: tuple[Any, ...], exc: BaseException) -> None:
             artifact.updated_at = utcnow()
 
 
-def _claim(artifact_id: str, expected: tuple[str, ...]) -> Artifact | None:
+def _claim(artifact_id: str, expected: tuple[str, ...], job: str) -> Artifact | None:
     with current_runtime().db.service_transaction() as session:
         artifact = session.get(Artifact, uuid.UUID(artifact_id))
         if artifact is None or artifact.status not in expected:
             return None
         artifact.status, artifact.updated_at = "processing", utcnow()
+        # who works on it: the recovery pass re-queues the document if this process dies
+        artifact.meta = {**(artifact.meta or {}), "claim": {"by": owner_tag(), "job": job}}
         session.flush()
         session.expunge(artifact)
         return artifact
@@ -49,7 +53,7 @@ def _claim(artifact_id: str, expected: tuple[str, ...]) -> Artifact | None:
 def ingest_artifact(artifact_id: str) -> None:
     """Extract, chunk and index an uploaded document."""
     rt = current_runtime()
-    claimed = _claim(artifact_id, ("queued", "processing"))
+    claimed = _claim(artifact_id, ("queued", "processing"), "ingest")
     if claimed is None:
         return
     path = ingest.fetch(rt.storage.artifacts, claimed, rt.settings)
@@ -72,7 +76,7 @@ def ingest_artifact(artifact_id: str) -> None:
 def ocr_artifact(artifact_id: str) -> None:
     """Run Tesseract over a document's lane pages and make their text searchable."""
     rt = current_runtime()
-    claimed = _claim(artifact_id, ("processing", "needs_ocr"))
+    claimed = _claim(artifact_id, ("processing", "needs_ocr"), "ocr")
     if claimed is None:
         return
     pages = list(claimed.ocr_pages or []) or list(range(1, max(claimed.page_count, 1) + 1))
@@ -113,5 +117,5 @@ def _delete_keys(keys: list[str]) -> None:
 
 
 def stuck_documents(session: Any) -> list[uuid.UUID]:
-    """Documents still queued (for an operator's re-queue after a lost job)."""
-    return list(session.scalars(select(Artifact.id).where(Artifact.status == "queued")))
+    """Documents still queued or processing (the recovery pass re-queues those whose worker died)."""
+    return list(session.scalars(select(Artifact.id).where(Artifact.status.in_(("queued", "processing")))))
