@@ -28,7 +28,7 @@ import httpx
 
 from bench.bench_documents import WORDS, _pdf
 from bench.common import PG_ADMIN_URL, median, out, postgres_url
-from bench.server import Process, bare_serve, kap_env, kap_serve, load, load_generator, migrate_and_seed
+from bench.server import Process, bare_serve, kap_env, kap_serve, load, load_generator, measure, migrate_and_seed
 
 
 @dataclass
@@ -113,15 +113,17 @@ def bench_get(label: str, url: str, work: Path, rounds: int, seconds: float) -> 
         for key, path in paths.items():
             load(kap.base + path, seeded.headers, 1)  # warm-up
             load(f"{bare.base}/bare/{key}", {}, 1)
-            kap_rps, bare_rps = [], []
+            kap_runs, bare_runs = [], []
             for _ in range(rounds):
-                kap_rps.append(load(kap.base + path, seeded.headers, seconds))
-                bare_rps.append(load(f"{bare.base}/bare/{key}", {}, seconds))
-            k, b = median(kap_rps), median(bare_rps)
+                kap_runs.append(measure(kap, kap.base + path, seeded.headers, seconds))
+                bare_runs.append(measure(bare, f"{bare.base}/bare/{key}", {}, seconds))
+            k, b = median([m.rps for m in kap_runs]), median([m.rps for m in bare_runs])
+            kc, bc = median([m.cpu_ms for m in kap_runs]), median([m.cpu_ms for m in bare_runs])
             results[key] = k
-            out(f"[{label}] {GETS[key][0]:<18} kap {k:7.0f} req/s   bare {b:7.0f} req/s   kap/bare {k / b:.2f}"
-                f"   (rounds kap {_spread(kap_rps)}, bare {_spread(bare_rps)})")
-        out(f"[{label}] list of 50 projects / single GET {results['one'] / results['projects']:.2f}x slower,"
+            out(f"[{label}] {GETS[key][0]:<18} kap {k:6.0f} req/s  bare {b:6.0f} req/s  kap/bare {k / b:.2f}"
+                f"  | server CPU/request kap {kc:.2f} ms  bare {bc:.2f} ms  bare/kap {bc / kc:.2f}"
+                f"  (kap rounds {_spread([m.rps for m in kap_runs])} req/s)")
+        out(f"[{label}] list of 50 projects vs single GET {results['one'] / results['projects']:.2f}x slower,"
             f" 50 documents {results['one'] / results['documents']:.2f}x (goal <= 2)")
         return results
     finally:

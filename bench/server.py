@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,10 @@ class Process:
                                          start_new_session=True)
         _wait_ready(self.base + health, self.proc, log)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process (all its threads) has used so far."""
+        return cpu_seconds(self.proc.pid)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -99,6 +104,29 @@ def bare_serve(bodies: dict[str, Any], folder: Path, *, workers: int = 1) -> Pro
 
 def migrate_and_seed(env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-m", "kap", "migrate"], env=env, check=True, capture_output=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Measured:
+    """One load run: requests per second, and the server's CPU time per request."""
+
+    rps: float
+    cpu_ms: float
+
+
+def measure(server: Process, url: str, headers: dict[str, str], seconds: float, connections: int = 8) -> Measured:
+    before = server.cpu_seconds()
+    started = time.monotonic()
+    rps = load(url, headers, seconds, connections)
+    used = server.cpu_seconds() - before
+    requests = rps * (time.monotonic() - started)
+    return Measured(rps, used * 1000 / max(requests, 1))
 
 
 # ---- load generation --------------------------------------------------------------------------

@@ -123,6 +123,8 @@ class Database:
             self._set_role = self.rls
         self._service_sessions = sessionmaker(self.service_engine, expire_on_commit=False)
         self._app_sessions = sessionmaker(self.app_engine, expire_on_commit=False)
+        if self.rls:
+            event.listen(self._app_sessions, "after_begin", self._rls_begin)
         self.schema_ready = False
 
     def dispose(self) -> None:
@@ -134,7 +136,7 @@ class Database:
         """A session for user work: RLS applies on PostgreSQL from its first statement."""
         session = self._app_sessions()
         if self.rls:
-            event.listen(session, "after_begin", _rls_setup(self, user_id))
+            session.info[_RLS_USER] = str(user_id) if user_id else ""
         return session
 
     def service_session(self) -> Session:
@@ -170,11 +172,18 @@ class Database:
         except (OperationalError, DBAPIError) as exc:
             raise DbNotReady("the database is not reachable") from exc
 
+    def _rls_begin(self, session: Session, _transaction: Any, connection: Any) -> None:
+        """First thing in every app transaction, one round trip: the app role (unless the app
+        login is one already) and the caller's id, both local to the transaction."""
+        uid = session.info.get(_RLS_USER)
+        if uid is None:
+            return
+        if self._set_role:
+            connection.exec_driver_sql(
+                "select set_config('role', %(role)s, true), set_config('kap.user_id', %(uid)s, true)",
+                {"role": self.settings.kap_app_db_role, "uid": uid})
+        else:
+            connection.exec_driver_sql("select set_config('kap.user_id', %(uid)s, true)", {"uid": uid})
 
-def _rls_setup(db: Database, user_id: uuid.UUID | None) -> Any:
-    def after_begin(session: Session, transaction: Any, connection: Any) -> None:
-        if db._set_role:
-            connection.exec_driver_sql(f'SET LOCAL ROLE "{db.settings.kap_app_db_role}"')
-        connection.execute(text("select set_config('kap.user_id', :uid, true)"),
-                            {"uid": str(user_id) if user_id else ""})
-    return after_begin
+
+_RLS_USER = "kap_rls_user"

@@ -8,13 +8,16 @@ the same 404 for "no such project" and "not yours".
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from kap.core.audit import record_audit
 from kap.core.errors import Forbidden, NotFound, Unauthorized
@@ -96,32 +99,51 @@ def limit_anonymous(request: Request, runtime: RuntimeDep) -> None:
 CurrentIdentity = Annotated[Identity, Depends(require_identity)]
 
 
-def _request_transaction(runtime: Runtime, session: Session) -> Iterator[Session]:
-    """Yield the session; commit when the handler returns, roll back on any error."""
-    runtime.ensure_schema()
+def _finish(session: Session, ok: bool) -> None:
     try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+        if ok:
+            session.commit()
+        else:
+            session.rollback()
     finally:
         session.close()
 
 
-def user_session(runtime: RuntimeDep, identity: CurrentIdentity) -> Iterator[Session]:
+@asynccontextmanager
+async def _request_transaction(runtime: Runtime, session: Session) -> AsyncIterator[Session]:
+    """Yield the session; commit when the handler returns, roll back on any error.
+
+    Async so that opening costs no thread hop (a session does no I/O until first used);
+    the commit or rollback, which talks to the database, runs in one worker thread.
+    """
+    try:
+        if not runtime.db.schema_ready:
+            await run_in_threadpool(runtime.ensure_schema)
+        yield session
+    except BaseException:
+        with anyio.CancelScope(shield=True):  # a dropped client must still release the connection
+            await run_in_threadpool(_finish, session, False)
+        raise
+    with anyio.CancelScope(shield=True):
+        await run_in_threadpool(_finish, session, True)
+
+
+async def user_session(runtime: RuntimeDep, identity: CurrentIdentity) -> AsyncIterator[Session]:
     """The request's transaction as the caller; committed when the handler returns."""
-    yield from _request_transaction(runtime, runtime.db.app_session(identity.user_id))
+    async with _request_transaction(runtime, runtime.db.app_session(identity.user_id)) as session:
+        yield session
 
 
-def public_session(runtime: RuntimeDep) -> Iterator[Session]:
+async def public_session(runtime: RuntimeDep) -> AsyncIterator[Session]:
     """A transaction for a public route: on PostgreSQL it sees no tenant rows."""
-    yield from _request_transaction(runtime, runtime.db.app_session(None))
+    async with _request_transaction(runtime, runtime.db.app_session(None)) as session:
+        yield session
 
 
-def service_session(runtime: RuntimeDep) -> Iterator[Session]:
+async def service_session(runtime: RuntimeDep) -> AsyncIterator[Session]:
     """A trusted transaction for routes that authorise by other means (signed tokens)."""
-    yield from _request_transaction(runtime, runtime.db.service_session())
+    async with _request_transaction(runtime, runtime.db.service_session()) as session:
+        yield session
 
 
 UserSession = Annotated[Session, Depends(user_session, scope="function")]

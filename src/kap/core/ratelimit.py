@@ -25,6 +25,7 @@ class RateLimiter:
         self.limiter = FixedWindowRateLimiter(self.storage)
         self.item = RateLimitItemPerSecond(settings.rate_limit_max, settings.rate_limit_window_sec)
         self.backend = "redis" if settings.kap_redis_url else "memory"
+        self.in_memory = self.backend == "memory"  # hits never wait on the network
 
     def hit(self, key: str) -> None:
         """Count one request for a key; raise RateLimited once the budget is spent."""
