@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kap.core.settings import ConfigError, Settings, get_settings, load_settings
+from kap.core.settings import ConfigError, Settings, get_settings, is_loopback, load_settings
 
 app = typer.Typer(help="Kap: client implementation projects, self-hosted.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -62,11 +62,41 @@ def serve(
     _run_server(settings, host, port, workers)
 
 
+DEV_BANNER = """\
+kap: ==================================================================
+kap:  DEV_AUTH=1: identity by assertion. Anyone who can reach this
+kap:  server can act as any user of any org by naming them in the
+kap:  X-Dev-User / X-Dev-Org headers. For a developer's own machine only.
+kap: =================================================================="""
+
+
+def _served_settings(settings: Settings, host: str | None, port: int | None) -> Settings:
+    """The settings every part of the server reads, with the host and port actually served."""
+    os.environ["KAP_HOST"] = host or settings.kap_host
+    os.environ["KAP_PORT"] = str(port or settings.kap_port)
+    get_settings.cache_clear()
+    return _settings()
+
+
+def _check_bind(settings: Settings) -> None:
+    """Dev headers are identity by assertion: keep such a server off the network unless told otherwise."""
+    if settings.dev_auth:
+        if not is_loopback(settings.kap_host) and not settings.kap_dev_allow_remote:
+            _fail(f"DEV_AUTH=1 binds to loopback only, not {settings.kap_host}: anyone who can reach the "
+                  "server could act as any user. Set KAP_DEV_ALLOW_REMOTE=1 to bind it anyway.")
+        typer.echo(DEV_BANNER, err=True)
+    if settings.kap_env == "production" and not settings.kap_public_url:
+        typer.echo(f"kap: warning: KAP_PUBLIC_URL is not set; links in mail will point at "
+                   f"{settings.public_url}", err=True)
+
+
 def _run_server(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
     import uvicorn
 
     from kap.app import configure_logging
 
+    settings = _served_settings(settings, host, port)
+    _check_bind(settings)
     configure_logging(settings.kap_log_level)
     if settings.auto_migrate:
         from kap.core.migrate import migrate
@@ -80,8 +110,8 @@ def _run_server(settings: Settings, host: str | None, port: int | None, workers:
     consumer = _embedded_consumer(settings)
     _recover_at_start()
     try:
-        uvicorn.run("kap.app:app_factory", factory=True, host=host or settings.kap_host,
-                    port=port or settings.kap_port, http="httptools", workers=workers,
+        uvicorn.run("kap.app:app_factory", factory=True, host=settings.kap_host,
+                    port=settings.kap_port, http="httptools", workers=workers,
                     log_level=settings.kap_log_level.lower(), access_log=False, proxy_headers=False)
     finally:
         if consumer is not None:

@@ -27,6 +27,7 @@ class LiveServer:
     env: dict[str, str]
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    args: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -34,7 +35,7 @@ class LiveServer:
 
     def start(self) -> LiveServer:
         log = (self.data_dir / "server.log").open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "kap", "serve", "--port", str(self.port)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "kap", "serve", "--port", str(self.port), *self.args],
                                      env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + 60

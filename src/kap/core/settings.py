@@ -30,6 +30,19 @@ URL_FIELDS_WITH_PASSWORDS = {
 }
 
 
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps the server reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class ConfigError(Exception):
     """A setting is missing, malformed or contradicts another one."""
 
@@ -52,6 +65,7 @@ class Settings(BaseSettings):
     kap_auto_migrate: bool | None = None
 
     kap_host: str = "127.0.0.1"
+    kap_dev_allow_remote: bool = False
     kap_port: int = Field(default=5000, ge=1, le=65535)
     kap_public_url: str | None = None
     fastapi_url: str | None = None
@@ -173,7 +187,12 @@ class Settings(BaseSettings):
 
     @property
     def public_url(self) -> str:
-        return self.kap_public_url or f"http://{self.kap_host}:{self.kap_port}"
+        """The base of links in mail: KAP_PUBLIC_URL, else the address served (a wildcard as localhost)."""
+        if self.kap_public_url:
+            return self.kap_public_url
+        host = "localhost" if self.kap_host in WILDCARD_HOSTS else self.kap_host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.kap_port}"
 
     @property
     def jwks_url(self) -> str | None:
