@@ -91,3 +91,18 @@ def test_two_api_processes_share_one_budget_through_redis(settings: Any, factory
         for proc in procs:
             proc.terminate()
             proc.wait(10)
+
+
+def test_an_in_memory_window_opens_at_the_first_hit_and_reopens_after_its_length() -> None:
+    import time_machine
+
+    from kap.core.ratelimit import MemoryWindows
+
+    windows = MemoryWindows()
+    with time_machine.travel(1_800_000_000, tick=False) as clock:
+        assert [windows.hit("user:a", 2, 60) for _ in range(3)] == [None, None, 1_800_000_060]
+        assert windows.hit("user:b", 2, 60) is None  # per key
+        clock.shift(59)
+        assert windows.hit("user:a", 2, 60) == 1_800_000_060
+        clock.shift(1)
+        assert windows.hit("user:a", 2, 60) is None
