@@ -40,6 +40,7 @@ TRUSTED_MODULES: dict[str, str] = {
     "kap.core.scope": "the resolver itself: it decides who reaches which project",
     "kap.comms.scheduler": "the digest schedule walks every project on the service engine",
     "kap.documents.jobs": "extraction jobs, named by an artifact id the request already scoped",
+    "kap.raid.jobs": "the RAID extraction job, named by an artifact id the ingest already scoped",
     "kap.backups.writer": "nightly backups and retention walk every project on the service engine",
     "kap.backups.restore": "restore writes a whole archive back; the route scoped the target project",
     "kap.demo": "the CLI's demo seeder creates tenants, it reads none on anyone's behalf",

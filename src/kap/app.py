@@ -30,6 +30,8 @@ from kap.documents.api import router as documents_router
 from kap.documents.pages import router as documents_pages
 from kap.projects.api import router as projects_router
 from kap.qa.api import router as qa_router
+from kap.raid.api import router as raid_router
+from kap.raid.pages import router as raid_pages
 from kap.sentinel.api import router as sentinel_router
 from kap.stages.api import router as stages_router
 from kap.stages.pages import router as stages_pages
@@ -41,8 +43,8 @@ log = logging.getLogger("kap")
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 ROUTERS = [system_router, qa_router, accounts_router, projects_router, admin_router, sentinel_router, web_router,
-           documents_router, stages_router, signoff_router, comms_router, backups_router, ask_router,
-           documents_pages, ask_pages, stages_pages, backups_pages, comms_pages]
+           documents_router, stages_router, signoff_router, comms_router, backups_router, ask_router, raid_router,
+           documents_pages, ask_pages, stages_pages, backups_pages, comms_pages, raid_pages]
 
 
 def configure_logging(level: str) -> None:

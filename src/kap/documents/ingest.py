@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from kap.core.db import new_id, utcnow
 from kap.core.errors import UnsupportedMediaType, ValidationFailed
+from kap.core.jobs import enqueue_after_commit
 from kap.core.owner import owner_tag
 from kap.core.settings import Settings
 from kap.core.storage import CHUNK, Storage
@@ -205,6 +206,8 @@ def apply(session: Session, artifact: Artifact, result: sandbox.SandboxResult) -
     artifact.ocr_pages = list(result.ocr_pages)
     artifact.status = "needs_ocr" if result.ocr_pages else "ready"
     artifact.status_reason = _lane_reason(result.ocr_pages) if result.ocr_pages else None
+    from kap.raid.jobs import extract_raid  # noqa: PLC0415  (documents do not depend on RAID at import time)
+    enqueue_after_commit(session, extract_raid, str(artifact.id))
 
 
 def _lane_reason(pages: list[int]) -> str:

@@ -1,0 +1,97 @@
+"""RAID routes: the log, the review queue's accept and dismiss, comments and the CSV export."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+from fastapi.responses import Response
+
+from kap.core.deps import ProjectContext, require
+from kap.raid import jobs as _jobs  # noqa: F401  (registers the extraction job)
+from kap.raid import service
+from kap.raid.schemas import (
+    CommentCreate,
+    CommentRead,
+    Kind,
+    RaidItemCreate,
+    RaidItemRead,
+    RaidItemUpdate,
+    State,
+    Status,
+)
+
+router = APIRouter(prefix="/api", tags=["raid"])
+
+RaidRead = Annotated[ProjectContext, require("raid.read")]
+RaidWrite = Annotated[ProjectContext, require("raid.write")]
+RaidComment = Annotated[ProjectContext, require("raid.comment")]
+StatusFilter = Status | None
+
+
+def _filtered(ctx: ProjectContext, kind: Kind | None, status: StatusFilter, owner: str | None,
+              state: State | None, overdue: bool | None, q: str | None) -> list[RaidItemRead]:
+    return service.list_items(ctx, kind=kind, status=status, owner=owner, state=state, overdue=overdue, q=q)
+
+
+@router.get("/raid")
+def list_items(ctx: RaidRead, kind: Kind | None = None, status: StatusFilter = None,
+               owner: Annotated[str | None, Query(max_length=200)] = None, state: State | None = None,
+               overdue: bool | None = None, q: Annotated[str | None, Query(max_length=200)] = None) -> dict[str, Any]:
+    """The project's actions, risks, issues and decisions, each with the document text it came from."""
+    return {"ok": True, "items": _filtered(ctx, kind, status, owner, state, overdue, q)}
+
+
+@router.get("/raid/export.csv", response_model=None)
+def export_csv(ctx: RaidRead, kind: Kind | None = None, status: StatusFilter = None,
+               owner: Annotated[str | None, Query(max_length=200)] = None, state: State | None = None) -> Response:
+    """The log as a CSV file (the same filters as the list)."""
+    text = service.export_csv(ctx, _filtered(ctx, kind, status, owner, state, None, None))
+    return Response(text, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="raid-log.csv"'})
+
+
+@router.post("/raid", status_code=status.HTTP_201_CREATED)
+def create_item(body: RaidItemCreate, ctx: RaidWrite) -> RaidItemRead:
+    """Add an item by hand."""
+    return service.create_item(ctx, body)
+
+
+@router.get("/raid/{item_id}")
+def get_item(item_id: uuid.UUID, ctx: RaidRead) -> dict[str, Any]:
+    """One item with its comments and what changed in it."""
+    item = service.item_read(ctx, service.find_item(ctx, item_id))
+    return {"ok": True, "item": item, "comments": service.list_comments(ctx, item_id),
+            "changes": service.list_changes(ctx, item_id)}
+
+
+@router.patch("/raid/{item_id}")
+def update_item(item_id: uuid.UUID, body: RaidItemUpdate, ctx: RaidWrite) -> RaidItemRead:
+    """Edit an item's kind, reference, title, owner, due date, status, severity or details."""
+    return service.update_item(ctx, item_id, body)
+
+
+@router.post("/raid/{item_id}/accept")
+def accept_item(item_id: uuid.UUID, ctx: RaidWrite, body: RaidItemUpdate | None = None) -> RaidItemRead:
+    """Take a suggested item into the log, with any edits given."""
+    if body is not None and body.model_dump(exclude_unset=True):
+        service.update_item(ctx, item_id, body)
+    return service.set_state(ctx, item_id, "accepted")
+
+
+@router.post("/raid/{item_id}/dismiss")
+def dismiss_item(item_id: uuid.UUID, ctx: RaidWrite) -> RaidItemRead:
+    """Set a suggestion aside; it stays dismissed when the document is ingested again."""
+    return service.set_state(ctx, item_id, "dismissed")
+
+
+@router.get("/raid/{item_id}/comments")
+def list_comments(item_id: uuid.UUID, ctx: RaidRead) -> dict[str, Any]:
+    return {"ok": True, "comments": service.list_comments(ctx, item_id)}
+
+
+@router.post("/raid/{item_id}/comments", status_code=status.HTTP_201_CREATED)
+def add_comment(item_id: uuid.UUID, body: CommentCreate, ctx: RaidComment) -> CommentRead:
+    """Comment on an item."""
+    return service.add_comment(ctx, item_id, body)
