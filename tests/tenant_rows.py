@@ -14,6 +14,7 @@ from kap.core.audit import record_audit
 from kap.core.db import Base, Database, new_id, utcnow
 from kap.core.models import EmailLog, ProjectMember, TelemetryEvent
 from kap.documents.models import Artifact, ArtifactChunk
+from kap.raid.models import RaidChange, RaidComment, RaidItem
 from kap.stages.models import SignoffRequest, Stage, StageArtifact, StageSigner
 
 
@@ -40,7 +41,11 @@ def seed_every_table(db: Database, org: uuid.UUID, project: uuid.UUID, user: uui
                         storage_key=f"seed/{new_id()}", status="needs_ocr", uploaded_by=user, ocr_pages=[1])
         stage = Stage(org_id=org, project_id=project, title=f"{tag} Discovery", position=0, status="in_review",
                       summary="", created_by=user)
-        s.add_all([artifact, lane, stage])
+        item = RaidItem(org_id=org, project_id=project, kind="risk", ref="R-01", fingerprint="ref:R-01",
+                        title=f"{tag} {word} vendor risk", details="", owner=f"{tag} owner", status="open",
+                        severity="high", state="accepted", origin="extracted", source_artifact_id=None,
+                        source_locator="", source_quote=f"Risk R-01: {tag} {word} vendor risk")
+        s.add_all([artifact, lane, stage, item])
         s.flush()
         chunk_id = new_id()
         s.execute(insert(ArtifactChunk), [{"id": chunk_id, "org_id": org, "project_id": project,
@@ -69,6 +74,10 @@ def seed_every_table(db: Database, org: uuid.UUID, project: uuid.UUID, user: uui
             EmailLog(org_id=org, project_id=project, kind="signoff", recipient=f"signer-{tag}@example.com",
                      subject=f"{tag} sign-off", provider="outbox", status="sent"),
             TelemetryEvent(org_id=org, project_id=project, kind="http_5xx", status=500, path=f"/{tag}"),
+            RaidComment(org_id=org, project_id=project, item_id=item.id, author_id=user, author_label=tag,
+                        body=f"{tag} comment on {word}"),
+            RaidChange(org_id=org, project_id=project, item_id=item.id, origin="source", artifact_id=artifact.id,
+                       changes={"created": [None, "risk"]}),
         ]
         s.add_all(rows)
         record_audit(s, org_id=org, project_id=project, actor_id=user, actor_label=tag, action="stage.status_changed",
@@ -76,7 +85,7 @@ def seed_every_table(db: Database, org: uuid.UUID, project: uuid.UUID, user: uui
                      details={"title": stage.title, "from": "in_progress", "to": "in_review"})
         s.flush()
         ids.update({"artifacts": artifact.id, "stages": stage.id, "artifact_chunks": chunk_id,
-                    "signoff_requests": request.id})
+                    "signoff_requests": request.id, "raid_items": item.id})
         for row in rows[1:]:
             ids[type(row).__table__.name] = row.id  # type: ignore[attr-defined]
     return ids

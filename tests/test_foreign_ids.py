@@ -29,7 +29,7 @@ from tests.test_access_matrix import CASES, RouteCase, _all_params
 from tests.test_web_shell import signed_in
 
 # Path or query parameter -> the kind of object it names.
-ID_KINDS = {"artifact_id": "artifacts", "stage_id": "stages", "request_id": "signoff_requests",
+ID_KINDS = {"artifact_id": "artifacts", "stage_id": "stages", "request_id": "signoff_requests", "item_id": "raid_items",
             "user_id": "user", "org_id": "org", "backup_key": "backup_key"}
 NOT_IDS = {"project_id", "target_project_id", "token"}  # the project itself (the choke point) and signed tokens
 ROLES = ("owner", "admin", "pm", "lead", "member", "org_owner", "org_admin")
@@ -42,6 +42,8 @@ BODIES: dict[str, Any] = {
     "POST /api/stages/{stage_id}/decision": {"decision": "approve", "name": "A Signer"},
     "POST /api/ocr/resolve": {"mode": "text", "text": "Pasted text"},
     "POST /api/backups/restore": {"target": "new"},
+    "PATCH /api/raid/{item_id}": {"title": "Renamed"},
+    "POST /api/raid/{item_id}/comments": {"body": "A comment"},
 }
 EXTRA_QUERY: dict[str, dict[str, str]] = {
     "POST /api/backups/store-and-reingest": {"artifact_name": "artifacts/x.pdf"},

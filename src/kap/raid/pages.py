@@ -102,11 +102,9 @@ def _due_meta(item: RaidItemRead) -> str:
     return f"{owner} · due {item.due:%b %d}" if item.due else owner
 
 
-@dashboard_panel(order=20)
+@dashboard_panel(order=20, action="raid.read")
 def raid_panel(ctx: ProjectContext) -> Panel | None:
     """Overdue actions and open high risks, the two things a PM looks at first."""
-    if not ctx.allows("raid.read"):
-        return None
     overdue = [i for i in service.list_items(ctx, kind="action", state="accepted", overdue=True)]
     risks = [i for i in service.list_items(ctx, kind="risk", state="accepted")
              if i.status in OPEN_STATUSES and i.severity in ("high", "critical")]

@@ -29,6 +29,8 @@ from kap.documents import service as documents
 from kap.documents.models import Artifact, ArtifactChunk
 from kap.documents.search import search_chunks
 from kap.projects.service import list_members, list_projects
+from kap.raid import service as raid
+from kap.raid.models import RaidChange, RaidComment, RaidItem
 from kap.stages.models import SignoffRequest, Stage, StageSigner
 from kap.stages.service import list_stages
 from kap.stages.signoff import list_requests, list_signers
@@ -112,6 +114,15 @@ def _restores(ctx: ProjectContext, _: Hints) -> Iterable[Returned]:
     yield _ids(RestoreActivity.id, (r.id for r in restore_activity(ctx.session, ctx.scope, limit=200)))
 
 
+def _raid(ctx: ProjectContext, _: Hints) -> Iterable[Returned]:
+    found = raid.list_items(ctx)
+    yield _ids(RaidItem.id, (i.id for i in found))
+    yield _ids(Artifact.id, (i.source.artifact_id for i in found))
+    for item in found:
+        yield _ids(RaidComment.id, (c.id for c in raid.list_comments(ctx, item.id)))
+        yield _ids(RaidChange.id, (c.id for c in raid.list_changes(ctx, item.id)))
+
+
 def _subscriptions(ctx: ProjectContext, _: Hints) -> Iterable[Returned]:
     read = get_subscriptions(ctx)
     yield _ids(Subscription.email, (e.email for e in read.external or []))
@@ -131,6 +142,7 @@ PROBES: list[Probe] = [
     Probe("stages.list", _stages),
     Probe("stages.signers", _signers),
     Probe("ask.log", _ask_log),
+    Probe("raid.list", _raid),
     Probe("backups.restore_activity", _restores),
     Probe("comms.subscriptions", _subscriptions),
     Probe("comms.digest_preview", _digest),
