@@ -27,6 +27,7 @@ from kap.core.login import issue_login_token
 from kap.core.models import AuditEvent, EmailLog, LoginToken, Project, ProjectMember, UserSession
 from kap.core.security import CSRF_COOKIE, CSRF_HEADER
 from kap.documents.models import Artifact
+from kap.raid.models import RaidComment, RaidItem
 from kap.stages.models import SignoffRequest, Stage, StageSigner
 from tests.comms.test_mailgun import SIGNING_KEY, signed
 from tests.conftest import Factory, World
@@ -563,6 +564,57 @@ def _ask(env: Env) -> None:
     assert env.count(AskQuestion, AskQuestion.project_id == env.world.project_a) == 2
     log = ok(env.api("GET", "/api/ask/log", "owner")).json()["items"]
     assert log[0]["question"] == "When is the cutover weekend?"
+
+
+# --- RAID -----------------------------------------------------------------------------------------
+
+@case("GET /api/raid", "GET /api/raid/{item_id}", "GET /api/raid/export.csv")
+def _raid_reads(env: Env) -> None:
+    listed = ok(env.api("GET", "/api/raid", "member", query={"kind": "risk"})).json()["items"]
+    assert [(i["ref"], i["title"]) for i in listed] == [("R-01", "a zzasecret vendor risk")]
+    item = ok(env.api("GET", f"/api/raid/{env.ids['raid_items']}", "member")).json()
+    assert item["item"]["owner"] == "a owner" and item["comments"][0]["body"] == "a comment on zzasecret"
+    csv_text = ok(env.api("GET", "/api/raid/export.csv", "member")).text
+    assert "R-01,risk,a zzasecret vendor risk" in csv_text
+
+
+@case("POST /api/raid", "PATCH /api/raid/{item_id}")
+def _raid_write(env: Env) -> None:
+    made = ok(env.api("POST", "/api/raid", "lead", json={"kind": "action", "title": "Send the plan"}), 201).json()
+    ok(env.api("PATCH", f"/api/raid/{made['id']}", "lead", json={"owner": "Dana Whitfield"}))
+    row = env.get(RaidItem, uuid.UUID(made["id"]))
+    assert (row.title, row.owner, row.state) == ("Send the plan", "Dana Whitfield", "accepted")
+
+
+@case("POST /api/raid/{item_id}/accept", "POST /api/raid/{item_id}/dismiss")
+def _raid_review(env: Env) -> None:
+    item = env.ids["raid_items"]
+    ok(env.api("POST", f"/api/raid/{item}/dismiss", "lead"))
+    assert env.get(RaidItem, item).state == "dismissed"
+    ok(env.api("POST", f"/api/raid/{item}/accept", "lead", json={"severity": "critical"}))
+    row = env.get(RaidItem, item)
+    assert (row.state, row.severity) == ("accepted", "critical")
+
+
+@case("GET /api/raid/{item_id}/comments", "POST /api/raid/{item_id}/comments")
+def _raid_comments(env: Env) -> None:
+    item = env.ids["raid_items"]
+    ok(env.api("POST", f"/api/raid/{item}/comments", "member", json={"body": "Vendor called back."}), 201)
+    bodies = [c["body"] for c in ok(env.api("GET", f"/api/raid/{item}/comments", "member")).json()["comments"]]
+    assert bodies == ["a comment on zzasecret", "Vendor called back."]
+    assert env.count(RaidComment, RaidComment.item_id == item) == 2
+
+
+@case("GET /p/{project_id}/raid", "GET /raid", "GET /p/{project_id}/raid/review", "GET /raid/review",
+      "GET /p/{project_id}/raid/items/{item_id}")
+def _raid_pages(env: Env) -> None:
+    for path in ("/p/{a}/raid", "/raid"):
+        _shows(env, path, "a zzasecret vendor risk", who="member")
+    ok(env.api("POST", "/api/raid/" + str(env.ids["raid_items"]) + "/dismiss", "lead"))
+    for path in ("/p/{a}/raid/review", "/raid/review"):
+        _shows(env, path, "Nothing waiting for review.", who="member")
+    _shows(env, f"/p/{{a}}/raid/items/{env.ids['raid_items']}", "Risk R-01: a zzasecret vendor risk",
+           "a comment on zzasecret", who="member")
 
 
 # --- pages ----------------------------------------------------------------------------------------
