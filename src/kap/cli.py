@@ -44,10 +44,18 @@ def config() -> None:
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema (and, on PostgreSQL, the app role and policies)."""
+    from sqlalchemy.exc import OperationalError
+
     from kap.core.migrate import migrate
 
     settings = _settings()
-    migrate(settings)
+    try:
+        migrate(settings)
+    except OperationalError as exc:
+        if "does not exist" in str(exc.orig):
+            _fail("the database named in KAP_DATABASE_URL does not exist: create it (e.g. `createdb`), "
+                  "then run `kap migrate` again")
+        _fail(f"the database is not reachable ({str(exc.orig).strip().splitlines()[0]})")
     typer.echo("kap: database is at the latest schema")
 
 

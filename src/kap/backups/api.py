@@ -11,7 +11,7 @@ from kap.backups import pages as _pages  # noqa: F401  (registers the Restore Ac
 from kap.backups import service
 from kap.backups.schemas import BackupContents, BackupList, ReingestResult, RestoreCreate, RestoreResult, RunResult
 from kap.core.deps import ProjectContext, RuntimeDep, require
-from kap.documents.api import content_disposition
+from kap.core.http import attachment_headers
 
 router = APIRouter(prefix="/api", tags=["backups"])
 
@@ -38,9 +38,7 @@ def download_backup(ctx: BackupsRead, runtime: RuntimeDep, backup_key: Key,
                     entry: Annotated[str | None, Query(max_length=400)] = None) -> StreamingResponse:
     """The whole backup ZIP, or one entry of it, streamed."""
     name, media_type, size, pieces = service.open_download(ctx, runtime, backup_key, entry)
-    headers = {"Content-Disposition": content_disposition(name), "Content-Length": str(size),
-               "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"}
-    return StreamingResponse(pieces, media_type=media_type, headers=headers)
+    return StreamingResponse(pieces, media_type=media_type, headers=attachment_headers(name, size))
 
 
 @router.post("/backups/run")

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request, params
 from fastapi.exceptions import RequestValidationError
@@ -116,6 +117,8 @@ class EdgeMiddleware:
                 if message["type"] == "http.response.start":
                     raw = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                     raw.append((b"x-request-id", request_id.encode()))
+                    if not any(k.lower() == b"x-content-type-options" for k, _ in raw):
+                        raw.append((b"x-content-type-options", b"nosniff"))  # no response is content-sniffed
                     message["headers"] = raw
                 await send(message)
 
@@ -255,6 +258,22 @@ async def _authenticate_first(scope: Scope) -> None:
         raise EdgeRefusal(exc.status, exc.code, exc.message, exc.details, exc.headers) from None
     if identity is None:
         raise EdgeRefusal(401, "unauthorized", "authentication required")
+
+
+# A downloaded file is never a page of Kap: even opened in the browser it runs no script and
+# reaches no origin (stored HTML or SVG would otherwise run with the app's cookies).
+DOWNLOAD_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+
+def attachment_headers(name: str, size: int | None = None) -> dict[str, str]:
+    """Headers every file download carries: attachment, no sniffing, sandboxed, not cached."""
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in name) or "download"
+    headers = {"Content-Disposition": f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}",
+               "X-Content-Type-Options": "nosniff", "Content-Security-Policy": DOWNLOAD_CSP,
+               "Cache-Control": "private, no-store"}
+    if size is not None:
+        headers["Content-Length"] = str(size)
+    return headers
 
 
 def _request_id(request: Request) -> str:

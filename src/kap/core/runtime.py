@@ -20,6 +20,12 @@ from kap.core.settings import Settings
 from kap.core.storage import Storages, build_storage
 
 Probe = Callable[[], dict[str, Any]]
+STATE_MESSAGES = {
+    "not_migrated": "the database is not migrated: run `kap migrate`",
+    "no_database": "the database named in KAP_DATABASE_URL does not exist: create it (e.g. `createdb`), "
+                   "then run `kap migrate`",
+    "unreachable": "the database is not reachable",
+}
 
 
 @dataclass
@@ -47,14 +53,17 @@ class Runtime:
         return runtime
 
     def schema_state(self) -> str:
-        """'ready', 'not_migrated' or 'unreachable'."""
+        """'ready', 'not_migrated', 'no_database' or 'unreachable'."""
         try:
-            with self.db.service_engine.connect() as conn:
-                rows = conn.execute(text("select version_num from alembic_version")).scalars().all()
+            conn = self.db.service_engine.connect()
         except DBAPIError as exc:
-            if _is_missing_table(exc):
-                return "not_migrated"
-            return "unreachable"
+            return "no_database" if _is_missing_database(exc) else "unreachable"
+        try:
+            rows = conn.execute(text("select version_num from alembic_version")).scalars().all()
+        except DBAPIError as exc:
+            return "not_migrated" if _is_missing_table(exc) else "unreachable"
+        finally:
+            conn.close()
         return "ready" if set(rows) == script_heads() else "not_migrated"
 
     def ensure_schema(self) -> None:
@@ -66,9 +75,7 @@ class Runtime:
             if state == "ready":
                 self.db.schema_ready = True
                 return
-        if state == "not_migrated":
-            raise DbNotReady("the database is not migrated: run `kap migrate`")
-        raise DbNotReady("the database is not reachable")
+        raise DbNotReady(STATE_MESSAGES.get(state, STATE_MESSAGES["unreachable"]))
 
     def readiness_checks(self) -> dict[str, Probe]:
         """Named probes; domains add theirs (storage, jobs, search) at start."""
@@ -79,7 +86,8 @@ class Runtime:
         state = self.schema_state()
         if state == "ready":
             self.db.schema_ready = True
-        return {"ok": state == "ready", "state": state,
+        return {"ok": state == "ready", "state": state, **({"message": STATE_MESSAGES[state]}
+                                                           if state in STATE_MESSAGES else {}),
                 "engine": "postgresql" if self.db.is_postgres else "sqlite", "rls": self.db.rls}
 
     def _probe_data_dir(self) -> dict[str, Any]:
@@ -98,6 +106,11 @@ class Runtime:
 
     def close(self) -> None:
         self.db.dispose()
+
+
+def _is_missing_database(exc: DBAPIError) -> bool:
+    message = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    return "database" in message and "does not exist" in message
 
 
 def _is_missing_table(exc: DBAPIError) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile, status
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -21,6 +20,7 @@ from kap.core.deps import (
     service_context,
 )
 from kap.core.errors import Unauthorized
+from kap.core.http import attachment_headers
 from kap.core.permissions import ACTIONS
 from kap.core.security import Identity
 from kap.documents import service
@@ -120,15 +120,8 @@ def get_document(ctx: DocumentsRead, artifact_id: uuid.UUID) -> ArtifactDetail:
 def download_document(ctx: DocumentsRead, artifact_id: uuid.UUID, runtime: RuntimeDep) -> StreamingResponse:
     """The stored file, as an attachment."""
     artifact, stream = service.open_download(ctx, runtime, artifact_id)
-    headers = {"Content-Disposition": content_disposition(artifact.name), "X-Content-Type-Options": "nosniff",
-               "Content-Length": str(artifact.size), "Cache-Control": "private, no-store"}
-    return StreamingResponse(service.iter_stream(stream), media_type=artifact.media_type, headers=headers)
-
-
-def content_disposition(name: str) -> str:
-    """An RFC 6266 attachment header: an ASCII fallback plus the UTF-8 name."""
-    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in name) or "download"
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+    return StreamingResponse(service.iter_stream(stream), media_type=artifact.media_type,
+                             headers=attachment_headers(artifact.name, artifact.size))
 
 
 @router.delete("/documents/{artifact_id}")

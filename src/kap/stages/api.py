@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from kap.core.deps import ProjectContext, RuntimeDep, require
+from kap.core.http import attachment_headers
 from kap.stages import jobs as _jobs  # noqa: F401  (registers the expiry schedule)
 from kap.stages import service, signoff
 from kap.stages.certificate import certificate
@@ -122,8 +123,7 @@ def signoff_certificate(stage_id: uuid.UUID, ctx: StagesRead, request_id: uuid.U
     if format == "json":
         return JSONResponse({"ok": True, "certificate": record, "fingerprint": digest})
     name = f"signoff-{record['request_id']}.html"
-    return HTMLResponse(html, headers={"Content-Disposition": f'attachment; filename="{name}"',
-                                       "Cache-Control": "no-store"})
+    return HTMLResponse(html, headers=attachment_headers(name))
 
 
 @router.get("/stage-signers")
