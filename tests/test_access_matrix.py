@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from kap.core.deps import ActionDependency, internal_only, require_identity
-from kap.core.permissions import ACTIONS, role_below
+from kap.core.permissions import ACTIONS, PROJECT_ROLE_RANK, role_below
 from tests.conftest import World
 
 # API routes that answer without a user on purpose (they authorise by other means, or not at all).
@@ -31,6 +31,7 @@ class RouteCase:
     action: str | None
     needs_identity: bool
     internal: bool
+    also: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -54,9 +55,10 @@ def _cases() -> list[RouteCase]:
                 continue
             calls = _walk(route.dependant)
             actions = [c.action for c in calls if isinstance(c, ActionDependency)]
+            also = tuple(a for c in calls if isinstance(c, ActionDependency) for a in c.also)
             for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
                 cases.append(RouteCase(method, route.path, route, actions[0] if actions else None,
-                                       require_identity in calls or bool(actions), internal_only in calls))
+                                       require_identity in calls or bool(actions), internal_only in calls, also))
     return cases
 
 
@@ -192,3 +194,26 @@ def test_no_route_answers_500_to_garbage(client: TestClient, world: World, case:
     response = client.request(case.method, path, params={"project_id": "nope", "target_project_id": "1"},
                               headers=world.h("owner"), content=b"\x00\xff{" if case.method != "GET" else None)
     assert response.status_code < 500, response.text
+
+
+SECOND = [(c, extra) for c in CASES for extra in c.also]
+
+
+def test_second_permissions_are_declared_on_their_routes() -> None:
+    assert {(c.id, extra) for c, extra in SECOND} >= {
+        ("GET /api/subscriptions", "comms.manage"), ("PUT /api/subscriptions", "comms.manage"),
+        ("POST /api/stages/{stage_id}/decision", "signoff.decide_internal")}
+    assert all(extra in ACTIONS and extra != c.action for c, extra in SECOND)
+
+
+@pytest.mark.parametrize(("case", "extra"), SECOND, ids=lambda v: v.id if isinstance(v, RouteCase) else v)
+def test_a_second_permission_widens_the_answer_but_never_locks_the_route(
+        client: TestClient, world: World, case: RouteCase, extra: str) -> None:
+    assert case.action
+    below = role_below(ACTIONS[extra])
+    for role in {ACTIONS[case.action], ACTIONS[extra], *([below] if below else [])}:
+        if PROJECT_ROLE_RANK[role] < PROJECT_ROLE_RANK[ACTIONS[case.action]]:
+            continue
+        response = _call(client, case, world.h(role), world.project_a, world.project_b)
+        _assert_envelope(response)
+        assert response.status_code not in (401, 403), (role, response.text)

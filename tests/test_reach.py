@@ -101,3 +101,18 @@ def test_only_the_scope_module_mints_a_scope(db: Database, world: World) -> None
         assert user is not None and not user.scope.trusted
     with pytest.raises(AttributeError):
         scope.project_id = world.project_b  # type: ignore[misc]
+
+
+def test_a_second_permission_must_be_declared_on_the_route(db: Database, world: World) -> None:
+    from dataclasses import replace
+
+    from kap.core.deps import UndeclaredAction, resolve_project
+    from kap.core.security import Identity
+
+    with db.service_session() as s:
+        ctx = resolve_project(s, Identity(via="dev", user_id=world.users["pm"]), world.project_a)
+        assert ctx.may("comms.manage")  # outside a route's declaration: the table alone
+        declared = replace(ctx, declared=frozenset({"subscriptions.self", "comms.manage"}))
+        assert declared.may("comms.manage") and declared.may("subscriptions.self") is not False
+        with pytest.raises(UndeclaredAction):
+            declared.may("backups.restore")

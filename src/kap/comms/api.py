@@ -23,7 +23,7 @@ router = APIRouter(tags=["comms"])
 
 CommsRead = Annotated[ProjectContext, require("comms.read")]
 CommsManage = Annotated[ProjectContext, require("comms.manage")]
-SubscriptionsSelf = Annotated[ProjectContext, require("subscriptions.self")]
+SubscriptionsSelf = Annotated[ProjectContext, require("subscriptions.self", also=("comms.manage",))]
 DigestPreview = Annotated[ProjectContext, require("digest.preview")]
 DigestSend = Annotated[ProjectContext, require("digest.send")]
 Anonymous = Annotated[None, Depends(limit_anonymous)]
@@ -43,7 +43,7 @@ def put_comms_settings(body: CommsSettingsUpdate, ctx: CommsManage) -> dict[str,
 
 def _subscriptions(ctx: ProjectContext, runtime: Runtime) -> SubscriptionsRead:
     suppressed: dict[str, str] = {}
-    if ctx.allows("comms.manage"):
+    if ctx.may("comms.manage"):
         emails = [e.email for e in service.get_subscriptions(ctx).external or []]
         with runtime.db.service_session() as trusted:
             suppressed = service.suppressed_addresses(trusted, emails)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 import anyio
@@ -151,6 +151,10 @@ PublicSession = Annotated[Session, Depends(public_session, scope="function")]
 ServiceSession = Annotated[Session, Depends(service_session, scope="function")]
 
 
+class UndeclaredAction(RuntimeError):
+    """A service asked for a permission its route did not declare (a programming error)."""
+
+
 @dataclass(frozen=True)
 class ProjectContext:
     """A caller's reach into one project: a `ProjectScope` (which only `kap.core.scope`
@@ -163,6 +167,9 @@ class ProjectContext:
     session: Session
     ip: str | None = None
     user_agent: str | None = None
+    # The actions the route declared (`require(action, also=...)`); None outside a route's
+    # declaration (pages, jobs), where `may` asks the table without the check.
+    declared: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.scope, ProjectScope):
@@ -183,6 +190,14 @@ class ProjectContext:
     def allows(self, action: str) -> bool:
         """Whether the caller's role may perform an action (looked up in the permissions table)."""
         return role_allows(self.role, action)
+
+    def may(self, action: str) -> bool:
+        """A second permission a service asks for inside a route: it must be declared on the
+        route (`require(action, also=(...))`), so the access matrix sees it."""
+        if self.declared is not None and action not in self.declared:
+            raise UndeclaredAction(f"the route asks for {action!r} without declaring it: "
+                                   f"require(..., also=({action!r},))")
+        return self.allows(action)
 
     def require(self, action: str) -> None:
         """Raise the one 403 the choke point gives (API and pages alike), in plain words."""
@@ -228,10 +243,12 @@ def service_context(session: Session, identity: Identity, project_id: uuid.UUID,
 class ActionDependency:
     """`Depends(require("documents.write"))`: resolves the context and checks the action."""
 
-    def __init__(self, action: str) -> None:
-        if action not in ACTIONS:
-            raise KeyError(f"unknown action {action!r}")
+    def __init__(self, action: str, also: tuple[str, ...] = ()) -> None:
+        for name in (action, *also):
+            if name not in ACTIONS:
+                raise KeyError(f"unknown action {name!r}")
         self.action = action
+        self.also = also
 
     def __call__(self, request: Request, project_id: uuid.UUID, session: UserSession,
                  identity: CurrentIdentity, runtime: RuntimeDep) -> ProjectContext:
@@ -239,17 +256,22 @@ class ActionDependency:
                               user_agent=request.headers.get("user-agent"))
         ctx.require(self.action)
         request.state.project_id = ctx.project_id
-        return ctx
+        return replace(ctx, declared=frozenset((self.action, *self.also)))
 
 
-_require_cache: dict[str, ActionDependency] = {}
+_require_cache: dict[tuple[str, tuple[str, ...]], ActionDependency] = {}
 
 
-def require(action: str) -> Any:
-    """A dependency that yields a ProjectContext allowed to perform `action`."""
-    if action not in _require_cache:
-        _require_cache[action] = ActionDependency(action)
-    return Depends(_require_cache[action])
+def require(action: str, *, also: tuple[str, ...] = ()) -> Any:
+    """A dependency that yields a ProjectContext allowed to perform `action`.
+
+    `also` names the second permissions the route's service asks for with `ctx.may`
+    (a wider view for higher roles), so they are declared where the matrix sees them.
+    """
+    key = (action, also)
+    if key not in _require_cache:
+        _require_cache[key] = ActionDependency(action, also)
+    return Depends(_require_cache[key])
 
 
 async def internal_only(identity: Annotated[Identity | None, Depends(optional_identity)]) -> Identity:

@@ -27,6 +27,8 @@ from kap.stages.schemas import (
 router = APIRouter(prefix="/api", tags=["stages"])
 
 StagesRead = Annotated[ProjectContext, require("stages.read")]
+# Members with the can_sign flag record decisions too; admins without it.
+Decider = Annotated[ProjectContext, require("stages.read", also=("signoff.decide_internal",))]
 StagesWrite = Annotated[ProjectContext, require("stages.write")]
 SignoffRequester = Annotated[ProjectContext, require("signoff.request")]
 MembersRead = Annotated[ProjectContext, require("members.read")]
@@ -110,7 +112,7 @@ def resend_request(stage_id: uuid.UUID, request_id: uuid.UUID, ctx: SignoffReque
 
 
 @router.post("/stages/{stage_id}/decision")
-def decide_internal(stage_id: uuid.UUID, body: InternalDecisionIn, ctx: StagesRead) -> SignoffRequestRead:
+def decide_internal(stage_id: uuid.UUID, body: InternalDecisionIn, ctx: Decider) -> SignoffRequestRead:
     """Record a decision in the app (owners, admins and members with the can_sign flag)."""
     return signoff.decide_internal(ctx, stage_id, body)
 

@@ -198,7 +198,7 @@ def resend_request(ctx: ProjectContext, stage_id: uuid.UUID, request_id: uuid.UU
 
 
 def _check_may_sign(ctx: ProjectContext) -> None:
-    if ctx.allows("signoff.decide_internal"):
+    if ctx.may("signoff.decide_internal"):
         return
     flagged = ctx.session.scalar(select(StageSigner.id).where(
         StageSigner.project_id == ctx.project_id, StageSigner.user_id == ctx.user_id))
