@@ -48,6 +48,12 @@ class BackupInvalid(ValidationFailed):
     code = "invalid_backup"
 
 
+def check_owner(manifest: dict[str, Any], org_id: object, project_id: object) -> None:
+    """Refuse a backup whose manifest names another org or project than the key it is stored under."""
+    if manifest.get("org_id") != str(org_id) or manifest.get("project_id") != str(project_id):
+        raise BackupInvalid("the backup belongs to another project", code="backup_wrong_project")
+
+
 @dataclass(frozen=True)
 class Limits:
     """Bounds on what a backup may declare and expand to."""

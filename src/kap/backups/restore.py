@@ -28,7 +28,7 @@ from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.orm import Session
 
 from kap.backups import tables
-from kap.backups.archive import BackupInvalid, BackupReader
+from kap.backups.archive import BackupInvalid, BackupReader, check_owner
 from kap.backups.models import RestoreActivity
 from kap.backups.writer import Actor
 from kap.core.audit import record_audit
@@ -56,8 +56,7 @@ def known_revisions() -> frozenset[str]:
 
 def check_manifest(manifest: dict[str, Any], org_id: uuid.UUID, project_id: uuid.UUID) -> None:
     """Refuse a backup of another project, or one written by a newer schema."""
-    if manifest.get("org_id") != str(org_id) or manifest.get("project_id") != str(project_id):
-        raise BackupInvalid("the backup belongs to another project", code="backup_wrong_project")
+    check_owner(manifest, org_id, project_id)
     revisions = manifest.get("schema_revisions")
     if not isinstance(revisions, list) or not all(isinstance(r, str) for r in revisions):
         raise BackupInvalid("the manifest names no schema revision")

@@ -63,7 +63,18 @@ def open_reader(ctx: ProjectContext, runtime: Runtime, key: str | None, stack: E
     key = own_key(ctx.org_id, ctx.project_id, key)
     if not runtime.storage.backups.exists(key):
         raise NotFound("backup not found", code="backup_not_found")
-    return stack.enter_context(archive.open_backup(runtime.storage.backups, key, _spool_dir(runtime)))
+    reader = stack.enter_context(archive.open_backup(runtime.storage.backups, key, _spool_dir(runtime)))
+    archive.check_owner(reader.manifest, ctx.org_id, ctx.project_id)  # a ZIP of another project put here
+    return reader
+
+
+def _is_own_backup(ctx: ProjectContext, runtime: Runtime, key: str) -> bool:
+    try:
+        with ExitStack() as stack:
+            open_reader(ctx, runtime, key, stack)
+    except archive.BackupInvalid:
+        return False
+    return True
 
 
 def list_backups(ctx: ProjectContext, runtime: Runtime) -> BackupList:
@@ -77,6 +88,8 @@ def list_backups(ctx: ProjectContext, runtime: Runtime) -> BackupList:
         if day is None:
             continue
         run = runs.get(key)
+        if run is None and not _is_own_backup(ctx, runtime, key):  # not written here: its manifest decides
+            continue
         found.append(BackupRead(key=key, date=day, size=storage.size(key), entries=run.entry_count if run else None,
                                 created_at=run.finished_at if run else None))
     found.sort(key=lambda b: b.date, reverse=True)
@@ -126,8 +139,8 @@ def open_download(ctx: ProjectContext, runtime: Runtime, key: str | None,
     """A backup (or one entry of it) as a stream: file name, media type, size, pieces."""
     if not entry:
         key = own_key(ctx.org_id, ctx.project_id, key)
-        if not runtime.storage.backups.exists(key):
-            raise NotFound("backup not found", code="backup_not_found")
+        with ExitStack() as check:
+            open_reader(ctx, runtime, key, check)
         size = runtime.storage.backups.size(key)
         return key.rsplit("/", 1)[-1], "application/zip", size, documents.iter_stream(runtime.storage.backups.open(key))
     stack = ExitStack()

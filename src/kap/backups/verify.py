@@ -19,6 +19,9 @@ def verify_backup(settings: Settings, key: str) -> tuple[bool, list[str]]:
             reader = _open(settings, key, stack)
             counts = reader.verify()
             manifest = reader.manifest
+            if key.startswith("backups/"):  # a stored key names the org and project it must hold
+                _, org_id, project_id, _ = key.split("/", 3)
+                archive.check_owner(manifest, org_id, project_id)
             unknown = sorted(set(manifest.get("schema_revisions") or []) - known_revisions())
             lines = [f"backup {key}: intact",
                      f"  project {manifest.get('project_id')} ({manifest.get('project_name')}) "
