@@ -4,6 +4,8 @@ Revision ID: raid_0001
 Revises: documents_0001
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -15,7 +17,7 @@ branch_labels = ("raid",)
 depends_on = None
 
 
-def _tenant_columns() -> list[sa.Column]:
+def _tenant_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("id", sa.Uuid(), primary_key=True),
         sa.Column("org_id", sa.Uuid(), sa.ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
@@ -23,7 +25,7 @@ def _tenant_columns() -> list[sa.Column]:
     ]
 
 
-def _fk(name: str, table: str, *, nullable: bool = True, ondelete: str = "SET NULL") -> sa.Column:
+def _fk(name: str, table: str, *, nullable: bool = True, ondelete: str = "SET NULL") -> sa.Column[Any]:
     return sa.Column(name, sa.Uuid(), sa.ForeignKey(f"{table}.id", ondelete=ondelete), nullable=nullable)
 
 

@@ -4,6 +4,8 @@ Revision ID: stages_0001
 Revises: documents_0001
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -17,7 +19,7 @@ depends_on = None
 PENDING_ONLY = sa.text("status = 'pending'")
 
 
-def _tenant_columns() -> list[sa.Column]:
+def _tenant_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("id", sa.Uuid(), primary_key=True),
         sa.Column("org_id", sa.Uuid(), sa.ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
@@ -25,7 +27,7 @@ def _tenant_columns() -> list[sa.Column]:
     ]
 
 
-def _users_fk(name: str, *, nullable: bool = True, ondelete: str = "SET NULL") -> sa.Column:
+def _users_fk(name: str, *, nullable: bool = True, ondelete: str = "SET NULL") -> sa.Column[Any]:
     return sa.Column(name, sa.Uuid(), sa.ForeignKey("users.id", ondelete=ondelete), nullable=nullable)
 
 
