@@ -28,11 +28,13 @@ from kap.core.mail import one_line
 from kap.core.models import AuditEvent, Project
 from kap.core.scope import ProjectScope
 from kap.documents.models import Artifact
+from kap.raid import service as raid
 from kap.stages.models import SignoffRequest
 
 ITEM_LIMIT = 10
 COUNT_KEYS = ("documents_added", "documents_reingested", "ocr_backlog", "stages_moved", "signoffs_requested",
-              "signoffs_approved", "signoffs_rejected", "signoffs_overdue", "restores")
+              "signoffs_approved", "signoffs_rejected", "signoffs_overdue", "restores", "raid_actions_overdue",
+              "raid_actions_due", "raid_risks_issues", "raid_decisions", "raid_comments")
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                         autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 
@@ -269,9 +271,54 @@ def restores(src: Source) -> Section | None:
                    more=len(done) - len(items))
 
 
+def _raid_section(src: Source, key: str, title: str, lines: list[raid.DigestLine],
+                  counts: dict[str, int] | None = None) -> Section | None:
+    if not lines:
+        return None
+    items = [Item(title=f"{line.item.ref} {line.item.title}" if line.item.ref else line.item.title, detail=line.note,
+                  url=src.link(project_link(src.project_id, f"raid/items/{line.item.id}")))
+             for line in lines[:ITEM_LIMIT]]
+    return Section(key=key, title=title, counts=counts or {key: len(lines)}, items=items,
+                   more=len(lines) - len(items))
+
+
+def raid_actions(src: Source) -> Section | None:
+    """Open actions of the RAID log overdue, or due in the coming week (members only: the log is internal)."""
+    if src.recipient.external:
+        return None
+    overdue, due = raid.actions_due(src.session, src.scope, src.period.end)
+    return _raid_section(src, "raid_actions", "Actions overdue and due this week", overdue + due,
+                         {"raid_actions_overdue": len(overdue), "raid_actions_due": len(due)})
+
+
+def raid_risks_issues(src: Source) -> Section | None:
+    """Risks and issues new or changed during the period (members only)."""
+    if src.recipient.external:
+        return None
+    lines = raid.risks_and_issues_changed(src.session, src.scope, src.period.start, src.period.end)
+    return _raid_section(src, "raid_risks_issues", "New and changed risks and issues", lines)
+
+
+def raid_decisions(src: Source) -> Section | None:
+    """Decisions taken into the RAID log during the period (members only)."""
+    if src.recipient.external:
+        return None
+    lines = raid.decisions_between(src.session, src.scope, src.period.start, src.period.end)
+    return _raid_section(src, "raid_decisions", "Decisions of the week", lines)
+
+
+def raid_comments(src: Source) -> Section | None:
+    """Comments on the RAID log during the period (members only)."""
+    if src.recipient.external:
+        return None
+    lines = raid.comments_between(src.session, src.scope, src.period.start, src.period.end)
+    return _raid_section(src, "raid_comments", "Comments on the RAID log", lines)
+
+
 # One entry per source, in the order they appear in the email.
 SECTION_BUILDERS: list[SectionBuilder] = [
-    documents_added, documents_reingested, ocr_backlog, stages_moved, signoffs, restores,
+    documents_added, documents_reingested, ocr_backlog, stages_moved, signoffs, restores, raid_actions,
+    raid_risks_issues, raid_decisions, raid_comments,
 ]
 
 

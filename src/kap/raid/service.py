@@ -10,7 +10,8 @@ import csv
 import io
 import uuid
 from collections.abc import Iterable
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -20,6 +21,7 @@ from kap.core.db import utcnow
 from kap.core.deps import ProjectContext
 from kap.core.errors import Conflict, NotFound, ValidationFailed
 from kap.core.links import document_link
+from kap.core.mail import one_line
 from kap.core.models import User
 from kap.core.scope import ProjectScope
 from kap.documents.models import Artifact
@@ -302,3 +304,75 @@ def _new_item(artifact: Artifact, p: Proposal, fp: str, doc_date: date | None) -
                     title=p.title, details=p.details, owner=p.owner, due=p.due, status=p.status,
                     severity=p.severity, state="suggested", origin="extracted", source_artifact_id=artifact.id,
                     source_page=p.page, source_locator=p.locator[:200], source_quote=p.quote, source_date=doc_date)
+
+
+# ---- the weekly digest ------------------------------------------------------------------------------
+# Only items accepted into the log count; suggestions wait for a person first.
+
+@dataclass
+class DigestLine:
+    item: RaidItem
+    note: str
+
+
+def _accepted(scope: ProjectScope) -> Any:
+    return select(RaidItem).where(RaidItem.project_id == scope.project_id, RaidItem.state == "accepted")
+
+
+def actions_due(session: Session, scope: ProjectScope, end: datetime) -> tuple[list[DigestLine], list[DigestLine]]:
+    """Open actions overdue at the period's end, and those due in the week after it."""
+    today = end.date()
+    actions = list(session.scalars(_accepted(scope).where(
+        RaidItem.kind == "action", RaidItem.status.in_(OPEN_STATUSES), RaidItem.due.is_not(None),
+        RaidItem.due < today + timedelta(days=7)).order_by(RaidItem.due, RaidItem.id)))
+    overdue = [DigestLine(i, f"{i.owner or 'no owner'} · overdue since {i.due:%d %b}")
+               for i in actions if i.due and i.due < today]
+    due = [DigestLine(i, f"{i.owner or 'no owner'} · due {i.due:%d %b}") for i in actions if i.due and i.due >= today]
+    return overdue, due
+
+
+def _change_note(changes: list[RaidChange]) -> str:
+    fields: dict[str, list[Any]] = {}
+    for change in sorted(changes, key=lambda c: c.created_at):
+        for name, (old, new) in change.changes.items():
+            if name in ("created", "state"):
+                continue
+            fields[name] = [fields[name][0] if name in fields else old, new]
+    parts = [f"{name} {old or '—'} → {new or '—'}" for name, (old, new) in fields.items() if old != new]
+    return "changed: " + ", ".join(parts).replace("_", " ") if parts else ""
+
+
+def risks_and_issues_changed(session: Session, scope: ProjectScope, start: datetime,
+                             end: datetime) -> list[DigestLine]:
+    """Risks and issues that are new in the period, or whose fields changed in it (and how)."""
+    changes = list(session.scalars(select(RaidChange).where(
+        RaidChange.project_id == scope.project_id, RaidChange.created_at >= start, RaidChange.created_at < end)))
+    by_item: dict[uuid.UUID, list[RaidChange]] = {}
+    for change in changes:
+        by_item.setdefault(change.item_id, []).append(change)
+    lines = []
+    for item in session.scalars(_accepted(scope).where(RaidItem.kind.in_(("risk", "issue")))
+                                .order_by(RaidItem.kind, RaidItem.ref, RaidItem.id)):
+        note = "new" if start <= item.created_at < end else _change_note(by_item.get(item.id, []))
+        if note:
+            kind = "Risk" if item.kind == "risk" else "Issue"
+            lines.append(DigestLine(item, " · ".join(x for x in (kind, note, item.severity, item.status) if x)))
+    return lines
+
+
+def decisions_between(session: Session, scope: ProjectScope, start: datetime, end: datetime) -> list[DigestLine]:
+    """Decisions taken into the log during the period."""
+    return [DigestLine(i, i.status) for i in session.scalars(_accepted(scope).where(
+        RaidItem.kind == "decision", RaidItem.reviewed_at >= start, RaidItem.reviewed_at < end)
+        .order_by(RaidItem.ref, RaidItem.id))]
+
+
+def comments_between(session: Session, scope: ProjectScope, start: datetime, end: datetime) -> list[DigestLine]:
+    """Comments on the log's items during the period, newest first, with who wrote them."""
+    rows = session.execute(select(RaidComment, RaidItem).join(RaidItem, RaidItem.id == RaidComment.item_id).where(
+        RaidComment.project_id == scope.project_id, RaidItem.project_id == scope.project_id,
+        RaidItem.state == "accepted", RaidComment.created_at >= start, RaidComment.created_at < end)
+        .order_by(RaidComment.created_at.desc(), RaidComment.id)).all()
+    names = _people(session, (c.author_id for c, _ in rows))
+    return [DigestLine(item, f"{names.get(c.author_id, 'A project member') if c.author_id else 'A former member'}"
+                             f": {one_line(c.body)[:140]}") for c, item in rows]
