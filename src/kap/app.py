@@ -94,4 +94,14 @@ def app_factory() -> FastAPI:
     """Entry point for uvicorn --factory."""
     settings = get_settings()
     configure_logging(settings.kap_log_level)
+    _warm_extractors()
     return create_app(settings)
+
+
+def _warm_extractors() -> None:
+    """Start the extraction fork server in the background, so the first upload need not wait for it."""
+    import threading
+
+    from kap.documents import sandbox
+
+    threading.Thread(target=sandbox.warm, name="kap-warm-extractors", daemon=True).start()

@@ -178,6 +178,9 @@ def worker(
     jobs.load_all_tasks()
     jobs.bind_runtime(Runtime.build(settings))
     _recover_at_start()
+    from kap.documents import sandbox
+
+    sandbox.warm()
     consumer = jobs.start_consumer(workers=threads, periodic_tasks=periodic, embedded=False)
     consumer.run()
 
