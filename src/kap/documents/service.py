@@ -138,20 +138,29 @@ def _delete_files_after_commit(session: Session, keys: list[str]) -> None:
         enqueue_after_commit(session, delete_stored_files, keys)
 
 
+# The columns of the public view: a list reads row tuples, not ORM objects (about half the cost).
+_READ_COLUMNS = (Artifact.id, Artifact.project_id, Artifact.parent_id, Artifact.name, Artifact.media_type,
+                 Artifact.kind, Artifact.size, Artifact.sha256, Artifact.status, Artifact.status_reason,
+                 Artifact.page_count, Artifact.chunk_count, Artifact.ocr_pages, Artifact.version,
+                 Artifact.uploaded_by, Artifact.created_at, Artifact.updated_at)
+
+
 def list_documents(ctx: ProjectContext, *, status: str | None = None, kind: str | None = None,
                    name: str | None = None, limit: int = 50, offset: int = 0) -> ArtifactList:
     """A page of the project's documents, newest first, filtered by status, type and name."""
-    stmt = select(Artifact).where(Artifact.project_id == ctx.project_id)
+    where = [Artifact.project_id == ctx.project_id]
     if status:
-        stmt = stmt.where(Artifact.status == status)
+        where.append(Artifact.status == status)
     if kind:
-        stmt = stmt.where(Artifact.kind == kind)
+        where.append(Artifact.kind == kind)
     if name:
         escaped = name.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        stmt = stmt.where(func.lower(Artifact.name).like(f"%{escaped}%", escape="\\"))
-    total = ctx.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = ctx.session.scalars(stmt.order_by(Artifact.created_at.desc(), Artifact.id).limit(limit).offset(offset))
-    return ArtifactList(total=total, limit=limit, offset=offset, documents=[ArtifactRead.of(a) for a in rows])
+        where.append(func.lower(Artifact.name).like(f"%{escaped}%", escape="\\"))
+    total = ctx.session.scalar(select(func.count()).select_from(Artifact).where(*where)) or 0
+    rows = ctx.session.execute(select(*_READ_COLUMNS).where(*where)
+                               .order_by(Artifact.created_at.desc(), Artifact.id).limit(limit).offset(offset))
+    return ArtifactList(total=total, limit=limit, offset=offset,
+                        documents=[ArtifactRead.of(row) for row in rows])  # type: ignore[arg-type]
 
 
 def document_detail(ctx: ProjectContext, artifact_id: uuid.UUID) -> ArtifactDetail:
