@@ -130,3 +130,16 @@ def test_every_json_body_string_field_refuses_nul(client: TestClient, world: Wor
             _refused(response, name)
             checked += 1
     assert checked >= 8
+
+
+def test_options_lists_every_method_of_the_path(client: TestClient) -> None:
+    response = client.options("/api/projects")
+    assert response.status_code == 204
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS, POST"
+    assert client.options("/api/nope").status_code == 404
+
+
+def test_wrong_method_is_405_with_allow_even_with_a_foreign_body(client: TestClient) -> None:
+    response = client.request("DELETE", "/api/projects", content=b"x", headers={"Content-Type": "text/plain"})
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS, POST"

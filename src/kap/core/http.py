@@ -14,11 +14,13 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request, params
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kap.core.audit import record_telemetry
@@ -109,6 +111,8 @@ class EdgeMiddleware:
         token = request_id_var.set(request_id)
         try:
             early = self._check(scope, headers, request_id)
+            if early is None and scope["method"] == "OPTIONS":
+                early = _options(scope, request_id)
             if early is not None:
                 await early(scope, receive, send)
                 return
@@ -152,12 +156,6 @@ class EdgeMiddleware:
                 return _json_response(413, envelope("payload_too_large",
                                                     f"body larger than {largest} bytes", request_id),
                                       request_id)
-        has_body = (length not in (None, "0")) or "transfer-encoding" in headers
-        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-        if has_body and scope["path"].startswith("/api/") and ctype not in BODY_TYPES_API:
-            return _json_response(415, envelope("unsupported_media_type",
-                                                f"content type {ctype or '(none)'} is not accepted",
-                                                request_id), request_id)
         return None
 
 
@@ -188,6 +186,11 @@ class _BodyReader:
         length = self.headers.get("content-length")
         if length is not None and int(length) > policy.limit:
             raise _too_large(policy.limit)
+        has_body = (length not in (None, "0")) or "transfer-encoding" in self.headers
+        ctype = self.headers.get("content-type", "").split(";")[0].strip().lower()
+        # checked once routed, so a wrong method is a 405 whatever the body says
+        if has_body and self.scope["path"].startswith("/api/") and ctype not in BODY_TYPES_API:
+            raise EdgeRefusal(415, "unsupported_media_type", f"content type {ctype or '(none)'} is not accepted")
         if policy.streamed:
             await _authenticate_first(self.scope)
             return
@@ -240,6 +243,35 @@ async def _multipart_problems(scope: Scope, body: bytes) -> list[dict[str, str]]
             return check_form_items(list(form.multi_items()))
     except Exception:  # a malformed form is the route's to refuse, with its usual error
         return []
+
+
+def allowed_methods(app: Any, path: str) -> list[str]:
+    """Every method some route accepts at `path` (with HEAD and OPTIONS), empty when none matches."""
+    table = getattr(app.state, "kap_route_methods", None)
+    if table is None:
+        table = []
+        for route in iter_route_contexts(app.routes):
+            if route.path and route.methods:
+                table.append((compile_path(route.path)[0], set(route.methods)))
+        app.state.kap_route_methods = table
+    found: set[str] = set()
+    for pattern, methods in table:
+        if pattern.match(path):
+            found |= methods
+    if not found:
+        return []
+    if "GET" in found:
+        found.add("HEAD")
+    return sorted(found | {"OPTIONS"})
+
+
+def _options(scope: Scope, request_id: str) -> Any:
+    """OPTIONS answers which methods the path takes (there is no cross-origin access to grant)."""
+    allowed = allowed_methods(scope["app"], scope["path"])
+    if not allowed:
+        return None
+    response = Response(status_code=204, headers={"Allow": ", ".join(allowed), "X-Request-ID": request_id})
+    return response
 
 
 def _too_large(limit: int) -> EdgeRefusal:
@@ -330,8 +362,11 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
              413: "payload_too_large"}
     code = codes.get(exc.status_code, "http_error")
     message = str(exc.detail) if exc.status_code not in (404, 405) else code.replace("_", " ")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # every method the path takes, not just the first route's
+        headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path)) or headers.get("Allow", "")
     return _json_response(exc.status_code, envelope(code, message, _request_id(request)),
-                          _request_id(request), dict(exc.headers or {}))
+                          _request_id(request), headers)
 
 
 async def db_error_handler(request: Request, exc: Exception) -> JSONResponse:
