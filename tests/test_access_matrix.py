@@ -6,6 +6,7 @@ this file. A project-scoped route is one that depends on `require(action)`.
 
 from __future__ import annotations
 
+import typing
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -217,3 +218,20 @@ def test_a_second_permission_widens_the_answer_but_never_locks_the_route(
         response = _call(client, case, world.h(role), world.project_a, world.project_b)
         _assert_envelope(response)
         assert response.status_code not in (401, 403), (role, response.text)
+
+
+# Bodies another system writes, where unknown fields are expected and ignored.
+OPEN_BODIES = {"MailgunWebhook"}
+
+
+def test_every_request_body_is_strict() -> None:
+    from pydantic import BaseModel
+
+    from kap.core.schemas import Strict
+
+    bodies = {t for c in CASES for p in _all_params(c.route.dependant, "body_params")
+              for t in (typing.get_args(p.field_info.annotation) or (p.field_info.annotation,))
+              if isinstance(t, type) and issubclass(t, BaseModel)}
+    assert len(bodies) > 15
+    loose = {t.__name__ for t in bodies if not issubclass(t, Strict)}
+    assert loose == OPEN_BODIES, "request bodies subclass kap.core.schemas.Strict"

@@ -7,13 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, EmailStr
+from pydantic import EmailStr
 from sqlalchemy import select
 
 from kap.core.deps import CurrentIdentity, RuntimeDep, ServiceSession, UserSession, limit_anonymous
 from kap.core.errors import Gone
 from kap.core.login import consume_login_token, end_session, send_login_link, set_session_cookies
 from kap.core.models import Org, OrgMember, User
+from kap.core.schemas import Strict
 from kap.core.security import CSRF_COOKIE, SESSION_COOKIE
 from kap.projects.service import list_projects
 
@@ -21,13 +22,11 @@ router = APIRouter(tags=["accounts"])
 Anonymous = Annotated[None, Depends(limit_anonymous)]
 
 
-class MagicLinkRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MagicLinkRequest(Strict):
     email: EmailStr
 
 
-class MagicLinkConsume(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MagicLinkConsume(Strict):
     token: str
 
 

@@ -6,13 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from kap.core.schemas import Strict
 
 MAX_QUESTION_INPUT = 20_000
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class HistoryTurn(Strict):

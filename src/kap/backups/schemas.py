@@ -6,7 +6,9 @@ import uuid
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from kap.core.schemas import Strict
 
 
 class BackupRead(BaseModel):
@@ -46,9 +48,7 @@ class BackupContents(BaseModel):
     entries: list[EntryRead]
 
 
-class RestoreCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RestoreCreate(Strict):
     target: Literal["new", "replace"] = "new"
     confirm: str | None = Field(default=None, max_length=200)
 

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, EmailStr, Field, field_validator
 
 from kap.comms.schedule import parse_hhmm
+from kap.core.schemas import Strict
 
 Category = Literal["digest", "signoff", "alerts"]
 ExternalCategory = Literal["digest", "signoff"]
@@ -16,10 +17,6 @@ ExternalCategory = Literal["digest", "signoff"]
 
 def _digest_only() -> list[ExternalCategory]:
     return ["digest"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 def _check_timezone(value: str | None) -> str | None:

@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from kap.core.links import document_link
+from kap.core.schemas import Strict
 from kap.documents.models import Artifact
 
 Status = Literal["queued", "processing", "ready", "needs_ocr", "failed"]
@@ -17,10 +18,6 @@ Status = Literal["queued", "processing", "ready", "needs_ocr", "failed"]
 def deep_link(project_id: uuid.UUID | str, artifact_id: uuid.UUID | str, page: int | None = None) -> str:
     """The stable page link of a document, carrying its project."""
     return document_link(project_id, artifact_id, page)
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class ArtifactUpdate(Strict):

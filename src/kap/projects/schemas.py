@@ -6,13 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import BaseModel, EmailStr, Field, model_validator
+
+from kap.core.schemas import Strict
 
 ProjectRole = Literal["owner", "admin", "pm", "lead", "member"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class ProjectCreate(Strict):

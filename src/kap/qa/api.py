@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, EmailStr
+from pydantic import EmailStr
 
 from kap.core.deps import ProjectContext, RuntimeDep, require
 from kap.core.errors import NotFound
+from kap.core.schemas import Strict
 from kap.qa import service
 
 
@@ -23,8 +24,7 @@ router = APIRouter(prefix="/api/dev", tags=["qa"], dependencies=[Depends(qa_tool
 QaRun = Annotated[ProjectContext, require("qa.run")]
 
 
-class SmokeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SmokeRequest(Strict):
     email_to: EmailStr | None = None
 
 

@@ -6,16 +6,14 @@ import uuid
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from kap.core.schemas import Strict
 
 Kind = Literal["action", "risk", "issue", "decision"]
 State = Literal["suggested", "accepted", "dismissed"]
 Status = Literal["open", "in_progress", "pending", "done", "closed", "resolved", "approved", "decided", "rejected"]
 Severity = Literal["low", "medium", "high", "critical"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class RaidItemCreate(Strict):

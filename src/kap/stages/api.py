@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, status
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from kap.core.deps import ProjectContext, RuntimeDep, require
 from kap.core.http import attachment_headers
+from kap.core.schemas import Strict
 from kap.stages import jobs as _jobs  # noqa: F401  (registers the expiry schedule)
 from kap.stages import service, signoff
 from kap.stages.certificate import certificate
@@ -35,8 +36,7 @@ MembersRead = Annotated[ProjectContext, require("members.read")]
 MembersManage = Annotated[ProjectContext, require("members.manage")]
 
 
-class ResendIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ResendIn(Strict):
     expires_in_hours: int | None = Field(default=None, ge=1, le=MAX_EXPIRY_HOURS)
 
 

@@ -6,15 +6,13 @@ import uuid
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import BaseModel, EmailStr, Field, model_validator
+
+from kap.core.schemas import Strict
 
 EditableStatus = Literal["pending", "in_progress"]
 Decision = Literal["approve", "reject"]
 MAX_EXPIRY_HOURS = 30 * 24
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 def _check_dates(start: date | None, end: date | None) -> None:
