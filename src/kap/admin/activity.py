@@ -33,7 +33,7 @@ def people(session: Session, ids: Iterable[object]) -> dict[str, str]:
     if not wanted:
         return {}
     rows = session.scalars(select(User).where(User.id.in_(wanted))).all()
-    return {str(u.id): name for u in rows if (name := display_name(u))}
+    return {str(u.id): display_name(u) or "A member without a name" for u in rows}
 
 
 def matching_people(session: Session, text: str) -> list[uuid.UUID]:
@@ -92,10 +92,12 @@ def sentence(event: AuditEvent, names: dict[str, str]) -> str:
         "stage.deleted": f"{who} deleted the stage {title}",
         "stage.status_changed": f"{title} moved from {STAGE_STATES.get(d.get('from', ''), d.get('from'))} to "
                                 f"{STAGE_STATES.get(d.get('to', ''), d.get('to'))} ({who})",
+        "stage.template_applied": f"{who} applied the standard stage plan",
         "stage.signer_added": f"{who} allowed {_target_person(event, names, d)} to record sign-off decisions",
         "stage.signer_removed": f"{who} withdrew {_target_person(event, names, d)}'s sign-off right",
         "signoff.created": f"{who} requested sign-off of {title} from {d.get('recipient', 'a signer')}",
-        "signoff.emailed": f"The sign-off request mail was {d.get('status', 'handled')}",
+        "signoff.emailed": "The sign-off request mail could not be sent" if d.get("status") == "failed"
+                           else "The sign-off request mail went out",
         "signoff.resent": f"{who} sent a fresh sign-off link",
         "signoff.revoked": f"{who} withdrew a sign-off link",
         "signoff.expired": "A sign-off link expired unused",
@@ -117,15 +119,21 @@ def sentence(event: AuditEvent, names: dict[str, str]) -> str:
     return texts.get(a) or f"{who}: {a.replace('_', ' ').replace('.', ' · ')}"
 
 
-def details_text(details: dict[str, Any] | None) -> str:
-    """Event details as `key: value` pairs for a table cell or a CSV field (no Python repr)."""
+def details_text(details: dict[str, Any] | None, *, ids: bool = True) -> str:
+    """Event details as `key: value` pairs for a table cell or a CSV field (no Python repr).
+
+    Pages pass `ids=False`: a person reads names and titles; record ids stay in the CSV export.
+    """
     def show(value: Any) -> str:
         if isinstance(value, dict):
             return "{" + ", ".join(f"{k}: {show(v)}" for k, v in value.items()) + "}"
         if isinstance(value, list | tuple):
             return "[" + ", ".join(show(v) for v in value) + "]"
         return "" if value is None else str(value)
-    return "; ".join(f"{k}: {show(v)}" for k, v in (details or {}).items())
+    items = list((details or {}).items())
+    if not ids:
+        items = [(k, v) for k, v in items if not (isinstance(v, str) and UUIDISH.match(v)) and not k.endswith("_id")]
+    return "; ".join(f"{k}: {show(v)}" for k, v in items)
 
 
 def filter_events(session: Session, stmt: Select[Any], *, action: str | None = None, actor: str | None = None,

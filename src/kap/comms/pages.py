@@ -85,9 +85,10 @@ def scheduler_panel(ctx: ProjectContext) -> Panel | None:
 
 def _recipients(ctx: ProjectContext) -> dict[str, tuple[str, Recipient]]:
     """Whom the digest may be previewed for: each member, and each external recipient."""
-    choices: dict[str, tuple[str, Recipient]] = {}
+    me = service.caller_recipient(ctx)
+    choices: dict[str, tuple[str, Recipient]] = {me.key: ("You", me)}
     for m in list_members(ctx):
-        if m.email:
+        if m.email and f"user:{m.user_id}" != me.key:
             choices[f"user:{m.user_id}"] = (f"{m.name or m.email} (member)",
                                              Recipient.member(m.user_id, m.email, m.name))
     if ctx.allows("comms.manage"):
@@ -99,10 +100,8 @@ def _recipients(ctx: ProjectContext) -> dict[str, tuple[str, Recipient]]:
 
 def _chosen(ctx: ProjectContext, key: str | None) -> tuple[str, Recipient]:
     choices = _recipients(ctx)
-    if key and key in choices:
-        return key, choices[key][1]
-    me = service.caller_recipient(ctx)
-    return me.key, me
+    chosen = key if key in choices else next(iter(choices))
+    return chosen, choices[chosen][1]
 
 
 @router.get("/p/{project_id}/digest")

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from kap.core.deps import ProjectContext, RuntimeDep, visible_projects
 from kap.core.errors import NotFound
 from kap.core.links import document_link, project_link
-from kap.documents import service
+from kap.documents import preview, service
 from kap.documents.models import Artifact
 from kap.web.pages import legacy_redirect, project_page
 from kap.web.registry import Panel, Row, dashboard_panel, nav_item
@@ -67,8 +67,35 @@ def document_page(project_id: str, artifact_id: str, request: Request, runtime: 
             detail = service.document_detail(ctx, uuid.UUID(artifact_id))
         except (ValueError, NotFound):
             return {**_common(ctx), "doc": None}
-        return {**_common(ctx), "doc": detail}
+        return {**_common(ctx), "doc": detail, "views": page_views(ctx, detail)}
     return project_page(request, runtime, project_id, "document.html", "documents.read", values)
+
+
+def page_views(ctx: ProjectContext, doc: Any) -> list[dict[str, Any]]:
+    """Each page of a document: its image (PDFs and scans) beside its text."""
+    texts = [p for p in doc.pages]
+    if doc.kind not in preview.PREVIEW_KINDS:
+        return [{"n": p.page or i, "title": p.locator or (f"Page {p.page}" if p.page else "Text"), "text": p.text,
+                 "image": None} for i, p in enumerate(texts, start=1)]
+    by_page = {p.page: p.text for p in texts if p.page}
+    count = min(max(doc.page_count or 1, max(by_page, default=1)), preview.MAX_PAGES)
+    base = document_link(ctx.project_id, doc.id)
+    return [{"n": n, "title": f"Page {n}", "text": by_page.get(n), "image": f"{base}/pages/{n}.png"}
+            for n in range(1, count + 1)]
+
+
+@router.get("/p/{project_id}/documents/{artifact_id}/pages/{page}.png")
+def page_image(project_id: str, artifact_id: str, page: int, request: Request, runtime: RuntimeDep) -> Response:
+    """The image of one page of a PDF or scan, rendered server-side and cached in storage."""
+    def build(p: Page, session: Session) -> Response:
+        assert p.ctx is not None
+        try:
+            png = preview.page_image(p.ctx, runtime, uuid.UUID(artifact_id), page)
+        except (ValueError, NotFound):
+            return Response(status_code=404)
+        return Response(png, media_type="image/png",
+                        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})
+    return with_page(request, runtime, build, project_id=project_id, action="documents.read")
 
 
 @router.get("/documents/{artifact_id}")

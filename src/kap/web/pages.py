@@ -20,7 +20,7 @@ from kap.core.errors import KapError
 from kap.core.links import project_link
 from kap.core.login import end_session, open_session, send_login_link, set_session_cookies
 from kap.core.models import AuditEvent, TelemetryEvent, User
-from kap.core.permissions import grantable_roles
+from kap.core.permissions import ROLE_LABELS, grantable_roles
 from kap.core.security import CSRF_COOKIE, SESSION_COOKIE, ensure_user
 from kap.projects.service import list_members, list_projects
 from kap.web.registry import Panel, Row, build_panels, build_sections, dashboard_panel, visible_nav
@@ -28,6 +28,7 @@ from kap.web.render import Page, environment, last_project_id, page_identity, wh
 
 router = APIRouter(include_in_schema=False)
 environment().globals["nav_items"] = lambda page: visible_nav(page.ctx) if page.ctx else []
+environment().globals["role_label"] = lambda role: ROLE_LABELS.get(role, role)
 
 
 def _safe_next(value: str | None) -> str:
@@ -194,7 +195,7 @@ def admin_page(project_id: str, request: Request, runtime: RuntimeDep, action: s
                                      .offset(first).limit(AUDIT_PAGE)).all()
         names = people(ctx.session, [e.actor_id for e in events] + [e.target_id for e in events])
         rows = [{"when": when(e.created_at, zone), "sentence": sentence(e, names), "who": actor_name(e, names),
-                 "action": e.action, "details": details_text(e.details)} for e in events]
+                 "action": e.action, "details": details_text(e.details, ids=False)} for e in events]
         filters = {"action": action, "actor": actor, "since": since, "until": until}
         kept = {k: v for k, v in filters.items() if v}
         csv_params = {"project_id": str(ctx.project_id), "format": "csv", "action": action, "actor": actor,

@@ -71,12 +71,12 @@ export function toast(message, kind = "info", link) {
   box.setAttribute("role", kind === "error" ? "alert" : "status");
   const text = document.createElement("span");
   text.textContent = message;
-  box.append(text);
   if (link) {
     const a = document.createElement("a");
     a.href = link.href; a.textContent = link.text;
-    box.append(" ", a);
+    text.append(" ", a);
   }
+  box.append(text);
   const close = document.createElement("button");
   close.type = "button"; close.className = "alert-close"; close.textContent = "×";
   close.setAttribute("aria-label", "Dismiss");

@@ -5,8 +5,9 @@ document.addEventListener("kap:done", (event) => {
   const form = event.target.closest("form[data-signoff]");
   if (!form) return;
   const data = event.detail || {};
-  const status = data.email?.status || "scheduled";
-  toast(`Sign-off request sent to ${data.email?.to || form.elements.email_to.value} (email ${status})`, "ok");
+  const words = { failed: "the email could not be sent; copy the link below", bounced: "the email bounced" };
+  const note = words[data.email?.status] || "the email is on its way";
+  toast(`Sign-off requested from ${data.email?.to || form.elements.email_to.value}: ${note}.`, "ok");
   const box = document.querySelector(`[data-link-for="${form.dataset.signoff}"]`);
   if (box && data.token_link) {
     box.hidden = false;
