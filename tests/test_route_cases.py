@@ -30,7 +30,7 @@ from kap.documents.models import Artifact
 from kap.raid.models import RaidComment, RaidItem
 from kap.stages.models import SignoffRequest, Stage, StageSigner
 from tests.comms.test_mailgun import SIGNING_KEY, signed
-from tests.conftest import Factory, World
+from tests.conftest import FIXTURES, Factory, World
 from tests.tenant_rows import seed_every_table
 from tests.test_access_matrix import CASES as ROUTES
 from tests.test_web_shell import signed_in
@@ -657,6 +657,14 @@ def _documents_pages(env: Env) -> None:
         _shows(env, path, "Cutover plan.txt")
     for path in (f"/p/{{a}}/documents/{doc}", f"/documents/{doc}"):
         _shows(env, path, "Cutover weekend is 14 March.")
+
+
+@case("GET /p/{project_id}/documents/{artifact_id}/pages/{page}.png")
+def _page_image(env: Env) -> None:
+    pdf = (FIXTURES / "northwind" / "SOW-2026-014 Northwind Workday.pdf").read_bytes()
+    doc = env.upload("SOW.pdf", pdf)
+    image = ok(env.page(f"/p/{{a}}/documents/{doc}/pages/1.png"))
+    assert image.headers["content-type"] == "image/png" and image.content[:4] == b"\x89PNG"
 
 
 @case("GET /p/{project_id}/ocr", "GET /ocr")
