@@ -89,6 +89,7 @@ def test_admin_may_run_backups_but_only_the_owner_restores(app: Any, client: Tes
     with _open(app, world, "owner") as browser:
         page = browser.get(_p(world, "/backups")).text
         assert "Store + re-ingest" in page and 'id="restore-form"' in page
+        assert 'id="restore-replace"' in page and 'value="new" checked' in page
 
 
 def test_unknown_document_and_backup_read_as_not_found(app: Any, world: World) -> None:

@@ -234,3 +234,36 @@ def test_alert_kinds_all_contrast_enough(browser: Any, world: Seeded) -> None:
         context.close()
 
 
+
+
+def test_internal_decision_and_restore_over_the_same_project(browser: Any, world: Seeded) -> None:
+    context = browser.new_context(viewport=VIEWPORTS["phone"])
+    try:
+        page = sign_in(context, world, "owner")
+        page.on("dialog", lambda d: d.accept())
+        page.goto(f"{world.url}/p/{world.project}/stages")
+        stage = page.locator("section.stage").nth(1)
+        stage.locator("summary", has_text="Record a decision").click()
+        stage.get_by_label("Reject", exact=True).check()
+        stage.get_by_role("button", name="Record the decision").click()
+        assert_readable_alert(page, ".toast.alert-error", "A note is required to reject.")
+        stage.get_by_label("Approve", exact=True).check()
+        stage.get_by_label("Signed by").fill("Dana Whitfield")
+        with page.expect_navigation():
+            stage.get_by_role("button", name="Record the decision").click()
+        expect(page.locator("section.stage").nth(1).locator(".status").first).to_have_text("Signed off")
+        shot(page, "stages-internal-decision")
+
+        page.goto(f"{world.url}/p/{world.project}/backups")
+        with page.expect_navigation(timeout=60_000):
+            page.get_by_role("button", name="Back up now").click()
+        page.get_by_label(re.compile("^Over this project")).check()
+        page.get_by_label(re.compile("^Type the project name")).fill("Northwind Workday rollout")
+        with page.expect_navigation(timeout=60_000):  # the page reloads to show the restored project
+            page.get_by_role("button", name="Restore", exact=True).click()
+            assert_readable_alert(page, ".toast.alert-ok", "Restored over this project")
+            shot(page, "backups-restore-over")
+        page.goto(f"{world.url}/p/{world.project}/documents")
+        expect(page.locator("#doc-list")).to_contain_text("SOW-2026-014 Northwind Workday.pdf")
+    finally:
+        context.close()

@@ -43,7 +43,8 @@ def stages_page(project_id: str, request: Request, runtime: RuntimeDep) -> Respo
         return {"stages": stages, "requests": _requests(ctx, stages), "members": members,
                 "owners": {m.user_id: m.name or m.email or "a member" for m in members},
                 "labels": STAGE_LABELS, "decided": DECIDED, "can_plan": ctx.allows("stages.write"),
-                "can_request": ctx.allows("signoff.request"), "api_q": f"project_id={ctx.project_id}",
+                "can_request": ctx.allows("signoff.request"),
+                "can_decide": ctx.allows("signoff.decide_internal"), "api_q": f"project_id={ctx.project_id}",
                 "missing_defaults": [t for t in service.DEFAULT_STAGES if t not in {s.title for s in stages}]}
     return project_page(request, runtime, project_id, "stages.html", "stages.read", values)
 

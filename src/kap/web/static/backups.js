@@ -29,9 +29,15 @@ async function restore(form) {
   const button = form.querySelector("button[type=submit]");
   button.disabled = true;
   try {
-    const data = await api("POST", `/api/backups/restore?${params}`, { target: "new", confirm: typed });
-    toast(`Restored into a new project (${data.files} files)`, "ok",
-          { href: `/p/${data.project_id}/dashboard`, text: "Open it" });
+    const target = form.elements.target.value;
+    if (target === "replace" && !confirm(`Replace everything in ${form.dataset.projectName} with this backup?`)) return;
+    const data = await api("POST", `/api/backups/restore?${params}`, { target, confirm: typed });
+    if (target === "replace") {
+      toast(`Restored over this project (${data.files} files)`, "ok", { href: `/p/${data.project_id}/dashboard`, text: "Open the dashboard" });
+      setTimeout(() => location.reload(), 1200);
+    } else {
+      toast(`Restored into a new project (${data.files} files)`, "ok", { href: `/p/${data.project_id}/dashboard`, text: "Open it" });
+    }
     form.reset();
   } catch (error) {
     showError(error);

@@ -34,8 +34,10 @@ export function humanMessage(status, data, form) {
     return "This project does not exist, or you are not a member of it.";
   }
   if (code === "validation_error" && error.details?.fields?.length) {
-    return error.details.fields.map((f) => `${fieldLabel(form, f.field)}: ${sentence(f.message.replace(/^Value error, /, ""))}`)
-      .join(" ");
+    return error.details.fields.map((f) => {
+      const text = sentence(f.message.replace(/^Value error, /, ""));
+      return f.field ? `${fieldLabel(form, f.field)}: ${text}` : text;
+    }).join(" ");
   }
   if (BY_CODE[code]) return BY_CODE[code](error.message);
   if (status >= 500) {
