@@ -30,12 +30,16 @@ PAGE_ACTIONS = {
     "/p/{project_id}/admin": "audit.read",
     "/p/{project_id}/digest": "digest.preview",
     "/p/{project_id}/digest/mail": "digest.preview",
+    "/p/{project_id}/raid": "raid.read",
+    "/p/{project_id}/raid/review": "raid.read",
+    "/p/{project_id}/raid/items/{item_id}": "raid.read",
 }
 CASES = sorted(PAGE_ACTIONS.items())
 
 
 def _url(template: str, world: World) -> str:
-    values = {"{project_id}": str(world.project_a), "{artifact_id}": str(uuid.uuid4()), "{page}": "1"}
+    values = {"{project_id}": str(world.project_a), "{artifact_id}": str(uuid.uuid4()), "{page}": "1",
+              "{item_id}": str(uuid.uuid4())}
     for key, value in values.items():
         template = template.replace(key, value)
     return template
@@ -72,8 +76,11 @@ def test_page_access_matches_the_api(app: Any, client: TestClient, world: World,
         assert "not a member of it" in page.text
     needed = ACTIONS[action]
     allowed = _browser(app, world, needed, browsers).get(url)
-    # an unknown document's page image is a plain 404; every page renders
-    assert allowed.status_code == (404 if url.endswith(".png") else 200), allowed.text[:500]
+    # an unknown document's page image or RAID item is a 404 of its own; every other page renders
+    unknown = path.endswith(".png") or "{item_id}" in path
+    assert allowed.status_code == (404 if unknown else 200), allowed.text[:500]
+    if unknown and not path.endswith(".png"):
+        assert "Project not found" not in allowed.text
     assert action not in allowed.text
     below = role_below(needed)
     if below is not None:
