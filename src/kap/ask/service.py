@@ -15,6 +15,7 @@ from kap.ask.schemas import AskCreate, AskLog, AskLogEntry, AskRead, Citation
 from kap.core.deps import ProjectContext
 from kap.core.settings import Settings
 from kap.documents.schemas import deep_link
+from kap.raid.service import answer_from_log
 
 MAX_QUESTION_CHARS = 1000
 LLM_CONTEXT_CHUNKS = 6
@@ -49,9 +50,11 @@ def ask(ctx: ProjectContext, settings: Settings, body: AskCreate) -> AskRead:
     history = [(t.role, t.content) for t in body.history]
     question = with_context(parse_question(text), history)
     retrieved = Retrieved(candidates=[], scores={})
-    if question.terms:
-        retrieved = retrieve(ctx, settings, question)
-    outcome = answer(ctx, settings, question, retrieved, history)
+    outcome = from_raid_log(ctx, text)
+    if outcome is None:
+        if question.terms:
+            retrieved = retrieve(ctx, settings, question)
+        outcome = answer(ctx, settings, question, retrieved, history)
     outcome.notes = notes + retrieved.notes + outcome.notes
     if retrieved.needs_embedding:
         schedule_embedding(ctx)
@@ -60,6 +63,16 @@ def ask(ctx: ProjectContext, settings: Settings, body: AskCreate) -> AskRead:
                    retrieval=retrieved.retrieval, found=outcome.found,
                    citations=[c.model_copy(update={"link": deep_link(ctx.project_id, c.artifact_id, c.page)})
                               for c in outcome.citations], notes=outcome.notes)
+
+
+def from_raid_log(ctx: ProjectContext, text: str) -> Outcome | None:
+    """ "Who owns A-07?", "What are the open risks?": answered from the RAID log, citing each item's source."""
+    logged = answer_from_log(ctx, text)
+    if logged is None:
+        return None
+    citations = [Citation(n=n, artifact_id=c.artifact_id, chunk_id=c.chunk_id, name=c.name, page=c.page,
+                          locator=c.locator, quote=c.quote, link="") for n, c in enumerate(logged.citations, start=1)]
+    return Outcome(logged.answer, "extractive", True, citations)
 
 
 def with_context(question: Question, history: Sequence[tuple[str, str]]) -> Question:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from kap.core.links import document_link
 from kap.core.mail import one_line
 from kap.core.models import User
 from kap.core.scope import ProjectScope
-from kap.documents.models import Artifact
+from kap.documents.models import Artifact, ArtifactChunk
 from kap.raid.extract import Proposal, fingerprint
 from kap.raid.models import OPEN_STATUSES, RaidChange, RaidComment, RaidItem
 from kap.raid.schemas import (
@@ -376,3 +377,112 @@ def comments_between(session: Session, scope: ProjectScope, start: datetime, end
     names = _people(session, (c.author_id for c, _ in rows))
     return [DigestLine(item, f"{names.get(c.author_id, 'A project member') if c.author_id else 'A former member'}"
                              f": {one_line(c.body)[:140]}") for c, item in rows]
+
+
+# ---- answers from the log ----------------------------------------------------------------------------
+
+@dataclass
+class LogCitation:
+    artifact_id: uuid.UUID
+    chunk_id: uuid.UUID
+    name: str
+    page: int | None
+    locator: str
+    quote: str
+
+
+@dataclass
+class LogAnswer:
+    answer: str
+    citations: list[LogCitation]
+
+
+QUESTION_REF = re.compile(r"\b([A-Za-z]{1,4})-?(\d{1,4})\b")
+OWNER_QUESTION = re.compile(r"\b(?:who|owner|owns|responsible|assigned)\b", re.IGNORECASE)
+KIND_WORDS = {"risk": "risk", "risks": "risk", "issue": "issue", "issues": "issue", "action": "action",
+              "actions": "action", "decision": "decision", "decisions": "decision"}
+LIST_CUE = re.compile(r"\b(?:what|which|list|show|open|overdue|any)\b", re.IGNORECASE)
+MAX_LISTED = 10
+
+
+def _cite(ctx: ProjectContext, item: RaidItem, names: dict[uuid.UUID, str]) -> LogCitation | None:
+    """The chunk of the item's document that holds its quote."""
+    if item.source_artifact_id is None or not item.source_quote:
+        return None
+    chunks = ctx.session.execute(select(ArtifactChunk.id, ArtifactChunk.text).where(
+        ArtifactChunk.project_id == ctx.project_id, ArtifactChunk.artifact_id == item.source_artifact_id)
+        .order_by(ArtifactChunk.seq)).all()
+    chunk = next((c for c in chunks if item.source_quote in c.text), None) or (chunks[0] if chunks else None)
+    if chunk is None:
+        return None
+    return LogCitation(artifact_id=item.source_artifact_id, chunk_id=chunk.id,
+                       name=names.get(item.source_artifact_id, "document"), page=item.source_page,
+                       locator=item.source_locator, quote=item.source_quote)
+
+
+def _label(item: RaidItem) -> str:
+    return f"{item.ref} ({item.title})" if item.ref else item.title
+
+
+def _facts(item: RaidItem) -> str:
+    parts = [f"owner {item.owner}" if item.owner else "no owner", f"due {item.due:%d %b %Y}" if item.due else "",
+             item.severity or "", item.status.replace("_", " "),
+             "not yet reviewed" if item.state == "suggested" else ""]
+    return ", ".join(p for p in parts if p)
+
+
+def _cited(ctx: ProjectContext, found: list[RaidItem], sentences: list[str]) -> LogAnswer:
+    names = _names(ctx.session, ctx.scope, (i.source_artifact_id for i in found))
+    citations: list[LogCitation] = []
+    text = []
+    for item, sentence in zip(found, sentences, strict=True):
+        cite = _cite(ctx, item, names)
+        if cite is not None:
+            citations.append(cite)
+            sentence += f" [{len(citations)}]"
+        text.append(sentence)
+    return LogAnswer(answer=" ".join(text), citations=citations)
+
+
+def answer_from_log(ctx: ProjectContext, question: str) -> LogAnswer | None:
+    """Answer "Who owns A-07?" or "What are the open risks?" from the RAID log, citing each item's source.
+
+    None when the question is not about the log (or the caller may not read it): the caller
+    then answers from the documents as usual. Dismissed suggestions are never used.
+    """
+    if not ctx.allows("raid.read"):
+        return None
+    live = select(RaidItem).where(RaidItem.project_id == ctx.project_id, RaidItem.state != "dismissed")
+    refs = [f"{a.upper()}-{n}" for a, n in QUESTION_REF.findall(question)]
+    if refs:
+        found = list(ctx.session.scalars(live.where(RaidItem.ref.in_(refs)).order_by(RaidItem.ref)))
+        if not found:
+            return None
+        if OWNER_QUESTION.search(question):
+            sentences = [f"{_label(i)} is owned by {i.owner}." if i.owner else f"{_label(i)} has no owner yet."
+                         for i in found]
+        else:
+            sentences = [f"{_label(i)}: {_facts(i)}." for i in found]
+        return _cited(ctx, found, sentences)
+    words = re.findall(r"[a-z]+", question.lower())
+    kinds = [KIND_WORDS[w] for w in words if w in KIND_WORDS]
+    if len(set(kinds)) != 1 or not LIST_CUE.search(question):
+        return None
+    kind = kinds[0]
+    stmt = live.where(RaidItem.kind == kind)
+    overdue = "overdue" in words
+    if overdue:
+        stmt = stmt.where(RaidItem.due < date.today(), RaidItem.status.in_(OPEN_STATUSES))
+    elif "open" in words or kind != "decision":
+        stmt = stmt.where(RaidItem.status.in_(OPEN_STATUSES))
+    found = list(ctx.session.scalars(stmt.order_by(RaidItem.ref.is_(None), RaidItem.ref, RaidItem.created_at)
+                                     .limit(MAX_LISTED + 1)))
+    plural = {"risk": "risks", "issue": "issues", "action": "actions", "decision": "decisions"}[kind]
+    what = f"{'overdue' if overdue else 'open'} {plural}" if kind != "decision" or overdue else plural
+    if not found:
+        return LogAnswer(answer=f"The RAID log has no {what}.", citations=[])
+    more = len(found) > MAX_LISTED
+    found = found[:MAX_LISTED]
+    answer = _cited(ctx, found, [f"{_label(i)}: {_facts(i)}." for i in found])
+    head = f"The RAID log lists {len(found)}{' or more' if more else ''} {what}:"
+    return LogAnswer(answer=f"{head} {answer.answer}", citations=answer.citations)
