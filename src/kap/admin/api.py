@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from kap.admin.activity import actor_name, details_text, filter_events, people, sentence
 from kap.core.deps import CurrentIdentity, ProjectContext, UserSession, require, resolve_org_admin
+from kap.core.http import content_types
 from kap.core.models import AuditEvent, TelemetryEvent
 
 router = APIRouter(tags=["admin"])
@@ -68,14 +69,14 @@ def _audit_answer(session: Session, stmt: Select[Any], f: AuditFilters) -> dict[
             "events": [_row(e) for e in events]}
 
 
-@router.get("/api/audit", response_model=None)
+@router.get("/api/audit", response_model=None, responses=content_types("text/csv"))
 def project_audit(ctx: AuditRead, filters: Filters) -> dict[str, Any] | Response:
     """Audit events of one project, for its owners and admins (JSON or CSV)."""
     stmt = select(AuditEvent).where(AuditEvent.project_id == ctx.project_id)
     return _audit_answer(ctx.session, stmt, filters)
 
 
-@router.get("/api/orgs/{org_id}/audit", response_model=None)
+@router.get("/api/orgs/{org_id}/audit", response_model=None, responses=content_types("text/csv"))
 def org_audit(org_id: uuid.UUID, identity: CurrentIdentity, session: UserSession,
               filters: Filters) -> dict[str, Any] | Response:
     """Audit events of a whole org, for org owners and admins (JSON or CSV)."""

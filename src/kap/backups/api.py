@@ -11,7 +11,7 @@ from kap.backups import pages as _pages  # noqa: F401  (registers the Restore Ac
 from kap.backups import service
 from kap.backups.schemas import BackupContents, BackupList, ReingestResult, RestoreCreate, RestoreResult, RunResult
 from kap.core.deps import ProjectContext, RuntimeDep, require
-from kap.core.http import attachment_headers
+from kap.core.http import attachment_headers, content_types
 
 router = APIRouter(prefix="/api", tags=["backups"])
 
@@ -33,7 +33,7 @@ def backup_contents(ctx: BackupsRead, runtime: RuntimeDep, backup_key: Key) -> B
     return service.contents(ctx, runtime, backup_key)
 
 
-@router.get("/backups/download", response_model=None)
+@router.get("/backups/download", response_model=None, responses=content_types("application/zip", "*/*"))
 def download_backup(ctx: BackupsRead, runtime: RuntimeDep, backup_key: Key,
                     entry: Annotated[str | None, Query(max_length=400)] = None) -> StreamingResponse:
     """The whole backup ZIP, or one entry of it, streamed."""

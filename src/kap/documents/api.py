@@ -20,7 +20,7 @@ from kap.core.deps import (
     service_context,
 )
 from kap.core.errors import Unauthorized
-from kap.core.http import attachment_headers
+from kap.core.http import attachment_headers, content_types
 from kap.core.permissions import ACTIONS
 from kap.core.security import Identity
 from kap.documents import service
@@ -116,7 +116,7 @@ def get_document(ctx: DocumentsRead, artifact_id: uuid.UUID) -> ArtifactDetail:
     return service.document_detail(ctx, artifact_id)
 
 
-@router.get("/documents/{artifact_id}/download", response_model=None)
+@router.get("/documents/{artifact_id}/download", response_model=None, responses=content_types("*/*"))
 def download_document(ctx: DocumentsRead, artifact_id: uuid.UUID, runtime: RuntimeDep) -> StreamingResponse:
     """The stored file, as an attachment."""
     artifact, stream = service.open_download(ctx, runtime, artifact_id)

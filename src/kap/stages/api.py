@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import Field
 
 from kap.core.deps import ProjectContext, RuntimeDep, require
-from kap.core.http import attachment_headers
+from kap.core.http import attachment_headers, content_types
 from kap.core.schemas import Strict
 from kap.stages import jobs as _jobs  # noqa: F401  (registers the expiry schedule)
 from kap.stages import service, signoff
@@ -117,7 +117,7 @@ def decide_internal(stage_id: uuid.UUID, body: InternalDecisionIn, ctx: Decider)
     return signoff.decide_internal(ctx, stage_id, body)
 
 
-@router.get("/stages/{stage_id}/signoff-certificate", response_model=None)
+@router.get("/stages/{stage_id}/signoff-certificate", response_model=None, responses=content_types("text/html"))
 def signoff_certificate(stage_id: uuid.UUID, ctx: StagesRead, request_id: uuid.UUID | None = None,
                         format: str = "html") -> HTMLResponse | JSONResponse:
     """Download the certificate of the stage's latest decision (HTML, or JSON with format=json)."""
