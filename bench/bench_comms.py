@@ -31,7 +31,7 @@ from kap.core.mail import Mail, Mailer, OutboxTransport, SmtpTransport
 from kap.core.migrate import migrate
 from kap.core.models import Org, Project, ProjectMember, User
 from kap.core.runtime import Runtime
-from kap.core.scope import service_scope
+from kap.core.scope import trusted_scope
 from kap.core.settings import load_settings
 from kap.documents.models import Artifact
 
@@ -75,7 +75,7 @@ def _seed(runtime: Runtime) -> list[uuid.UUID]:
 
 def _build_project(runtime: Runtime, project_id: uuid.UUID, period: Period, cache: SectionCache | None) -> None:
     with runtime.db.service_session() as session:
-        scope = service_scope(session, project_id, purpose="bench")
+        scope = trusted_scope(session, project_id, purpose="bench")
         assert scope is not None
         for recipient in digest_recipients(session, scope):
             build_digest(session, scope, period, recipient, base_url="http://bench", cache=cache,

@@ -16,7 +16,7 @@ from kap.core.permissions import (
     outranks,
     roles_allowed,
 )
-from kap.core.scope import ProjectScope, reach, reachable_projects, service_scope, visible_project_ids
+from kap.core.scope import ProjectScope, reach, reachable_projects, trusted_scope, visible_project_ids
 from tests.conftest import Factory, World
 
 
@@ -94,9 +94,9 @@ def test_only_the_scope_module_mints_a_scope(db: Database, world: World) -> None
     with pytest.raises(TypeError):
         ProjectScope(object(), world.org1, world.project_a, "user")
     with db.service_session() as s:
-        scope = service_scope(s, world.project_a, purpose="test")
+        scope = trusted_scope(s, world.project_a, purpose="test")
         assert scope is not None and scope.trusted and scope.org_id == world.org1
-        assert service_scope(s, uuid.uuid4(), purpose="test") is None
+        assert trusted_scope(s, uuid.uuid4(), purpose="test") is None
         user = reach(s, world.users["member"], world.project_a)
         assert user is not None and not user.scope.trusted
     with pytest.raises(AttributeError):

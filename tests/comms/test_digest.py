@@ -17,7 +17,7 @@ from kap.core.audit import record_audit
 from kap.core.db import Database, utcnow
 from kap.core.models import EmailLog, User
 from kap.core.runtime import Runtime
-from kap.core.scope import ProjectScope, reach, service_scope
+from kap.core.scope import ProjectScope, reach, trusted_scope
 from kap.stages.models import SignoffRequest, Stage
 from tests.comms.conftest import add_artifact, digest_log
 from tests.conftest import Factory, World
@@ -111,7 +111,7 @@ def test_external_recipient_sees_only_shareable_documents(runtime: Runtime, worl
 
 
 def _trusted(session: Session, project_id: uuid.UUID) -> ProjectScope:
-    scope = service_scope(session, project_id, purpose="test")
+    scope = trusted_scope(session, project_id, purpose="test")
     assert scope is not None
     return scope
 

@@ -10,7 +10,7 @@ from sqlalchemy import update
 from kap.comms.digest import Period, Recipient, build_digest
 from kap.core.db import utcnow
 from kap.core.runtime import Runtime
-from kap.core.scope import reach, service_scope
+from kap.core.scope import reach, trusted_scope
 from kap.raid.models import RaidItem
 from tests.conftest import World
 from tests.raid.conftest import CORPUS, by_ref, items, upload
@@ -89,7 +89,7 @@ def test_outside_recipients_get_no_raid_sections(client: TestClient, world: Worl
     _week_of_work(client, world)
     period = Period(utcnow() - timedelta(days=7), utcnow() + timedelta(minutes=1))
     with runtime.db.service_session() as session:
-        scope = service_scope(session, world.project_a, purpose="test")
+        scope = trusted_scope(session, world.project_a, purpose="test")
         assert scope is not None
         digest = build_digest(session, scope, period, Recipient.outside("client@example.com"))
     assert not [s for s in digest.sections if s.key.startswith("raid_")]

@@ -33,7 +33,7 @@ from kap.core.errors import NotFound
 from kap.core.mail import Mail, SendResult
 from kap.core.models import EmailLog, Project, ProjectMember
 from kap.core.runtime import Runtime
-from kap.core.scope import service_scope
+from kap.core.scope import trusted_scope
 
 log = logging.getLogger("kap.comms")
 
@@ -100,7 +100,7 @@ def plan_due_windows(db: Database, now: datetime, scope: Scope = None) -> int:
 def plan_project(db: Database, org_id: uuid.UUID, project_id: uuid.UUID, rules: Rules, window: datetime) -> int:
     """Insert one due send per recipient for the window's week, then mark the window planned."""
     with db.service_session() as session:
-        scope = service_scope(session, project_id, purpose="digest-planning", org_id=org_id)
+        scope = trusted_scope(session, project_id, purpose="digest-planning", org_id=org_id)
         assert scope is not None
         recipients = digest_recipients(session, scope)
     week, stamp = schedule.window_week(window, rules), utcnow()
@@ -280,7 +280,7 @@ def _compose(runtime: Runtime, send: DigestSend, recipient: Recipient) -> Mail:
     with db.service_transaction() as session:
         if recipient.user_id is not None and not _still_member(session, send, recipient):
             raise NotFound("the recipient left the project")
-        scope = service_scope(session, send.project_id, purpose="digest-send", org_id=send.org_id)
+        scope = trusted_scope(session, send.project_id, purpose="digest-send", org_id=send.org_id)
         assert scope is not None
         token = ensure_subscription(session, scope, recipient, "digest").token
     link = unsubscribe_url(base, token)

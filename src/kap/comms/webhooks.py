@@ -28,7 +28,7 @@ from kap.core.errors import Conflict, Forbidden, ServiceUnavailable
 from kap.core.mail import MailSuppression, normalise_address
 from kap.core.models import EmailLog, ProjectMember, User
 from kap.core.permissions import roles_allowed
-from kap.core.scope import ProjectScope, service_scope
+from kap.core.scope import ProjectScope, trusted_scope
 from kap.stages.models import SignoffRequest
 
 log = logging.getLogger("kap.comms")
@@ -156,7 +156,7 @@ def _flag(session: Session, row: EmailLog | None, address: str, reason: str) -> 
                  action="comms.signoff_recipient_bounced", target_type="email", target_id=row.id,
                  details={"email": address, "reason": reason})
     # The signed webhook named this message; its log row names the project.
-    scope = service_scope(session, row.project_id, purpose="mailgun-webhook", org_id=row.org_id)
+    scope = trusted_scope(session, row.project_id, purpose="mailgun-webhook", org_id=row.org_id)
     assert scope is not None
     return BounceFlag(scope=scope, email=address, reason=reason)
 

@@ -25,7 +25,7 @@ from kap.core.models import OrgMember, Project
 from kap.core.permissions import ACTIONS, forbidden_message, is_org_admin, role_allows
 from kap.core.ratelimit import client_address
 from kap.core.runtime import Runtime
-from kap.core.scope import ProjectScope, reach, service_scope, visible_project_ids
+from kap.core.scope import ProjectScope, reach, trusted_scope, visible_project_ids
 from kap.core.security import CSRF_HEADER, SESSION_COOKIE, Credentials, Identity
 
 
@@ -234,7 +234,7 @@ def service_context(session: Session, identity: Identity, project_id: uuid.UUID,
     project = session.get(Project, project_id)
     if project is None:
         raise NotFound("project not found")
-    scope = service_scope(session, project.id, purpose=purpose, org_id=project.org_id)
+    scope = trusted_scope(session, project.id, purpose=purpose, org_id=project.org_id)
     assert scope is not None
     return ProjectContext(identity=identity, scope=scope, project_name=project.name, role=role,
                           session=session, ip=ip, user_agent=user_agent)

@@ -8,7 +8,7 @@ generated from the same role names and tested against `reach`.
 
 A `ProjectScope` is the proof that a caller reached a project. Only two functions
 create one: `reach` (for a user, through the choke point in `core/deps.py`) and
-`service_scope` (for trusted work that names a project itself: jobs, the scheduler,
+`trusted_scope` (for trusted work that names a project itself: jobs, the scheduler,
 token and webhook routes, the internal bearer). Functions that read or write a
 tenant table take a scope, or a `ProjectContext` carrying one; `scripts/lint_scope.py`
 checks that.
@@ -40,7 +40,7 @@ class ProjectScope:
 
     def __init__(self, key: object, org_id: uuid.UUID, project_id: uuid.UUID, via: str) -> None:
         if key is not _MINT:
-            raise TypeError("a ProjectScope is minted only by kap.core.scope (reach or service_scope)")
+            raise TypeError("a ProjectScope is minted only by kap.core.scope (reach or trusted_scope)")
         object.__setattr__(self, "org_id", org_id)
         object.__setattr__(self, "project_id", project_id)
         object.__setattr__(self, "via", via)
@@ -124,11 +124,11 @@ def visible_project_ids(user_id: uuid.UUID | None) -> Any:
     return members.union(via_org)
 
 
-def service_scope(session: Session, project_id: uuid.UUID, *, purpose: str,
+def trusted_scope(session: Session, project_id: uuid.UUID, *, purpose: str,
                   org_id: uuid.UUID | None = None) -> ProjectScope | None:
     """A scope for trusted work on a project it names itself; None when there is no such project.
 
-    This is the one place trusted paths get a scope from: grep for `service_scope(` to
+    This is the one place trusted paths get a scope from: grep for `trusted_scope(` to
     list them. `purpose` says which path it is (it shows in the scope's `via`). Work that
     already read the project's row (a job walking every project) passes its `org_id`.
     """

@@ -9,7 +9,7 @@ from datetime import date
 from sqlalchemy import select
 
 from kap.core.jobs import current_runtime, task
-from kap.core.scope import service_scope
+from kap.core.scope import trusted_scope
 from kap.documents.models import Artifact, ArtifactChunk
 from kap.raid import dates, service
 from kap.raid.extract import Segment, extract
@@ -45,7 +45,7 @@ def extract_raid(artifact_id: str) -> None:
         first = segments[0].text if segments else ""
         stated = dates.document_date(artifact.name, first, uploaded, prose=artifact.kind in PROSE_KINDS)
         proposals = extract(segments, name=artifact.name, kind=artifact.kind, ref_date=stated or uploaded)
-        scope = service_scope(session, artifact.project_id, purpose="raid-extract", org_id=artifact.org_id)
+        scope = trusted_scope(session, artifact.project_id, purpose="raid-extract", org_id=artifact.org_id)
         if scope is None:
             return
         counts = service.record_proposals(session, scope, artifact, proposals, stated)
