@@ -61,8 +61,8 @@ NOT_NAMES = {"The", "We", "All", "This", "That", "It", "They", "Need", "Needs", 
              "Next", "Also", "And", "But", "If", "When", "Who", "What", "Any", "Each", "Design", "Build", "Test"}
 OWNER_LEAD = re.compile(rf"^(?P<owner>(?:the\s+)?{NAME})\s+(?:to|will|shall|must|should|needs? to)\s+"
                         rf"(?P<verb>[a-z][\w-]*)\b")
-OWNER_FIELD = re.compile(rf"[(\[,;.]?\s*\b(?:owner|owned by|assigned to|assignee|responsible)\s*[:\-–]?\s*"
-                         rf"(?P<owner>{NAME})\s*[)\]]?", re.IGNORECASE)
+OWNER_FIELD = re.compile(rf"[(\[,;.]?\s*\b(?i:owner|owned by|assigned to|assignee|responsible)\s*[:\-–]?\s*"
+                         rf"(?P<owner>{NAME})\s*[)\]]?")
 FIELD = re.compile(r"[(\[,;.]?\s*\b(?P<name>status|severity|priority|impact)\s*[:=]\s*(?P<value>[A-Za-z][\w -]{0,20}?)"
                    r"\s*(?:[)\];,.]|$)", re.IGNORECASE)
 ROW_KEYS = re.compile(r"(?:^|; )([^;:]{1,40}): ")
