@@ -415,6 +415,7 @@ _ERROR_TEXT = {400: "Malformed request", 401: "Not signed in, or bad credentials
                410: "Gone (an expired or used link)", 413: "Body too large", 415: "Unsupported content type",
                422: "Invalid input", 429: "Rate limited", 503: "Database or a service not ready"}
 _PUBLIC_API = ("/api/signoff/", "/api/auth/", "/api/webhooks/")
+_ONE_TIME_LINKS = ("/api/signoff/", "/api/auth/magic-link/consume", "/signoff/", "/unsubscribe/")
 
 
 def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
@@ -424,10 +425,12 @@ def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> set[in
         statuses |= {400, 422}
     if method in ("post", "put", "patch", "delete"):
         statuses |= {409, 413, 415}
+    if "{" in path:
+        statuses.add(404)
     if path.startswith("/api/"):
         statuses |= {404} if path.startswith(_PUBLIC_API) else {401, 403, 404}
-        if path.startswith("/api/signoff/"):
-            statuses |= {409, 410}
+    if path.startswith(_ONE_TIME_LINKS):
+        statuses |= {404, 409, 410}
     return statuses
 
 
