@@ -66,6 +66,9 @@ def test_bad_input_gets_a_clear_json_error(client: TestClient, world: World) -> 
     item = _create(client, world).json()
     empty = client.patch(f"/api/raid/{item['id']}", params=_q(world), headers=world.h("lead"), json={"title": None})
     assert empty.status_code == 422
+    cleared = client.post(f"/api/raid/{item['id']}/accept", params=_q(world), headers=world.h("lead"),
+                          json={"details": None})
+    assert cleared.status_code == 200 and cleared.json()["details"] == ""
 
 
 def test_review_accept_with_edits_and_dismiss(client: TestClient, world: World) -> None:

@@ -169,6 +169,8 @@ def update_item(ctx: ProjectContext, item_id: uuid.UUID, body: RaidItemUpdate) -
         values["ref"] = values["ref"].upper()
     if "owner" in values:
         values["owner"] = values["owner"] or None
+    if "details" in values:
+        values["details"] = values["details"] or ""  # null clears the details, as an empty string does
     if "status" in values and values["status"] is None:
         values.pop("status")
     changed = _apply(item, values)
