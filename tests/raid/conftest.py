@@ -11,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import FIXTURES, World
-from tests.web.conftest import browser, context  # noqa: F401  (the browser fixtures, for the review test)
 
 CORPUS = FIXTURES / "northwind"
 GOLD = json.loads((FIXTURES / "raid" / "northwind-raid-gold.json").read_text())["items"]

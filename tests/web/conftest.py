@@ -64,25 +64,6 @@ def start_server(data_dir: Path, **env: str) -> Server:
     raise AssertionError("kap serve did not start")
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium is required at {CHROMIUM} (Debian package chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def context(browser: Any) -> Iterator[Any]:
-    ctx = browser.new_context(viewport={"width": 1280, "height": 860})
-    yield ctx
-    ctx.close()
-
-
 def shot(page: Any, name: str) -> None:
     """Keep a screenshot of the page as a test artifact."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
