@@ -17,6 +17,7 @@ from kap.stages import service, signoff
 from kap.stages.certificate import certificate
 from kap.stages.schemas import (
     MAX_EXPIRY_HOURS,
+    DocumentsIn,
     InternalDecisionIn,
     SignoffRequestCreate,
     SignoffRequestRead,
@@ -46,9 +47,9 @@ def _issued(issued: signoff.IssuedRequest) -> dict[str, Any]:
 
 
 @router.get("/stages")
-def list_stages(ctx: StagesRead) -> dict[str, Any]:
-    """The project's stages in order."""
-    return {"ok": True, "stages": service.list_stages(ctx)}
+def list_stages(ctx: StagesRead, include_archived: bool = False) -> dict[str, Any]:
+    """The project's stages in order (archived ones too with include_archived=true)."""
+    return {"ok": True, "stages": service.list_stages(ctx, archived=include_archived)}
 
 
 @router.post("/stages", status_code=status.HTTP_201_CREATED)
@@ -74,9 +75,21 @@ def update_stage(stage_id: uuid.UUID, body: StageUpdate, ctx: StagesWrite) -> St
     return service.update_stage(ctx, stage_id, body)
 
 
+@router.put("/stages/{stage_id}/documents")
+def set_documents(stage_id: uuid.UUID, body: DocumentsIn, ctx: StagesWrite) -> StageRead:
+    """Attach exactly these project documents to the stage; the signer sees them."""
+    return service.set_documents(ctx, stage_id, body.artifact_ids)
+
+
+@router.post("/stages/{stage_id}/archive")
+def archive_stage(stage_id: uuid.UUID, ctx: StagesWrite) -> StageRead:
+    """Take a stage off the plan; it, its revisions and certificates stay readable."""
+    return service.archive_stage(ctx, stage_id)
+
+
 @router.delete("/stages/{stage_id}")
 def delete_stage(stage_id: uuid.UUID, ctx: StagesWrite) -> dict[str, Any]:
-    """Remove a stage; its open sign-off link stops working, its records stay."""
+    """Remove a stage never signed off (409 stage_signed_off otherwise: archive it)."""
     service.delete_stage(ctx, stage_id)
     return {"ok": True}
 

@@ -15,12 +15,16 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from kap.core.branding import Brand, brand_of
 from kap.core.db import utcnow
-from kap.core.errors import Conflict, KapError
+from kap.core.errors import Conflict, KapError, NotFound
 from kap.core.models import Project, User
 from kap.core.security import hash_token
-from kap.stages.models import SignoffRequest, Stage
-from kap.stages.records import LINK_INVALID, Actor, audit, move_stage, snapshot, stage_artifacts
+from kap.documents.models import Artifact
+from kap.stages.models import SignoffRequest, Stage, StageArtifact
+from kap.stages.previews import MAX_PREVIEW_PAGES, text_excerpt
+from kap.stages.records import LINK_INVALID, Actor, audit, move_stage, snapshot
+from kap.stages.revisions import content_digest, content_of, seal
 from kap.stages.schemas import DecisionIn
 
 MAX_TOKEN_LENGTH = 128
@@ -54,6 +58,8 @@ class LinkView:
     documents: list[dict[str, Any]] = field(default_factory=list)
     decided_at: datetime | None = None
     signer_name: str | None = None
+    content_digest: str | None = None
+    brand: Brand = field(default_factory=lambda: Brand(name="Kap"))
 
     def as_json(self) -> dict[str, Any]:
         """The JSON shape for integrations."""
@@ -62,7 +68,20 @@ class LinkView:
                           "planned_start": _iso(self.planned_start), "planned_end": _iso(self.planned_end)},
                 "requester": self.requester, "recipient_email": self.recipient_email,
                 "message": self.message, "expires_at": self.expires_at.isoformat(),
-                "documents": self.documents, "decided_at": _iso(self.decided_at), "signer_name": self.signer_name}
+                "documents": [{k: d.get(k) for k in ("artifact_id", "name", "version", "sha256", "size",
+                                                      "media_type")} for d in self.documents],
+                "decided_at": _iso(self.decided_at), "signer_name": self.signer_name,
+                "content_digest": self.content_digest, "org": self.brand.name}
+
+
+class ContentChanged(Conflict):
+    """The stage or its documents changed after the signer's page was shown: they must look again."""
+
+    code = "content_changed"
+
+    def __init__(self, view: LinkView) -> None:
+        super().__init__("the stage or its documents changed since this page was opened; review it again")
+        self.view = view
 
 
 class AlreadyDecided(Conflict):
@@ -96,23 +115,58 @@ def _lookup(session: Session, token_hash: str) -> tuple[SignoffRequest, Stage, P
     return row[0], row[1], row[2]
 
 
+def _documents(session: Session, stage: Stage) -> list[dict[str, Any]]:
+    """The attached documents as the signer sees them: what, which version, its hash, and its preview."""
+    rows = session.scalars(select(Artifact).join(StageArtifact, StageArtifact.artifact_id == Artifact.id)
+                           .where(StageArtifact.stage_id == stage.id, Artifact.project_id == stage.project_id)
+                           .order_by(Artifact.name, Artifact.id))
+    docs = []
+    for art in rows:
+        is_pdf = art.media_type == "application/pdf"
+        docs.append({"artifact_id": str(art.id), "name": art.name, "version": art.version, "sha256": art.sha256,
+                     "size": art.size, "media_type": art.media_type,
+                     "pages": min(max(art.page_count, 1), MAX_PREVIEW_PAGES) if is_pdf else 0,
+                     "page_count": art.page_count,
+                     "excerpt": "" if is_pdf else text_excerpt(session, stage.project_id, art.id)})
+    return docs
+
+
 def _view(session: Session, req: SignoffRequest, stage: Stage, project: Project) -> LinkView:
     requester = session.get(User, req.created_by) if req.created_by else None
     decided = req.status in ("approved", "rejected")
+    title = stage.title
     if decided and req.snapshot:
         shot = req.snapshot
         docs, summary = shot.get("documents", []), shot["stage"].get("summary", "")
+        title = shot["stage"].get("title", title)
         start, end = shot["stage"].get("planned_start"), shot["stage"].get("planned_end")
     else:
-        docs = [{"artifact_id": str(d.id), "name": d.name, "version": d.version, "sha256": d.sha256}
-                for d in stage_artifacts(session, stage.project_id, [stage.id])[stage.id]]
+        docs = _documents(session, stage)
         summary, start, end = stage.summary, stage.planned_start, stage.planned_end
-    return LinkView(request_id=req.id, status=req.status, project_name=project.name, stage_title=stage.title,
+    return LinkView(request_id=req.id, status=req.status, project_name=project.name, stage_title=title,
                     summary=summary, planned_start=start, planned_end=end,
                     requester=(requester.name or requester.email or "") if requester else "the project team",
                     recipient_email=req.recipient_email, recipient_name=req.recipient_name, message=req.message,
                     expires_at=req.expires_at, documents=docs, decided_at=req.decided_at,
-                    signer_name=req.signer_name)
+                    signer_name=req.signer_name,
+                    content_digest=req.content_digest if decided else content_digest(content_of(session, stage)),
+                    brand=brand_of(session, req.org_id))
+
+
+def link_document(session: Session, token: str, artifact_id: uuid.UUID, *, ip: str | None = None,
+                  user_agent: str | None = None, download: bool = False) -> Artifact:
+    """A document attached to the stage of a usable link; any other id is the one 404."""
+    req, stage, _ = _lookup(session, _token_hash(token))
+    if not _usable(req, stage, utcnow()):
+        raise LinkInvalid()
+    art = session.scalar(select(Artifact).join(StageArtifact, StageArtifact.artifact_id == Artifact.id).where(
+        StageArtifact.stage_id == stage.id, Artifact.id == artifact_id, Artifact.project_id == stage.project_id))
+    if art is None:
+        raise NotFound("no such document on this sign-off", code="document_not_found")
+    if download:
+        audit(session, _signer(req, ip, user_agent), "signoff.document_downloaded", "signoff_request", req.id,
+              artifact_id=str(art.id), name=art.name, version=art.version, sha256=art.sha256)
+    return art
 
 
 def _usable(req: SignoffRequest, stage: Stage, now: datetime) -> bool:
@@ -140,12 +194,14 @@ def open_link(session: Session, token: str, *, ip: str | None, user_agent: str |
     now = utcnow()
     if not _usable(req, stage, now):
         raise LinkInvalid()
+    view = _view(session, req, stage, project)
     session.execute(update(SignoffRequest).where(SignoffRequest.id == req.id, SignoffRequest.status == "pending")
-                    .values(open_count=SignoffRequest.open_count + 1,
+                    .values(open_count=SignoffRequest.open_count + 1, content_digest=view.content_digest,
                             opened_at=func.coalesce(SignoffRequest.opened_at, now))
                     .execution_options(synchronize_session=False))
-    audit(session, _signer(req, ip, user_agent), "signoff.opened", "signoff_request", req.id)
-    return _view(session, req, stage, project)
+    audit(session, _signer(req, ip, user_agent), "signoff.opened", "signoff_request", req.id,
+          content_digest=view.content_digest)
+    return view
 
 
 def decide_by_token(session: Session, token: str, body: DecisionIn, *, ip: str | None,
@@ -153,6 +209,12 @@ def decide_by_token(session: Session, token: str, body: DecisionIn, *, ip: str |
     """Record the signer's decision once; raise AlreadyDecided or LinkInvalid otherwise."""
     token_hash, now = _token_hash(token), utcnow()
     status = "approved" if body.decision == "approve" else "rejected"
+    req, stage, project = _lookup(session, token_hash)
+    content = content_of(session, stage)
+    digest = content_digest(content)
+    shown = body.content_digest or req.content_digest
+    if _usable(req, stage, now) and shown and shown != digest:
+        raise ContentChanged(_view(session, req, stage, project))
     won = session.execute(
         update(SignoffRequest)
         .where(SignoffRequest.token_hash == token_hash, SignoffRequest.status == "pending",
@@ -168,10 +230,14 @@ def decide_by_token(session: Session, token: str, body: DecisionIn, *, ip: str |
         if req.status in ("approved", "rejected"):
             raise AlreadyDecided(_view(session, req, stage, project))
         raise LinkInvalid()
-    req.snapshot = snapshot(session, stage, project.name)
+    req.snapshot = {**snapshot(session, stage, project.name), "content_digest": digest}
+    req.content_digest = digest
     actor = _signer(req, ip, user_agent)
+    revision = seal(session, actor, stage, req, content) if status == "approved" else None
     audit(session, actor, "signoff.decided", "signoff_request", req.id, decision=status, channel="external",
-          signer_name=body.name, signer_email=req.recipient_email, stage_id=str(stage.id))
+          signer_name=body.name, signer_email=req.recipient_email, stage_id=str(stage.id),
+          content_digest=digest, revision=revision.number if revision else None,
+          documents_shown=[{k: d[k] for k in ("artifact_id", "version", "sha256")} for d in content["documents"]])
     move_stage(session, actor, stage, "signed_off" if status == "approved" else "rejected",
                request_id=str(req.id))
     session.flush()

@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kap.core.db import Base, UTCDateTime, new_id, utcnow
@@ -34,6 +34,44 @@ class Stage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class StageRevision(Base):
+    """A frozen state of a stage: `signed` when a signer approved it, `draft` while edited after that."""
+
+    __tablename__ = "stage_revisions"
+    __table_args__ = (UniqueConstraint("stage_id", "number"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    stage_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("stages.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    planned_start: Mapped[date | None] = mapped_column(Date)
+    planned_end: Mapped[date | None] = mapped_column(Date)
+    documents: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    request_id: Mapped[uuid.UUID | None] = mapped_column()
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class StageSettings(Base):
+    """A project's sign-off settings: reminder delay and whether signers confirm a mailed code."""
+
+    __tablename__ = "stage_settings"
+    __table_args__ = (UniqueConstraint("project_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    reminder_days: Mapped[int] = mapped_column(Integer, default=3)
+    require_code: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class StageArtifact(Base):
@@ -88,6 +126,16 @@ class SignoffRequest(Base):
     decided_ip: Mapped[str | None] = mapped_column(String(64))
     decided_user_agent: Mapped[str | None] = mapped_column(String(400))
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    revision_id: Mapped[uuid.UUID | None] = mapped_column()
+    # SHA-256 of the stage and documents as last shown to the signer (see records.content_digest).
+    content_digest: Mapped[str | None] = mapped_column(String(64))
+    reminder_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expiry_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    code_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    code_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class StageSigner(Base):

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from kap.core.deps import ProjectContext, RuntimeDep
 from kap.core.links import stage_link
+from kap.documents.service import list_documents
 from kap.projects.service import list_members
 from kap.stages import service, signoff
 from kap.stages.schemas import SignoffRequestRead, StageRead
@@ -28,6 +29,8 @@ legacy_redirect(router, "/stages", "stages")
 STAGE_LABELS = {"pending": "Not started", "in_progress": "In progress", "in_review": "Awaiting sign-off",
                 "signed_off": "Signed off", "rejected": "Rejected"}
 DECIDED = ("approved", "rejected")
+FIELD_LABELS = {"title": "Title", "summary": "Summary", "planned_start": "Planned start",
+                "planned_end": "Planned end", "document": "Document"}
 
 
 def _requests(ctx: ProjectContext, stages: list[StageRead]) -> dict[Any, list[SignoffRequestRead]]:
@@ -45,7 +48,8 @@ def stages_page(project_id: str, request: Request, runtime: RuntimeDep) -> Respo
                 "labels": STAGE_LABELS, "decided": DECIDED, "can_plan": ctx.allows("stages.write"),
                 "can_request": ctx.allows("signoff.request"),
                 "can_decide": ctx.allows("signoff.decide_internal"), "api_q": f"project_id={ctx.project_id}",
-                "missing_defaults": [t for t in service.DEFAULT_STAGES if t not in {s.title for s in stages}]}
+                "missing_defaults": service.missing_template_titles(ctx), "field_labels": FIELD_LABELS,
+                "documents": list_documents(ctx, limit=200).documents if ctx.allows("stages.write") else []}
     return project_page(request, runtime, project_id, "stages.html", "stages.read", values)
 
 

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from kap.core.deps import RuntimeDep, ServiceSession, limit_anonymous, request_address
-from kap.stages.external import AlreadyDecided, LinkInvalid, LinkView, decide_by_token, open_link, view_link
+from kap.core.errors import NotFound
+from kap.documents.api import content_disposition
+from kap.documents.service import iter_stream
+from kap.stages.external import (
+    AlreadyDecided,
+    ContentChanged,
+    LinkInvalid,
+    LinkView,
+    decide_by_token,
+    link_document,
+    open_link,
+    view_link,
+)
+from kap.stages.previews import MAX_PREVIEW_PAGES, pdf_page_png
 from kap.stages.render import render
 from kap.stages.schemas import DecisionIn
 
@@ -22,10 +36,12 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-                               "base-uri 'none'; frame-ancestors 'none'",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+                               "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
 }
 DECIDED = ("approved", "rejected")
+FILE_HEADERS = {"Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex, nofollow", "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff"}
 
 
 def _page(state: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -69,7 +85,8 @@ def signoff_page(token: str, request: Request, _: Anonymous, session: ServiceSes
 def signoff_submit(token: str, request: Request, _: Anonymous, session: ServiceSession, runtime: RuntimeDep,
                    decision: Annotated[str, Form()] = "",
                    name: Annotated[str, Form()] = "",
-                   note: Annotated[str, Form()] = "") -> HTMLResponse:
+                   note: Annotated[str, Form()] = "",
+                   content_digest: Annotated[str, Form(max_length=64)] = "") -> HTMLResponse:
     """Record the decision sent from the page, once."""
     form = {"decision": decision, "name": name, "note": note}
     try:
@@ -77,7 +94,7 @@ def signoff_submit(token: str, request: Request, _: Anonymous, session: ServiceS
         if view.status in DECIDED:
             raise AlreadyDecided(view)
         try:
-            body = DecisionIn(decision=decision, name=name, note=note)
+            body = DecisionIn(decision=decision, name=name, note=note, content_digest=content_digest or None)
         except ValidationError as exc:
             return _page("form", 422, view=view, form=form, error=_form_error(exc), action=request.url.path)
         done = decide_by_token(session, token, body, **_client(request, runtime))
@@ -85,7 +102,36 @@ def signoff_submit(token: str, request: Request, _: Anonymous, session: ServiceS
         return _page("invalid", exc.status, message=exc.message)
     except AlreadyDecided as exc:
         return _page("decided", 409, view=exc.view)
+    except ContentChanged:
+        fresh = open_link(session, token, **_client(request, runtime))
+        return _page("form", 409, view=fresh, form=form, action=request.url.path,
+                     error="The stage or its documents changed while this page was open. "
+                           "Please review them again before you decide.")
     return _page("done", view=done)
+
+
+@router.get("/signoff/{token}/documents/{artifact_id}", include_in_schema=False)
+def signoff_document(token: str, artifact_id: uuid.UUID, request: Request, _: Anonymous, session: ServiceSession,
+                     runtime: RuntimeDep) -> StreamingResponse:
+    """Download one document attached to the stage, through the link alone."""
+    art = link_document(session, token, artifact_id, download=True, **_client(request, runtime))
+    stream = runtime.storage.artifacts.open(art.storage_key)
+    headers = {**FILE_HEADERS, "Content-Disposition": content_disposition(art.name), "Content-Length": str(art.size)}
+    return StreamingResponse(iter_stream(stream), media_type=art.media_type, headers=headers)
+
+
+@router.get("/signoff/{token}/documents/{artifact_id}/pages/{page}.png", include_in_schema=False)
+def signoff_preview(token: str, artifact_id: uuid.UUID, page: int, _: Anonymous, session: ServiceSession,
+                    runtime: RuntimeDep) -> Response:
+    """One page of an attached PDF as an image (the first pages only)."""
+    art = link_document(session, token, artifact_id)
+    if art.media_type != "application/pdf" or not 1 <= page <= MAX_PREVIEW_PAGES:
+        raise NotFound("no preview of this page", code="preview_not_found")
+    with runtime.storage.artifacts.open(art.storage_key) as stream:
+        image = pdf_page_png(stream.read(), page - 1)
+    if image is None:
+        raise NotFound("no preview of this page", code="preview_not_found")
+    return Response(image, media_type="image/png", headers=FILE_HEADERS)
 
 
 def _json(view: LinkView) -> dict[str, Any]:

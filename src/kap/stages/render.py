@@ -17,6 +17,16 @@ def _when(value: datetime | str | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _filesize(size: int | None) -> str:
+    if not size:
+        return ""
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size / 1024 / 1024:.1f} MB"
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     """The template environment (autoescape on for .html, off for .txt)."""
@@ -24,6 +34,7 @@ def environment() -> Environment:
                       autoescape=select_autoescape(enabled_extensions=("html",), default=False),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["when"] = _when
+    env.filters["filesize"] = _filesize
     return env
 
 

@@ -70,6 +70,9 @@ class DecisionIn(Strict):
     decision: Decision
     name: str = Field(min_length=1, max_length=200)
     note: str = Field(default="", max_length=4000)
+    # The digest of the content the signer was shown (the page sends it back); see revisions.py.
+    content_digest: str | None = Field(default=None, max_length=64)
+    code: str | None = Field(default=None, max_length=12)
 
     @model_validator(mode="after")
     def _note_for_reject(self) -> DecisionIn:
@@ -111,6 +114,30 @@ class SignoffRequestRead(BaseModel):
     note: str | None
 
 
+class RevisionRead(BaseModel):
+    id: uuid.UUID
+    number: int
+    state: str
+    title: str
+    summary: str
+    planned_start: date | None
+    planned_end: date | None
+    documents: list[dict[str, Any]]
+    request_id: uuid.UUID | None
+    created_at: datetime
+    signed_at: datetime | None
+
+
+class ChangeRead(BaseModel):
+    field: str
+    signed: Any
+    current: Any
+
+
+class DocumentsIn(Strict):
+    artifact_ids: list[uuid.UUID] = Field(max_length=100)
+
+
 class StageRead(BaseModel):
     id: uuid.UUID
     project_id: uuid.UUID
@@ -123,6 +150,11 @@ class StageRead(BaseModel):
     summary: str
     artifacts: list[ArtifactRef]
     latest_request: SignoffRequestRead | None = None
+    signed_revision: RevisionRead | None = None
+    changed_after_signoff: bool = False
+    changes: list[ChangeRead] = Field(default_factory=list)
+    revisions: list[RevisionRead] = Field(default_factory=list)
+    archived_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 

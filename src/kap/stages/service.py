@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -17,9 +18,10 @@ from kap.core.errors import Conflict, NotFound, ValidationFailed
 from kap.core.models import OrgMember, ProjectMember
 from kap.core.permissions import org_admin_roles
 from kap.documents.models import Artifact
-from kap.stages.models import SignoffRequest, Stage, StageArtifact
+from kap.stages.models import SignoffRequest, Stage, StageArtifact, StageRevision
 from kap.stages.records import actor_of, audit, move_stage, request_read, revoke_open_requests, stage_artifacts
-from kap.stages.schemas import StageCreate, StageRead, StageUpdate
+from kap.stages.revisions import after_edit, content_of, diff, has_signed_revision, revision_content, revisions
+from kap.stages.schemas import ChangeRead, RevisionRead, StageCreate, StageRead, StageUpdate
 
 DEFAULT_STAGES = ("Discovery", "Design", "Build", "Test", "Deploy", "Hypercare")
 
@@ -33,9 +35,19 @@ def find_stage(ctx: ProjectContext, stage_id: uuid.UUID) -> Stage:
     return stage
 
 
-def _live_stages(session: Session, project_id: uuid.UUID) -> list[Stage]:
-    return list(session.scalars(select(Stage).where(Stage.project_id == project_id, Stage.deleted_at.is_(None))
-                                .order_by(Stage.position, Stage.created_at, Stage.id)))
+def editable_stage(ctx: ProjectContext, stage_id: uuid.UUID) -> Stage:
+    """A stage that may still change: live and not archived."""
+    stage = find_stage(ctx, stage_id)
+    if stage.archived_at is not None:
+        raise Conflict("the stage is archived; its records can be read but not changed", code="stage_archived")
+    return stage
+
+
+def _live_stages(session: Session, project_id: uuid.UUID, *, archived: bool = False) -> list[Stage]:
+    stmt = select(Stage).where(Stage.project_id == project_id, Stage.deleted_at.is_(None))
+    if not archived:
+        stmt = stmt.where(Stage.archived_at.is_(None))
+    return list(session.scalars(stmt.order_by(Stage.position, Stage.created_at, Stage.id)))
 
 
 def _latest_requests(session: Session, project_id: uuid.UUID,
@@ -51,15 +63,35 @@ def _latest_requests(session: Session, project_id: uuid.UUID,
     return latest
 
 
+def _revision_read(rev: StageRevision) -> RevisionRead:
+    return RevisionRead(id=rev.id, number=rev.number, state=rev.state, title=rev.title, summary=rev.summary,
+                        planned_start=rev.planned_start, planned_end=rev.planned_end,
+                        documents=list(rev.documents or []), request_id=rev.request_id,
+                        created_at=rev.created_at, signed_at=rev.signed_at)
+
+
+def _seal_view(session: Session, stage: Stage, revs: list[StageRevision]) -> dict[str, Any]:
+    """The signed revision, and what changed since, for a stage with a sign-off in its history."""
+    signed = next((r for r in revs if r.state == "signed"), None)
+    if signed is None:
+        return {}
+    changes = diff(revision_content(signed), content_of(session, stage))
+    return {"signed_revision": _revision_read(signed), "changes": [ChangeRead(**c) for c in changes],
+            "changed_after_signoff": bool(revs[0].state == "draft" and stage.status != "signed_off")}
+
+
 def _reads(session: Session, project_id: uuid.UUID, stages: list[Stage]) -> list[StageRead]:
     ids = [s.id for s in stages]
     docs = stage_artifacts(session, project_id, ids)
     latest = _latest_requests(session, project_id, ids)
+    revs = revisions(session, project_id, ids)
     return [StageRead(id=s.id, project_id=s.project_id, title=s.title, order=s.position, status=s.status,
                       planned_start=s.planned_start, planned_end=s.planned_end, owner_id=s.owner_id,
                       summary=s.summary, artifacts=docs[s.id],
                       latest_request=request_read(latest[s.id]) if s.id in latest else None,
-                      created_at=s.created_at, updated_at=s.updated_at) for s in stages]
+                      revisions=[_revision_read(r) for r in revs[s.id]], archived_at=s.archived_at,
+                      created_at=s.created_at, updated_at=s.updated_at, **_seal_view(session, s, revs[s.id]))
+            for s in stages]
 
 
 def stage_read(ctx: ProjectContext, stage: Stage) -> StageRead:
@@ -67,9 +99,9 @@ def stage_read(ctx: ProjectContext, stage: Stage) -> StageRead:
     return _reads(ctx.session, ctx.project_id, [stage])[0]
 
 
-def list_stages(ctx: ProjectContext) -> list[StageRead]:
-    """The project's stages in order."""
-    return _reads(ctx.session, ctx.project_id, _live_stages(ctx.session, ctx.project_id))
+def list_stages(ctx: ProjectContext, *, archived: bool = False) -> list[StageRead]:
+    """The project's stages in order (archived ones too when asked)."""
+    return _reads(ctx.session, ctx.project_id, _live_stages(ctx.session, ctx.project_id, archived=archived))
 
 
 def _next_position(ctx: ProjectContext) -> int:
@@ -154,8 +186,8 @@ def _apply_fields(ctx: ProjectContext, stage: Stage, body: StageUpdate) -> dict[
 
 
 def update_stage(ctx: ProjectContext, stage_id: uuid.UUID, body: StageUpdate) -> StageRead:
-    """Edit a stage; decided statuses come only from sign-off decisions."""
-    stage = find_stage(ctx, stage_id)
+    """Edit a stage; decided statuses come only from sign-off decisions; a signed stage gets a draft revision."""
+    stage = editable_stage(ctx, stage_id)
     fields = body.model_fields_set
     _check_dates(body.planned_start if "planned_start" in fields else stage.planned_start,
                  body.planned_end if "planned_end" in fields else stage.planned_end)
@@ -165,6 +197,8 @@ def update_stage(ctx: ProjectContext, stage_id: uuid.UUID, body: StageUpdate) ->
     if changed:
         stage.updated_at = utcnow()
         audit(ctx.session, actor_of(ctx), "stage.updated", "stage", stage.id, title=stage.title, changed=changed)
+        ctx.session.flush()
+        after_edit(ctx.session, actor_of(ctx), stage)
     if body.status is not None:
         move_stage(ctx.session, actor_of(ctx), stage, body.status)
     ctx.session.flush()
@@ -176,9 +210,44 @@ def _check_dates(start: date | None, end: date | None) -> None:
         raise ValidationFailed("planned_end is before planned_start", details={"field": "planned_end"})
 
 
+def set_documents(ctx: ProjectContext, stage_id: uuid.UUID, artifact_ids: list[uuid.UUID]) -> StageRead:
+    """Attach exactly these project documents to a stage (detaching the others)."""
+    stage = editable_stage(ctx, stage_id)
+    before = [str(d.id) for d in stage_artifacts(ctx.session, ctx.project_id, [stage.id])[stage.id]]
+    _set_artifacts(ctx, stage, artifact_ids)
+    ctx.session.flush()
+    after = [str(d.id) for d in stage_artifacts(ctx.session, ctx.project_id, [stage.id])[stage.id]]
+    if sorted(before) != sorted(after):
+        stage.updated_at = utcnow()
+        audit(ctx.session, actor_of(ctx), "stage.documents_set", "stage", stage.id, title=stage.title,
+              attached=sorted(set(after) - set(before)), detached=sorted(set(before) - set(after)))
+        after_edit(ctx.session, actor_of(ctx), stage)
+    ctx.session.flush()
+    return stage_read(ctx, stage)
+
+
+def _check_deletable(ctx: ProjectContext, stage: Stage) -> None:
+    if stage.status == "signed_off" or has_signed_revision(ctx.session, stage):
+        raise Conflict("a stage that was signed off cannot be deleted; archive it instead",
+                       code="stage_signed_off")
+
+
+def archive_stage(ctx: ProjectContext, stage_id: uuid.UUID) -> StageRead:
+    """Take a stage off the plan while keeping it, its revisions and its certificates readable."""
+    stage = editable_stage(ctx, stage_id)
+    revoke_open_requests(ctx.session, actor_of(ctx), stage, reason="stage archived")
+    if stage.status == "in_review":
+        move_stage(ctx.session, actor_of(ctx), stage, "in_progress", reason="stage archived")
+    stage.archived_at = utcnow()
+    audit(ctx.session, actor_of(ctx), "stage.archived", "stage", stage.id, title=stage.title)
+    ctx.session.flush()
+    return stage_read(ctx, stage)
+
+
 def delete_stage(ctx: ProjectContext, stage_id: uuid.UUID) -> None:
     """Remove a stage from the plan; its sign-off records are kept and any open link stops working."""
     stage = find_stage(ctx, stage_id)
+    _check_deletable(ctx, stage)
     revoke_open_requests(ctx.session, actor_of(ctx), stage, reason="stage deleted")
     stage.deleted_at = utcnow()
     audit(ctx.session, actor_of(ctx), "stage.deleted", "stage", stage.id, title=stage.title)
@@ -187,9 +256,29 @@ def delete_stage(ctx: ProjectContext, stage_id: uuid.UUID) -> None:
 
 def _by_title(ctx: ProjectContext, title: str) -> Stage | None:
     return ctx.session.scalar(select(Stage).where(
-        Stage.project_id == ctx.project_id, Stage.deleted_at.is_(None),
+        Stage.project_id == ctx.project_id, Stage.deleted_at.is_(None), Stage.archived_at.is_(None),
         or_(Stage.title == title, func.lower(Stage.title) == title.lower()))
         .order_by(Stage.position, Stage.created_at).limit(1))
+
+
+def _title_key(title: str) -> str:
+    return " ".join(title.split()).casefold()
+
+
+def taken_titles(ctx: ProjectContext) -> set[str]:
+    """Every title a stage of the project has or was signed under (archived stages included), normalised."""
+    titles = set(ctx.session.scalars(select(Stage.title).where(
+        Stage.project_id == ctx.project_id, Stage.deleted_at.is_(None))))
+    titles |= set(ctx.session.scalars(select(StageRevision.title).join(Stage, Stage.id == StageRevision.stage_id)
+                                      .where(StageRevision.project_id == ctx.project_id,
+                                             Stage.deleted_at.is_(None))))
+    return {_title_key(t) for t in titles}
+
+
+def missing_template_titles(ctx: ProjectContext) -> list[str]:
+    """The standard stages the project has under no name yet."""
+    taken = taken_titles(ctx)
+    return [t for t in DEFAULT_STAGES if _title_key(t) not in taken]
 
 
 def ensure_stage(ctx: ProjectContext, title: str) -> StageRead:
@@ -207,11 +296,9 @@ def ensure_stage(ctx: ProjectContext, title: str) -> StageRead:
 
 def apply_template(ctx: ProjectContext) -> list[StageRead]:
     """Add the default stages the project does not have yet; return the whole plan."""
-    added = []
-    for title in DEFAULT_STAGES:
-        if _by_title(ctx, title) is None:
-            _new_stage(ctx, title, _next_position(ctx))
-            added.append(title)
+    added = missing_template_titles(ctx)
+    for title in added:
+        _new_stage(ctx, title, _next_position(ctx))
     if added:
         audit(ctx.session, actor_of(ctx), "stage.template_applied", "project", ctx.project_id, added=added)
         ctx.session.flush()

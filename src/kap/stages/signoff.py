@@ -35,8 +35,9 @@ from kap.stages.records import (
     snapshot,
     stage_artifacts,
 )
+from kap.stages.revisions import content_digest, content_of, seal
 from kap.stages.schemas import MAX_EXPIRY_HOURS, InternalDecisionIn, SignerRead, SignoffRequestRead
-from kap.stages.service import find_stage
+from kap.stages.service import editable_stage, find_stage
 
 log = logging.getLogger("kap.stages")
 
@@ -102,7 +103,7 @@ def request_signoff(ctx: ProjectContext, stage_id: uuid.UUID, email_to: str, nam
                     message: str | None = None, expires_in_hours: int = 72, *, mailer: Mailer,
                     settings: Settings) -> IssuedRequest:
     """Issue a single-use sign-off link for a stage, mail it, and put the stage in review."""
-    stage = find_stage(ctx, stage_id)
+    stage = editable_stage(ctx, stage_id)
     _check_can_request(stage)
     _expire_stale(ctx.session, actor_of(ctx), stage)
     if _open_request(ctx.session, stage) is not None:
@@ -179,7 +180,7 @@ def revoke_request(ctx: ProjectContext, stage_id: uuid.UUID, request_id: uuid.UU
 def resend_request(ctx: ProjectContext, stage_id: uuid.UUID, request_id: uuid.UUID, *, mailer: Mailer,
                    settings: Settings, expires_in_hours: int | None = None) -> IssuedRequest:
     """Issue a fresh link to the same recipient; the old link stops working."""
-    stage = find_stage(ctx, stage_id)
+    stage = editable_stage(ctx, stage_id)
     req = find_request(ctx, stage, request_id)
     if req.channel != "external" or req.status in ("approved", "rejected"):
         raise Conflict("this request was already decided", code="already_decided")
@@ -208,7 +209,7 @@ def _check_may_sign(ctx: ProjectContext) -> None:
 
 def decide_internal(ctx: ProjectContext, stage_id: uuid.UUID, body: InternalDecisionIn) -> SignoffRequestRead:
     """Record a decision in the app for a stage; any open link stops working."""
-    stage = find_stage(ctx, stage_id)
+    stage = editable_stage(ctx, stage_id)
     _check_may_sign(ctx)
     status = "approved" if body.decision == "approve" else "rejected"
     now, actor = utcnow(), actor_of(ctx)
@@ -222,16 +223,21 @@ def decide_internal(ctx: ProjectContext, stage_id: uuid.UUID, body: InternalDeci
     user = ctx.session.get(User, ctx.user_id) if ctx.user_id else None
     email = (user.email if user else None) or ctx.identity.email or ctx.identity.label
     signer = body.name or (user.name if user else None) or email
+    content = content_of(ctx.session, stage)
+    digest = content_digest(content)
     req = SignoffRequest(org_id=ctx.org_id, project_id=ctx.project_id, stage_id=stage.id, channel="internal",
                          recipient_email=email, recipient_name=signer, status=status, created_by=ctx.user_id,
                          created_at=now, expires_at=now, decided_at=now, open_count=0, signer_name=signer,
                          signer_email=email, signer_user_id=ctx.user_id, note=body.note or None,
                          decided_ip=ctx.ip, decided_user_agent=(ctx.user_agent or "")[:400] or None,
-                         snapshot=snapshot(ctx.session, stage, ctx.project_name))
+                         snapshot={**snapshot(ctx.session, stage, ctx.project_name), "content_digest": digest},
+                         content_digest=digest)
     ctx.session.add(req)
     ctx.session.flush()
+    revision = seal(ctx.session, actor, stage, req, content) if status == "approved" else None
     audit(ctx.session, actor, "signoff.decided", "signoff_request", req.id, decision=status, channel="internal",
-          signer_name=signer, signer_email=email, stage_id=str(stage.id))
+          signer_name=signer, signer_email=email, stage_id=str(stage.id), content_digest=digest,
+          revision=revision.number if revision else None)
     move_stage(ctx.session, actor, stage, "signed_off" if status == "approved" else "rejected",
                request_id=str(req.id))
     ctx.session.flush()

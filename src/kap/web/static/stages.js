@@ -1,5 +1,5 @@
 // Stages: after a sign-off request is sent, show where it went and the link (for a copy by hand).
-import { toast } from "/static/kap.js";
+import { api, toast } from "/static/kap.js";
 
 document.addEventListener("kap:done", (event) => {
   const form = event.target.closest("form[data-signoff]");
@@ -19,3 +19,23 @@ document.addEventListener("kap:done", (event) => {
   }
   form.reset();
 });
+
+// Documents for the signer: the checked boxes are the whole list (PUT replaces it).
+for (const form of document.querySelectorAll("form[data-documents]")) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const [method, url] = form.dataset.documents.split(" ");
+    const ids = [...form.querySelectorAll('input[name="artifact_ids"]:checked')].map((box) => box.value);
+    const button = form.querySelector("button[type=submit]");
+    if (button) button.disabled = true;
+    try {
+      const stage = await api(method, url, { artifact_ids: ids });
+      toast(stage.changed_after_signoff ? "Documents saved: this stage now needs a new sign-off" : "Documents saved", "ok");
+      setTimeout(() => location.reload(), 400);
+    } catch (error) {
+      toast(error.message, "error");
+    } finally {
+      if (button) button.disabled = false;
+    }
+  });
+}
