@@ -26,6 +26,7 @@ need python3-venv "$PYTHON" -c "import ensurepip, venv"
 need tesseract-ocr command -v tesseract
 need chromium test -x "${KAP_TEST_CHROMIUM:-/usr/bin/chromium}"
 need curl command -v curl
+need fonts-dejavu-core test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 need redis-server command -v redis-server
 need postgresql sh -c 'ls -d /usr/lib/postgresql/*/bin/initdb'
 if [ ${#missing[@]} -gt 0 ]; then

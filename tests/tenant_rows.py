@@ -15,7 +15,7 @@ from kap.core.db import Base, Database, new_id, utcnow
 from kap.core.models import EmailLog, ProjectMember, TelemetryEvent
 from kap.documents.models import Artifact, ArtifactChunk
 from kap.raid.models import RaidChange, RaidComment, RaidItem
-from kap.stages.models import SignoffRequest, Stage, StageArtifact, StageSigner
+from kap.stages.models import SignoffRequest, Stage, StageArtifact, StageRevision, StageSettings, StageSigner
 
 
 def tenant_table_names() -> set[str]:
@@ -59,6 +59,9 @@ def seed_every_table(db: Database, org: uuid.UUID, project: uuid.UUID, user: uui
             request,
             StageArtifact(org_id=org, project_id=project, stage_id=stage.id, artifact_id=artifact.id),
             StageSigner(org_id=org, project_id=project, user_id=user, created_by=user),
+            StageRevision(org_id=org, project_id=project, stage_id=stage.id, number=1, state="draft",
+                          title=f"{tag} Discovery", summary=f"{tag} {word} scope", documents=[]),
+            StageSettings(org_id=org, project_id=project, reminder_days=3),
             AskQuestion(org_id=org, project_id=project, user_id=user, question=f"What is {word}?",
                         mode="extractive", retrieval="lexical", found=True),
             BackupRun(org_id=org, project_id=project, key=f"backups/{org}/{project}/{now:%Y%m%d}.zip",

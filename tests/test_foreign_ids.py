@@ -39,6 +39,7 @@ ORG_ROLES = {"org_owner": "owner", "org_admin": "admin"}
 BODIES: dict[str, Any] = {
     "PATCH /api/projects/{project_id}/members/{user_id}": {"role": "member"},
     "PATCH /api/stages/{stage_id}": {"title": "Renamed"},
+    "PUT /api/stages/{stage_id}/documents": {"artifact_ids": []},
     "POST /api/stages/{stage_id}/signoff-requests": {"email_to": "signer@example.com"},
     "POST /api/stages/{stage_id}/decision": {"decision": "approve", "name": "A Signer"},
     "POST /api/ocr/resolve": {"mode": "text", "text": "Pasted text"},

@@ -13,6 +13,7 @@ import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,11 +25,12 @@ from kap.backups.models import BackupRun, RestoreActivity
 from kap.comms.models import CommsSettings, Subscription, WebhookToken
 from kap.core.db import Database
 from kap.core.login import issue_login_token
-from kap.core.models import AuditEvent, EmailLog, LoginToken, Project, ProjectMember, UserSession
+from kap.core.models import AuditEvent, EmailLog, LoginToken, Org, Project, ProjectMember, UserSession
 from kap.core.security import CSRF_COOKIE, CSRF_HEADER
 from kap.documents.models import Artifact
 from kap.raid.models import RaidComment, RaidItem
-from kap.stages.models import SignoffRequest, Stage, StageSigner
+from kap.stages.models import SignoffRequest, Stage, StageArtifact, StageSigner
+from kap.stages.previews import encode_png
 from tests.comms.test_mailgun import SIGNING_KEY, signed
 from tests.conftest import FIXTURES, Factory, World
 from tests.tenant_rows import seed_every_table
@@ -245,6 +247,27 @@ def _remove_member(env: Env) -> None:
                      ProjectMember.user_id == uid) == 0
 
 
+@case("GET /api/orgs/{org_id}/branding", "PUT /api/orgs/{org_id}/branding")
+def _branding(env: Env) -> None:
+    url = f"/api/orgs/{env.world.org1}/branding"
+    ok(env.client.put(url, json={"display_name": "Brightline"}, headers=env.world.h("org_admin")))
+    with env.db.service_session() as s:
+        assert s.get(Org, env.world.org1).display_name == "Brightline"  # type: ignore[union-attr]
+    assert ok(env.client.get(url, headers=env.world.h("member"))).json()["shown_as"] == "Brightline"
+
+
+@case("PUT /api/orgs/{org_id}/logo", "DELETE /api/orgs/{org_id}/logo")
+def _logo(env: Env) -> None:
+    url = f"/api/orgs/{env.world.org1}/logo"
+    png = encode_png(bytes([0, 0, 0] * 4), 2, 2, 6, 3)
+    ok(env.client.put(url, files={"file": ("logo.png", png, "image/png")}, headers=env.world.h("org_owner")))
+    with env.db.service_session() as s:
+        assert s.get(Org, env.world.org1).logo_type == "image/png"  # type: ignore[union-attr]
+    ok(env.client.delete(url, headers=env.world.h("org_owner")))
+    with env.db.service_session() as s:
+        assert s.get(Org, env.world.org1).logo_type is None  # type: ignore[union-attr]
+
+
 # --- audit, telemetry, sentinel ---------------------------------------------------------------
 
 @case("GET /api/audit", "GET /api/orgs/{org_id}/audit")
@@ -451,6 +474,34 @@ def _external_api(env: Env) -> None:
     assert ok(env.client.get(f"/api/signoff/{token}")).json()["signoff"]["stage"]["title"] == "Build"
     ok(env.client.post(f"/api/signoff/{token}", json={"decision": "reject", "name": "Dana", "note": "Not yet"}))
     assert env.get(SignoffRequest, uuid.UUID(sent["request_id"])).status == "rejected"
+
+
+@case("PUT /api/stages/{stage_id}/documents")
+def _stage_documents(env: Env) -> None:
+    stage, doc = _fresh_stage(env), env.upload()
+    body = ok(env.api("PUT", f"/api/stages/{stage}/documents", "pm", json={"artifact_ids": [doc]})).json()
+    assert [a["id"] for a in body["artifacts"]] == [doc]
+    assert env.count(StageArtifact, StageArtifact.stage_id == uuid.UUID(stage)) == 1
+
+
+@case("POST /api/stages/{stage_id}/archive")
+def _archive_stage(env: Env) -> None:
+    stage = _fresh_stage(env)
+    ok(env.api("POST", f"/api/stages/{stage}/archive", "pm"))
+    assert env.get(Stage, uuid.UUID(stage)).archived_at is not None
+    listed = ok(env.api("GET", "/api/stages", "member")).json()["stages"]
+    assert stage not in [s["id"] for s in listed]
+
+
+@case("GET /signoff/{token}/documents/{artifact_id}", "GET /signoff/{token}/documents/{artifact_id}/preview.png")
+def _signer_documents(env: Env) -> None:
+    pdf = (Path(__file__).parent / "fixtures" / "northwind" / "SOW-2026-014 Northwind Workday.pdf").read_bytes()
+    stage, doc = _fresh_stage(env), env.upload("SOW.pdf", pdf)
+    ok(env.api("PUT", f"/api/stages/{stage}/documents", "pm", json={"artifact_ids": [doc]}))
+    token = token_of(env.signoff(stage)["token_link"])
+    assert ok(env.client.get(f"/signoff/{token}/documents/{doc}")).content == pdf
+    image = ok(env.client.get(f"/signoff/{token}/documents/{doc}/preview.png?page=1"))
+    assert image.headers["content-type"] == "image/png" and image.content.startswith(b"\x89PNG")
 
 
 # --- comms ----------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from kap import __version__
 from kap.accounts.api import router as accounts_router
+from kap.accounts.branding import router as branding_router
 from kap.admin.api import router as admin_router
 from kap.ask.api import install_probe as install_ask_probe
 from kap.ask.api import router as ask_router
@@ -42,8 +43,9 @@ from kap.web.pages import router as web_router
 log = logging.getLogger("kap")
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
-ROUTERS = [system_router, qa_router, accounts_router, projects_router, admin_router, sentinel_router, web_router,
-           documents_router, stages_router, signoff_router, comms_router, backups_router, ask_router, raid_router,
+ROUTERS = [system_router, qa_router, accounts_router, branding_router, projects_router, admin_router,
+           sentinel_router, web_router, documents_router, stages_router, signoff_router, comms_router,
+           backups_router, ask_router, raid_router,
            documents_pages, ask_pages, stages_pages, backups_pages, comms_pages, raid_pages]
 
 

@@ -48,12 +48,12 @@ def test_signer_sees_attached_documents_only(client: TestClient, world: World, d
     sow_bytes = (CORPUS / SOW).read_bytes()
     assert SOW in html and "Test strategy.txt" in html and "Cutover notes.md" not in html
     assert hashlib.sha256(sow_bytes).hexdigest() in html and plan["sha256"] in html
-    previews = re.findall(rf'src="{re.escape(base)}/documents/([0-9a-f-]+)/pages/(\d)\.png"', html)
+    previews = re.findall(rf'src="{re.escape(base)}/documents/([0-9a-f-]+)/preview\.png\?page=(\d)"', html)
     assert previews == [(sow["id"], "1"), (sow["id"], "2")]
     assert "Test strategy" in html  # text excerpt of the text document
     assert "img-src 'self' data:" in page.headers["content-security-policy"]
 
-    image = client.get(f"{base}/documents/{sow['id']}/pages/1.png")
+    image = client.get(f"{base}/documents/{sow['id']}/preview.png?page=1")
     assert image.status_code == 200 and image.headers["content-type"] == "image/png"
     assert image.content.startswith(b"\x89PNG\r\n\x1a\n") and len(image.content) > 5000
     download = client.get(f"{base}/documents/{sow['id']}")
@@ -63,9 +63,9 @@ def test_signer_sees_attached_documents_only(client: TestClient, world: World, d
     for other in (unattached["id"], foreign["id"]):
         missing = client.get(f"{base}/documents/{other}")
         assert missing.status_code == 404 and missing.json()["ok"] is False
-        assert client.get(f"{base}/documents/{other}/pages/1.png").status_code == 404
-    assert client.get(f"{base}/documents/{sow['id']}/pages/9.png").status_code == 404
-    assert client.get(f"{base}/documents/{plan['id']}/pages/1.png").status_code == 404
+        assert client.get(f"{base}/documents/{other}/preview.png?page=1").status_code == 404
+    assert client.get(f"{base}/documents/{sow['id']}/preview.png?page=9").status_code == 404
+    assert client.get(f"{base}/documents/{plan['id']}/preview.png?page=1").status_code == 404
     assert client.get(f"/signoff/{'x' * 43}/documents/{sow['id']}").status_code == 404
 
     digest = re.search(r'name="content_digest" value="([0-9a-f]{64})"', html)

@@ -76,7 +76,8 @@ def test_request_email_open_approve_certificate(client: TestClient, world: World
                    "Test strategy.txt", "opened", "decided", "emailed", "created"):
         assert needle in cert.text, needle
     assert _audit_actions(db, asked["request_id"]) == [
-        "signoff.created", "signoff.emailed", "signoff.opened", "signoff.decided"]
+        "signoff.created", "signoff.emailed", "signoff.opened", "signoff.decided", "signoff.certificate_issued",
+        "signoff.decision_mailed"]
 
 
 def test_certificate_keeps_the_document_versions_of_decision_time(client: TestClient, world: World, db: Database,

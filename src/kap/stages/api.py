@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, status
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import Field
 
 from kap.core.deps import ProjectContext, RuntimeDep, require
@@ -15,6 +15,8 @@ from kap.core.schemas import Strict
 from kap.stages import jobs as _jobs  # noqa: F401  (registers the expiry schedule)
 from kap.stages import service, signoff
 from kap.stages.certificate import certificate
+from kap.stages.notify import notify_decided, record_certificate
+from kap.stages.records import actor_of
 from kap.stages.schemas import (
     MAX_EXPIRY_HOURS,
     DocumentsIn,
@@ -125,20 +127,28 @@ def resend_request(stage_id: uuid.UUID, request_id: uuid.UUID, ctx: SignoffReque
 
 
 @router.post("/stages/{stage_id}/decision")
-def decide_internal(stage_id: uuid.UUID, body: InternalDecisionIn, ctx: Decider) -> SignoffRequestRead:
-    """Record a decision in the app (owners, admins and members with the can_sign flag)."""
-    return signoff.decide_internal(ctx, stage_id, body)
+def decide_internal(stage_id: uuid.UUID, body: InternalDecisionIn, ctx: Decider,
+                    runtime: RuntimeDep) -> SignoffRequestRead:
+    """Record a decision in the app (owners, admins and members with the can_sign flag); the team is mailed."""
+    decided = signoff.decide_internal(ctx, stage_id, body)
+    notify_decided(ctx.session, runtime.mailer, runtime.settings, decided.id, actor_of(ctx))
+    return decided
 
 
-@router.get("/stages/{stage_id}/signoff-certificate", response_model=None, responses=content_types("text/html"))
+@router.get("/stages/{stage_id}/signoff-certificate", response_model=None,
+            responses=content_types("text/html", "application/pdf"))
 def signoff_certificate(stage_id: uuid.UUID, ctx: StagesRead, request_id: uuid.UUID | None = None,
-                        format: str = "html") -> HTMLResponse | JSONResponse:
-    """Download the certificate of the stage's latest decision (HTML, or JSON with format=json)."""
-    html, record, digest = certificate(ctx, stage_id, request_id)
+                        format: Literal["html", "json", "pdf"] = "html") -> Response:
+    """Download the certificate of the stage's latest (or a given) decision: HTML, PDF, or JSON."""
+    cert = certificate(ctx, stage_id, request_id)
     if format == "json":
-        return JSONResponse({"ok": True, "certificate": record, "fingerprint": digest})
-    name = f"signoff-{record['request_id']}.html"
-    return HTMLResponse(html, headers=attachment_headers(name))
+        return JSONResponse({"ok": True, "certificate": cert.record, "fingerprint": cert.fingerprint})
+    if format == "pdf":
+        data = cert.pdf()
+        record_certificate(ctx.session, actor_of(ctx), cert.record["request_id"], data, reason="downloaded")
+        return Response(data, media_type="application/pdf",
+                        headers=attachment_headers(f"{cert.filename}.pdf", len(data)))
+    return HTMLResponse(cert.html(), headers=attachment_headers(f"{cert.filename}.html"))
 
 
 @router.get("/stage-signers")

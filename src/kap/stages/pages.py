@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from kap.core.deps import ProjectContext, RuntimeDep
-from kap.core.links import stage_link
+from kap.core.links import project_link, stage_link
 from kap.documents.service import list_documents
 from kap.projects.service import list_members
 from kap.stages import service, signoff
@@ -49,6 +49,7 @@ def stages_page(project_id: str, request: Request, runtime: RuntimeDep) -> Respo
                 "can_request": ctx.allows("signoff.request"),
                 "can_decide": ctx.allows("signoff.decide_internal"), "api_q": f"project_id={ctx.project_id}",
                 "missing_defaults": service.missing_template_titles(ctx), "field_labels": FIELD_LABELS,
+                "documents_href": project_link(ctx.project_id, "documents"),
                 "documents": list_documents(ctx, limit=200).documents if ctx.allows("stages.write") else []}
     return project_page(request, runtime, project_id, "stages.html", "stages.read", values)
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from kap.core.deps import RuntimeDep, ServiceSession, limit_anonymous, request_address
 from kap.core.errors import NotFound
-from kap.documents.api import content_disposition
+from kap.core.http import attachment_headers
 from kap.documents.service import iter_stream
 from kap.stages.external import (
     AlreadyDecided,
@@ -23,6 +23,7 @@ from kap.stages.external import (
     open_link,
     view_link,
 )
+from kap.stages.notify import notify_decided
 from kap.stages.previews import MAX_PREVIEW_PAGES, pdf_page_png
 from kap.stages.render import render
 from kap.stages.schemas import DecisionIn
@@ -98,6 +99,7 @@ def signoff_submit(token: str, request: Request, _: Anonymous, session: ServiceS
         except ValidationError as exc:
             return _page("form", 422, view=view, form=form, error=_form_error(exc), action=request.url.path)
         done = decide_by_token(session, token, body, **_client(request, runtime))
+        notify_decided(session, runtime.mailer, runtime.settings, done.request_id)
     except LinkInvalid as exc:
         return _page("invalid", exc.status, message=exc.message)
     except AlreadyDecided as exc:
@@ -116,13 +118,14 @@ def signoff_document(token: str, artifact_id: uuid.UUID, request: Request, _: An
     """Download one document attached to the stage, through the link alone."""
     art = link_document(session, token, artifact_id, download=True, **_client(request, runtime))
     stream = runtime.storage.artifacts.open(art.storage_key)
-    headers = {**FILE_HEADERS, "Content-Disposition": content_disposition(art.name), "Content-Length": str(art.size)}
+    headers = {**attachment_headers(art.name, art.size), "Referrer-Policy": "no-referrer",
+               "X-Robots-Tag": "noindex, nofollow"}
     return StreamingResponse(iter_stream(stream), media_type=art.media_type, headers=headers)
 
 
-@router.get("/signoff/{token}/documents/{artifact_id}/pages/{page}.png", include_in_schema=False)
-def signoff_preview(token: str, artifact_id: uuid.UUID, page: int, _: Anonymous, session: ServiceSession,
-                    runtime: RuntimeDep) -> Response:
+@router.get("/signoff/{token}/documents/{artifact_id}/preview.png", include_in_schema=False)
+def signoff_preview(token: str, artifact_id: uuid.UUID, _: Anonymous, session: ServiceSession,
+                    runtime: RuntimeDep, page: int = 1) -> Response:
     """One page of an attached PDF as an image (the first pages only)."""
     art = link_document(session, token, artifact_id)
     if art.media_type != "application/pdf" or not 1 <= page <= MAX_PREVIEW_PAGES:
@@ -149,4 +152,6 @@ def signoff_read(token: str, request: Request, _: Anonymous, session: ServiceSes
 def signoff_decide(token: str, body: DecisionIn, request: Request, _: Anonymous, session: ServiceSession,
                    runtime: RuntimeDep) -> dict[str, Any]:
     """Record a decision for a token, once: 409 already_decided after that."""
-    return _json(decide_by_token(session, token, body, **_client(request, runtime)))
+    done = decide_by_token(session, token, body, **_client(request, runtime))
+    notify_decided(session, runtime.mailer, runtime.settings, done.request_id)
+    return _json(done)

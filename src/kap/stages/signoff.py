@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kap.core.branding import brand_of
 from kap.core.db import Database, new_id, utcnow
 from kap.core.deps import ProjectContext
 from kap.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -118,10 +119,15 @@ def _issue(ctx: ProjectContext, stage: Stage, *, email_to: str, name: str | None
     _check_hours(hours)
     token, req_id, now = new_token(), new_id(), utcnow()
     link = signoff_link(settings, token)
-    mail = invitation(to=email_to, recipient_name=name, requester=ctx.identity.label,
+    requester = ctx.session.get(User, ctx.user_id) if ctx.user_id else None
+    mail = invitation(to=email_to, recipient_name=name,
+                      requester=(requester.name or requester.email or ctx.identity.label) if requester
+                      else ctx.identity.label,
                       project_name=ctx.project_name, stage=stage,
                       documents=stage_artifacts(ctx.session, ctx.project_id, [stage.id])[stage.id],
                       message=message, link=link, expires_at=now + timedelta(hours=hours))
+    mail.sender_name = brand_of(ctx.session, ctx.org_id).name
+    mail.reply_to = requester.email if requester and requester.email else None
     actor = actor_of(ctx)
     if replaces is not None:
         revoke_open_requests(ctx.session, actor, stage, reason="resent", replaced_by=req_id)
