@@ -4,6 +4,8 @@ Revision ID: stages_0002
 Revises: stages_0001
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -15,7 +17,7 @@ branch_labels = None
 depends_on = None
 
 
-def _tenant_columns() -> list[sa.Column]:
+def _tenant_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("id", sa.Uuid(), primary_key=True),
         sa.Column("org_id", sa.Uuid(), sa.ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
