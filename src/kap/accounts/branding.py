@@ -11,11 +11,11 @@ from sqlalchemy import select
 
 from kap.core.branding import MAX_LOGO_BYTES, brand_of, sniff_logo
 from kap.core.deps import CurrentIdentity, OrgContext, UserSession, resolve_org_admin
-from kap.core.errors import KapError, NotFound
+from kap.core.errors import KapError, NotFound, ValidationFailed
 from kap.core.models import Org, OrgMember
 
 router = APIRouter(prefix="/api/orgs", tags=["accounts"])
-Logo = Annotated[UploadFile, File(description="PNG, JPEG, GIF or WebP, up to 256 KB.")]
+Logo = Annotated[UploadFile | None, File(description="PNG, JPEG, GIF or WebP, up to 256 KB.")]
 
 
 class BrandingIn(BaseModel):
@@ -65,9 +65,12 @@ def set_branding(org_id: uuid.UUID, body: BrandingIn, identity: CurrentIdentity,
 
 
 @router.put("/{org_id}/logo")
-async def set_logo(org_id: uuid.UUID, file: Logo, identity: CurrentIdentity, session: UserSession) -> dict[str, Any]:
+async def set_logo(org_id: uuid.UUID, identity: CurrentIdentity, session: UserSession,
+                   file: Logo = None) -> dict[str, Any]:
     """Upload the logo shown on the signer's page (org owners and admins)."""
-    ctx = _org_admin(session, identity, org_id)
+    ctx = _org_admin(session, identity, org_id)  # before the body: an org id is checked first
+    if file is None:
+        raise ValidationFailed("send the logo as the multipart field 'file'", details={"field": "file"})
     data = await file.read(MAX_LOGO_BYTES + 1)
     if len(data) > MAX_LOGO_BYTES:
         raise LogoTooLarge(f"the logo is larger than {MAX_LOGO_BYTES // 1024} KB")
