@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.raid.test_review_browser import CONTRAST_JS
-from tests.web.conftest import Server, browser, shot, start_server  # noqa: F401  (browser is a fixture)
+from tests.web.conftest import Server, shot, start_server
 
 pytestmark = pytest.mark.slow
 CORPUS = Path(__file__).parents[1] / "fixtures" / "northwind"
@@ -68,7 +68,7 @@ def _check(page: Any, name: str, problems: list[str]) -> None:
     assert problems == [], (name, problems)
 
 
-def test_signer_page_on_a_phone_and_a_desktop(browser: Any, server: Server) -> None:  # noqa: F811
+def test_signer_page_on_a_phone_and_a_desktop(browser: Any, server: Server) -> None:
     links, made = _links(server, 2)
     for (label, viewport), link in zip(VIEWPORTS.items(), links, strict=True):
         context = browser.new_context(viewport=viewport)
