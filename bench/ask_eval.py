@@ -1,18 +1,25 @@
-"""Ask Kap quality harness: hit rate, citation precision, latency, and zero crossings between tenants.
+"""Ask Kap quality harness: hit rate against a bare BM25 ranker, refusals, citations, latency, no bleed.
 
-Loads a corpus into a fresh project (org 1) and a look-alike copy with different
-figures into a project of another org (same document names), asks every question of a
-JSON file (`[{"question": ..., "answer_contains": [...]}]`) in both, and prints:
+For every corpus (a folder of documents and a question file) it loads the documents into
+a fresh project, and a look-alike copy with every expected figure changed into a project
+of another org (same document names). It then prints, per corpus:
 
-- hit rate: the answer holds every expected string;
-- citation precision: cited documents that hold an expected string, over all citations;
+- hit rate: Kap's answer holds every expected string;
+- the same hit rate for a bare BM25 sentence ranker over the same extracted text (SQLite
+  FTS5, stop words removed, the question's words OR-ed) returning as many sentences as Kap
+  cited (at least one), side by side;
+- citation precision: citations whose quote holds an expected string, over all citations;
+- refusal rate on the unanswerable questions (asked in the project whose documents cannot
+  answer them), and on the answerable ones;
 - p50 / p95 latency of `POST /api/ask` (the whole request: auth, retrieval, answer, log);
 - crossings: answers or citations in one project that show the other project's facts or documents.
 
-`--scale N` then pads the first project with generated chunks up to N and measures again.
+`--calibrate` asks every question again at several refusal thresholds and prints the
+answered and refused rates side by side. `--scale N` pads the first corpus's project with
+generated chunks up to N and measures again.
 
-    python -m bench.ask_eval --corpus ../shared/corpus/northwind \
-        --questions ../shared/corpus/northwind-questions.json --scale 10000 [--db postgresql]
+    python -m bench.ask_eval [--db sqlite|postgresql|both] [--scale 10000] [--calibrate]
+    python -m bench.ask_eval --corpus DIR --questions FILE
 """
 
 from __future__ import annotations
@@ -21,10 +28,11 @@ import argparse
 import json
 import random
 import re
+import sqlite3
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,20 +43,28 @@ from sqlalchemy import func, insert, select
 
 from bench.common import median, out, pct, postgres_url, sqlite_url
 from kap.app import create_app
-from kap.core.db import utcnow
+from kap.ask import extractive
+from kap.ask.query import STOP_WORDS
+from kap.core.db import Database, utcnow
 from kap.core.migrate import migrate
 from kap.core.models import Org, OrgMember, Project, ProjectMember, User
 from kap.core.runtime import Runtime
 from kap.core.settings import load_settings
+from kap.documents.extract import Segment
+from kap.documents.ingest import chunk_rows, insert_chunks
 from kap.documents.models import Artifact, ArtifactChunk
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CORPUS = ROOT / "tests" / "fixtures" / "northwind"
-DEFAULT_QUESTIONS = ROOT / "tests" / "fixtures" / "northwind-questions.json"
+FIXTURES = ROOT / "tests" / "fixtures"
+CORPORA = {"northwind": (FIXTURES / "northwind", FIXTURES / "northwind-ask.json"),
+           "bayline": (FIXTURES / "bayline", FIXTURES / "bayline-questions.json")}
+THRESHOLDS = (0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7)
 FILLER_WORDS = ("payroll benefits worker position cost center integration vendor contract status meeting "
                 "risk issue decision action owner test script defect severity conversion mock tenant "
                 "steering committee budget milestone design build hypercare cutover legacy report time "
                 "clock absence compensation approval sign-off workshop schedule review date plan").split()
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 @dataclass
@@ -63,28 +79,92 @@ class Tenant:
 
 
 @dataclass
-class Result:
-    question: str
-    expected: list[str]
-    answer: str
-    citations: list[dict[str, Any]]
-    ms: float
-
-    @property
-    def hit(self) -> bool:
-        return all(fact in self.answer for fact in self.expected)
+class Corpus:
+    name: str
+    folder: Path
+    answerable: list[dict[str, Any]]
+    unanswerable: list[str]
 
 
 @dataclass
-class Report:
+class Result:
+    question: str
+    expected: list[Fact]
+    answer: str
+    citations: list[dict[str, Any]]
+    found: bool
+    baseline: str = ""
+
+    @property
+    def hit(self) -> bool:
+        return all(holds(self.answer, fact) for fact in self.expected)
+
+    @property
+    def baseline_hit(self) -> bool:
+        return all(holds(self.baseline, fact) for fact in self.expected)
+
+
+Fact = str | list[str]
+
+
+def holds(text: str, fact: Fact) -> bool:
+    """Whether a text holds an expected string (or one of a list of equivalent ones)."""
+    return any(alt in text for alt in ([fact] if isinstance(fact, str) else fact))
+
+
+def facts_of(questions: list[dict[str, Any]]) -> list[str]:
+    """Every expected string of the questions, alternatives included."""
+    return [alt for q in questions for fact in q["answer_contains"] for alt in ([fact] if isinstance(fact, str)
+                                                                                  else fact)]
+
+
+def mutate_fact(fact: Fact) -> Fact:
+    return mutate(fact) if isinstance(fact, str) else [mutate(alt) for alt in fact]
+
+
+@dataclass
+class Figures:
+    """One corpus's figures on one engine."""
+
+    corpus: str
     results: list[Result]
+    refused_unanswerable: int
+    unanswerable: int
     times: list[float]
     crossings: list[str] = field(default_factory=list)
-    precision: float = 0.0
+    wrongly_answered: list[str] = field(default_factory=list)
 
     @property
     def hit_rate(self) -> float:
         return sum(r.hit for r in self.results) / max(len(self.results), 1)
+
+    @property
+    def baseline_rate(self) -> float:
+        return sum(r.baseline_hit for r in self.results) / max(len(self.results), 1)
+
+    @property
+    def precision(self) -> float:
+        cites = [(r, c) for r in self.results for c in r.citations]
+        good = sum(1 for r, c in cites if any(holds(c["quote"], fact) for fact in r.expected))
+        return good / len(cites) if cites else 0.0
+
+    @property
+    def refusal_rate(self) -> float:
+        return self.refused_unanswerable / self.unanswerable if self.unanswerable else 1.0
+
+    @property
+    def answerable_refused(self) -> float:
+        return sum(not r.found for r in self.results) / max(len(self.results), 1)
+
+
+def load_corpus(name: str, folder: Path | None = None, questions: Path | None = None) -> Corpus:
+    """A named corpus, or a folder with a question file (a list, or answerable/unanswerable lists)."""
+    if folder is None or questions is None:
+        folder, questions = CORPORA[name]
+    data = json.loads(questions.read_text())
+    if isinstance(data, list):
+        return Corpus(name, folder, data, [])
+    return Corpus(name, folder, data["answerable"], [q["question"] for q in data.get("unanswerable", [])])
 
 
 def mutate(fact: str) -> str:
@@ -93,10 +173,10 @@ def mutate(fact: str) -> str:
     return re.sub(r"[A-Za-z]{3,}", lambda m: m.group()[::-1].capitalize(), rotated)
 
 
-def make_tenant(runtime: Runtime, name: str) -> Tenant:
+def make_tenant(db: Database, name: str) -> Tenant:
     """Create an org, a project and a member straight through the service engine."""
     tenant = Tenant(org=uuid.uuid4(), project=uuid.uuid4(), user=uuid.uuid4())
-    with runtime.db.service_transaction() as s:
+    with db.service_transaction() as s:
         s.add(Org(id=tenant.org, name=f"{name} org"))
         s.add(User(id=tenant.user, email=f"{tenant.user.hex[:12]}@bench.example"))
         s.flush()
@@ -114,6 +194,12 @@ def ingest(client: TestClient, tenant: Tenant, name: str, content: bytes) -> dic
     if response.status_code != 200:
         raise RuntimeError(f"ingest of {name} failed: {response.status_code} {response.text[:200]}")
     document: dict[str, Any] = response.json()["document"]
+    if document["status"] == "needs_ocr":  # a scan: run Tesseract over it, as a person would from the OCR lane
+        params = {"project_id": str(tenant.project), "artifact_id": document["id"]}
+        resolved = client.post("/api/ocr/resolve", params=params, json={"mode": "ocr"},
+                               headers={**tenant.headers, "X-Dev-Role": "lead"})
+        if resolved.status_code != 202:
+            raise RuntimeError(f"OCR of {name} failed: {resolved.status_code} {resolved.text[:200]}")
     return document
 
 
@@ -124,19 +210,35 @@ def document_text(client: TestClient, tenant: Tenant, artifact_id: str) -> str:
     return "\n".join(page["text"] for page in response.json().get("pages", []))
 
 
-def load_twin(client: TestClient, first: Tenant, second: Tenant, docs: dict[str, dict[str, Any]],
+def load_twin(client: TestClient, db: Database, first: Tenant, second: Tenant, docs: dict[str, dict[str, Any]],
               facts: list[str]) -> dict[str, str]:
-    """Give the second project the same document names with every expected fact changed."""
+    """Give the second project the same document names with every expected fact changed.
+
+    The look-alike text is written straight to the second project's chunks (the extraction
+    of the first project's files already ran; running it again would only cost time).
+    """
     texts = {}
     for name, doc in docs.items():
         body = document_text(client, first, doc["id"])
-        for fact in facts:
+        for fact in sorted(set(facts), key=len, reverse=True):
             body = body.replace(fact, mutate(fact))
         if body.strip():
-            twin = ingest(client, second, name if name.endswith((".txt", ".md", ".csv")) else f"{name}.txt",
-                          body.encode())
-            texts[twin["id"]] = body
+            texts[str(insert_text_document(db, second, name, body))] = body
     return texts
+
+
+def insert_text_document(db: Database, tenant: Tenant, name: str, body: str) -> uuid.UUID:
+    """A ready text document with its chunks, written through the service engine."""
+    now = utcnow()
+    artifact = Artifact(id=uuid.uuid4(), org_id=tenant.org, project_id=tenant.project, name=name,
+                        media_type="text/plain", kind="txt", size=len(body.encode()), sha256=uuid.uuid4().hex * 2,
+                        storage_key=f"bench/{uuid.uuid4()}", status="ready", page_count=1, chunk_count=0,
+                        ocr_pages=[], version=1, shareable=False, meta={}, created_at=now, updated_at=now)
+    with db.service_transaction() as s:
+        s.add(artifact)
+        s.flush()
+        artifact.chunk_count = insert_chunks(s, chunk_rows(artifact, [Segment(body.strip(), None, "")]))
+    return artifact.id
 
 
 def ask(client: TestClient, tenant: Tenant, question: str) -> tuple[dict[str, Any], float]:
@@ -151,62 +253,144 @@ def ask(client: TestClient, tenant: Tenant, question: str) -> tuple[dict[str, An
     return body, elapsed
 
 
-def run_questions(client: TestClient, tenant: Tenant, questions: list[dict[str, Any]], rounds: int,
-                  expect: Any = None) -> Report:
-    """Ask every question `rounds` times; keep the last answer of each and every timing."""
+class Bm25Baseline:
+    """A bare BM25 sentence ranker: SQLite FTS5 over the documents' sentences, stop words removed."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.db = sqlite3.connect(":memory:")
+        self.db.execute("CREATE VIRTUAL TABLE s USING fts5(body)")
+        self.db.executemany("INSERT INTO s(body) VALUES (?)", [(x,) for t in texts for x in split_sentences(t)])
+
+    def top(self, question: str, k: int) -> list[str]:
+        words = [w for w in _WORD.findall(question.lower()) if w not in STOP_WORDS]
+        if not words:
+            return []
+        query = " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
+        return [r[0] for r in self.db.execute("SELECT body FROM s WHERE s MATCH ? ORDER BY rank LIMIT ?",
+                                              (query, k))]
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a text: at sentence ends and line ends (a wrapped line of 70+ characters goes on)."""
+    lines: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if lines and len(lines[-1]) >= 70 and not lines[-1].endswith((".", "!", "?", ":", ";")):
+            lines[-1] += " " + line
+        else:
+            lines.append(line)
+    return [s for line in lines for s in _SENTENCE_END.split(line) if s.strip()]
+
+
+Asker = Callable[[str], tuple[dict[str, Any], float]]
+
+
+def run_corpus(corpus: Corpus, ask_main: Asker, ask_twin: Asker | None, texts: dict[str, str],
+               twin_texts: dict[str, str], rounds: int = 1) -> Figures:
+    """Ask every question; compare with the bare ranker; count refusals and crossings."""
+    baseline = Bm25Baseline(list(texts.values()))
     results, times = [], []
-    for item in questions:
-        expected = [expect(f) for f in item["answer_contains"]] if expect else list(item["answer_contains"])
+    for item in corpus.answerable:
         for _ in range(rounds):
-            body, ms = ask(client, tenant, item["question"])
+            body, ms = ask_main(item["question"])
             times.append(ms)
-        results.append(Result(item["question"], expected, body["answer"], body["citations"], ms))
-    return Report(results=results, times=times)
+        k = max(1, len(body["citations"]))
+        results.append(Result(item["question"], list(item["answer_contains"]), body["answer"], body["citations"],
+                              body["found"], "\n".join(baseline.top(item["question"], k))))
+    refused, wrong = 0, []
+    for question in corpus.unanswerable:
+        body, ms = ask_main(question)
+        times.append(ms)
+        refused += not body["found"]
+        if body["found"]:
+            wrong.append(f"{question!r}: {body['answer'][:140]!r}")
+    figures = Figures(corpus.name, results, refused, len(corpus.unanswerable), times, wrongly_answered=wrong)
+    facts = facts_of(corpus.answerable)
+    figures.crossings = crossings(results, set(texts), [mutate(f) for f in facts if mutate(f) != f])
+    if ask_twin is not None:
+        twin = [Result(q["question"], [mutate_fact(f) for f in q["answer_contains"]],
+                       *_answer(ask_twin, q["question"]))
+                for q in corpus.answerable]
+        figures.crossings += crossings(twin, set(twin_texts), [f for f in facts if mutate(f) != f])
+    return figures
 
 
-def citation_precision(report: Report, texts: dict[str, str]) -> float:
-    """Citations whose document holds one of the expected strings, over all citations."""
-    good = total = 0
-    for result in report.results:
-        for cite in result.citations:
-            total += 1
-            good += any(fact in texts.get(cite["artifact_id"], "") for fact in result.expected)
-    return good / total if total else 0.0
+def _answer(asker: Asker, question: str) -> tuple[str, list[dict[str, Any]], bool]:
+    body = asker(question)[0]
+    return body["answer"], body["citations"], body["found"]
 
 
-def crossings(report: Report, own_docs: set[str], foreign_facts: list[str]) -> list[str]:
+def crossings(results: list[Result], own_docs: set[str], foreign_facts: list[str]) -> list[str]:
     """Answers or citations that show the other project's documents or facts."""
     found = []
-    for result in report.results:
+    for result in results:
         for cite in result.citations:
             if cite["artifact_id"] not in own_docs:
                 found.append(f"{result.question!r} cites a foreign document {cite['name']}")
         for fact in foreign_facts:
-            if fact in result.answer:
+            if len(fact) > 2 and fact in result.answer:
                 found.append(f"{result.question!r} shows the other project's fact {fact!r}")
     return found
 
 
-def pad_project(runtime: Runtime, tenant: Tenant, target: int, seed: int = 7) -> int:
+def load_corpus_pair(client: TestClient, db: Database, corpus: Corpus, main: Tenant,
+                     twin: Tenant) -> tuple[dict[str, str], dict[str, str]]:
+    """Ingest a corpus into one project and its look-alike into the other; return both projects' texts."""
+    docs = {p.name: ingest(client, main, p.name, p.read_bytes()) for p in sorted(corpus.folder.iterdir())
+            if p.is_file()}
+    texts = {d["id"]: document_text(client, main, d["id"]) for d in docs.values()}
+    facts = facts_of(corpus.answerable)
+    return texts, load_twin(client, db, main, twin, docs, facts)
+
+
+def calibrate(corpora: list[Corpus], askers: dict[str, Asker]) -> list[tuple[float, float, float]]:
+    """(threshold, answered with a hit, unanswerable refused) for each threshold, over every corpus together."""
+    rows = []
+    saved = extractive.MIN_COVERAGE
+    try:
+        for threshold in THRESHOLDS:
+            extractive.MIN_COVERAGE = threshold
+            hits = total = refused = unanswerable = 0
+            for corpus in corpora:
+                asker = askers[corpus.name]
+                for item in corpus.answerable:
+                    body = asker(item["question"])[0]
+                    hits += all(holds(body["answer"], f) for f in item["answer_contains"])
+                    total += 1
+                for question in corpus.unanswerable:
+                    refused += not asker(question)[0]["found"]
+                    unanswerable += 1
+            rows.append((threshold, hits / max(total, 1), refused / max(unanswerable, 1)))
+    finally:
+        extractive.MIN_COVERAGE = saved
+    return rows
+
+
+def pad_project(db: Database, tenant: Tenant, target: int, seed: int = 7) -> int:
     """Add generated chunks to the project until it holds `target`; return how many it holds."""
     rng = random.Random(seed)
-    with runtime.db.service_transaction() as s:
+    with db.service_transaction() as s:
         have = s.scalar(select(func.count()).where(ArtifactChunk.project_id == tenant.project)) or 0
     per_doc, now = 50, utcnow()
     while have < target:
-        with runtime.db.service_transaction() as s:
-            artifact_id = uuid.uuid4()
-            s.execute(insert(Artifact).values(
-                id=artifact_id, org_id=tenant.org, project_id=tenant.project, name=f"Generated {have}.txt",
-                media_type="text/plain", kind="text", size=1, sha256=uuid.uuid4().hex * 2,
-                storage_key=f"bench/{artifact_id}", status="ready", page_count=1, chunk_count=per_doc,
-                ocr_pages=[], version=1, shareable=False, meta={}, created_at=now, updated_at=now))
-            count = min(per_doc, target - have)
-            s.execute(insert(ArtifactChunk), [
-                {"id": uuid.uuid4(), "org_id": tenant.org, "project_id": tenant.project,
-                 "artifact_id": artifact_id, "seq": i, "page": None, "locator": "", "created_at": now,
-                 "text": _filler(rng)} for i in range(count)])
-            have += count
+        with db.service_transaction() as s:
+            for _ in range(20):
+                if have >= target:
+                    break
+                artifact_id = uuid.uuid4()
+                s.execute(insert(Artifact).values(
+                    id=artifact_id, org_id=tenant.org, project_id=tenant.project, name=f"Generated {have}.txt",
+                    media_type="text/plain", kind="text", size=1, sha256=uuid.uuid4().hex * 2,
+                    storage_key=f"bench/{artifact_id}", status="ready", page_count=1, chunk_count=per_doc,
+                    ocr_pages=[], version=1, shareable=False, meta={}, created_at=now, updated_at=now))
+                count = min(per_doc, target - have)
+                s.execute(insert(ArtifactChunk), [
+                    {"id": uuid.uuid4(), "org_id": tenant.org, "project_id": tenant.project,
+                     "artifact_id": artifact_id, "seq": i, "page": None, "locator": "", "created_at": now,
+                     "text": _filler(rng)} for i in range(count)])
+                have += count
     return have
 
 
@@ -231,8 +415,8 @@ def database(kind: str) -> Iterator[tuple[str, Path]]:
                 yield url, Path(tmp)
 
 
-def evaluate(kind: str, corpus: Path, questions: list[dict[str, Any]], *, scale: int = 0,
-             rounds: int = 5) -> dict[str, Any]:
+def evaluate(kind: str, corpora: list[Corpus], *, scale: int = 0, rounds: int = 3, filler_projects: int = 0,
+             calibrating: bool = False) -> dict[str, Any]:
     """Run the whole harness on one database engine; return the figures."""
     with database(kind) as (url, data_dir):
         settings = load_settings(kap_database_url=url, kap_data_dir=data_dir, dev_auth=True, kap_env="test",
@@ -241,63 +425,94 @@ def evaluate(kind: str, corpus: Path, questions: list[dict[str, Any]], *, scale:
         runtime = Runtime.build(settings)
         try:
             with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
-                return _evaluate(client, runtime, corpus, questions, scale, rounds)
+                return _evaluate(client, runtime.db, corpora, scale, rounds, filler_projects, calibrating)
         finally:
             runtime.close()
 
 
-def _evaluate(client: TestClient, runtime: Runtime, corpus: Path, questions: list[dict[str, Any]], scale: int,
-              rounds: int) -> dict[str, Any]:
-    first, second = make_tenant(runtime, "Northwind"), make_tenant(runtime, "Look-alike")
-    docs = {p.name: ingest(client, first, p.name, p.read_bytes()) for p in sorted(corpus.iterdir()) if p.is_file()}
-    texts = {d["id"]: document_text(client, first, d["id"]) for d in docs.values()}
-    facts = [f for q in questions for f in q["answer_contains"]]
-    twin_texts = load_twin(client, first, second, docs, facts)
-    main = run_questions(client, first, questions, rounds)
-    main.precision = citation_precision(main, texts)
-    twin = run_questions(client, second, questions, 1, expect=mutate)
-    twin.precision = citation_precision(twin, twin_texts)
-    main.crossings = crossings(main, set(texts), [mutate(f) for f in facts])
-    twin.crossings = crossings(twin, set(twin_texts), [f for f in facts if mutate(f) != f])
-    figures = {"questions": len(questions), "main": main, "twin": twin}
+def _evaluate(client: TestClient, db: Database, corpora: list[Corpus], scale: int, rounds: int,
+              filler_projects: int, calibrating: bool) -> dict[str, Any]:
+    figures: dict[str, Any] = {"corpora": []}
+    askers: dict[str, Asker] = {}
+    loaded = []
+    for corpus in corpora:
+        main, twin = make_tenant(db, corpus.name.title()), make_tenant(db, f"Look-alike {corpus.name}")
+        texts, twin_texts = load_corpus_pair(client, db, corpus, main, twin)
+        askers[corpus.name] = _asker(client, main)
+        loaded.append((corpus, main, twin, texts, twin_texts))
+    for corpus, _, twin, texts, twin_texts in loaded:
+        figures["corpora"].append(run_corpus(corpus, askers[corpus.name], _asker(client, twin), texts, twin_texts,
+                                             rounds))
+    if calibrating:
+        figures["calibration"] = calibrate(corpora, askers)
     if scale:
-        figures["chunks"] = pad_project(runtime, first, scale)
-        scaled = run_questions(client, first, questions, rounds)
-        scaled.precision = citation_precision(scaled, texts)
-        figures["scaled"] = scaled
+        corpus, main, _, texts, _ = loaded[0]
+        figures["chunks"] = pad_project(db, main, scale)
+        for n in range(filler_projects):
+            other = make_tenant(db, f"Filler {n}")
+            pad_project(db, other, scale, seed=100 + n)
+        figures["total_chunks"] = figures["chunks"] * (1 + filler_projects)
+        figures["scaled"] = [run_corpus(c, askers[c.name], None, t, {}, rounds) for c, _, _, t, _ in loaded[:1]]
     return figures
 
 
-def print_figures(kind: str, figures: dict[str, Any]) -> None:
-    """Print one engine's figures."""
-    main, twin = figures["main"], figures["twin"]
-    out(f"[{kind}] northwind: hit rate {main.hit_rate:.0%} ({sum(r.hit for r in main.results)}/{len(main.results)}), "
-        f"citation precision {main.precision:.0%}, p50 {median(main.times):.1f} ms, p95 {pct(main.times, 0.95):.1f} ms")
-    out(f"[{kind}] look-alike project (other org): hit rate {twin.hit_rate:.0%}, citation precision "
-        f"{twin.precision:.0%}, crossings {len(main.crossings) + len(twin.crossings)}")
-    for line in main.crossings + twin.crossings:
+def _asker(client: TestClient, tenant: Tenant) -> Asker:
+    return lambda question: ask(client, tenant, question)
+
+
+def print_corpus(kind: str, f: Figures, show_misses: bool) -> None:
+    """Print one corpus's figures."""
+    hits, n = sum(r.hit for r in f.results), len(f.results)
+    base = sum(r.baseline_hit for r in f.results)
+    ratio = f.hit_rate / f.baseline_rate if f.baseline_rate else float("inf")
+    out(f"[{kind}] {f.corpus}: Kap hit rate {f.hit_rate:.1%} ({hits}/{n}) vs bare BM25 {f.baseline_rate:.1%} "
+        f"({base}/{n}), ratio {ratio:.2f}x; citation precision {f.precision:.1%}; answerable refused "
+        f"{f.answerable_refused:.1%}; unanswerable refused {f.refusal_rate:.1%} "
+        f"({f.refused_unanswerable}/{f.unanswerable}); p50 {median(f.times):.1f} ms, p95 {pct(f.times, 0.95):.1f} ms; "
+        f"crossings {len(f.crossings)}")
+    for line in f.crossings:
         out(f"    CROSSING {line}")
-    for result in main.results:
-        if not result.hit:
-            out(f"    MISS {result.question!r}: {result.answer[:160]!r}")
-    if "scaled" in figures:
-        scaled = figures["scaled"]
-        out(f"[{kind}] at {figures['chunks']} chunks in the project: hit rate {scaled.hit_rate:.0%}, citation "
-            f"precision {scaled.precision:.0%}, p50 {median(scaled.times):.1f} ms, "
-            f"p95 {pct(scaled.times, 0.95):.1f} ms")
+    if show_misses:
+        for result in f.results:
+            if not result.hit:
+                out(f"    MISS {result.question!r} want {result.expected}: {result.answer[:200]!r}")
+        for line in f.wrongly_answered:
+            out(f"    ANSWERED {line}")
+
+
+def print_figures(kind: str, figures: dict[str, Any], show_misses: bool = False) -> None:
+    """Print one engine's figures."""
+    for f in figures["corpora"]:
+        print_corpus(kind, f, show_misses)
+    for threshold, answered, refused in figures.get("calibration", []):
+        out(f"[{kind}] refusal threshold {threshold:.2f}: answerable hit {answered:.1%}, unanswerable refused "
+            f"{refused:.1%}{'  <- current' if threshold == extractive.MIN_COVERAGE else ''}")
+    for f in figures.get("scaled", []):
+        out(f"[{kind}] at {figures['chunks']} chunks in the project ({figures['total_chunks']} in the database):")
+        print_corpus(kind, f, False)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
-    parser.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS)
+    parser.add_argument("--corpus", type=Path, help="a folder of documents (with --questions)")
+    parser.add_argument("--questions", type=Path)
+    parser.add_argument("--corpora", default="northwind,bayline", help="named corpora, comma-separated")
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="sqlite")
-    parser.add_argument("--scale", type=int, default=0, help="pad the project to this many chunks and measure again")
-    parser.add_argument("--rounds", type=int, default=5, help="times each question is asked for the latency figures")
+    parser.add_argument("--scale", type=int, default=0, help="pad the first project to this many chunks")
+    parser.add_argument("--filler-projects", type=int, default=0,
+                        help="with --scale, as many other projects of the same size")
+    parser.add_argument("--rounds", type=int, default=3, help="times each question is asked for the latency figures")
+    parser.add_argument("--calibrate", action="store_true", help="sweep the refusal threshold")
+    parser.add_argument("--misses", action="store_true", help="list missed and wrongly answered questions")
     args = parser.parse_args(argv)
-    questions = json.loads(args.questions.read_text())
+    if args.corpus:
+        corpora = [load_corpus(args.corpus.name, args.corpus, args.questions)]
+    else:
+        corpora = [load_corpus(name) for name in args.corpora.split(",")]
     for kind in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
-        print_figures(kind, evaluate(kind, args.corpus, questions, scale=args.scale, rounds=args.rounds))
+        print_figures(kind, evaluate(kind, corpora, scale=args.scale, rounds=args.rounds,
+                                     filler_projects=args.filler_projects, calibrating=args.calibrate),
+                      args.misses)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,16 @@
-"""Ask Kap: hit rate, citation precision and p50/p95 latency on the Northwind questions, then at 10,000 chunks."""
+"""Ask Kap: both corpora on both engines (hit rate vs bare BM25, refusals, latency), then at 10,000 chunks."""
 
 from __future__ import annotations
 
-import json
-
-from bench.ask_eval import DEFAULT_CORPUS, DEFAULT_QUESTIONS, evaluate, print_figures
+from bench.ask_eval import evaluate, load_corpus, print_figures
 
 SCALE = 10_000
 
 
 def main() -> None:
-    questions = json.loads(DEFAULT_QUESTIONS.read_text())
+    corpora = [load_corpus("northwind"), load_corpus("bayline")]
     for kind in ("sqlite", "postgresql"):
-        print_figures(kind, evaluate(kind, DEFAULT_CORPUS, questions, scale=SCALE, rounds=5))
+        print_figures(kind, evaluate(kind, corpora, scale=SCALE, rounds=3))
 
 
 if __name__ == "__main__":

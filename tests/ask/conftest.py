@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import re
+import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import FIXTURES, World
 
 CORPUS = FIXTURES / "northwind"
-QUESTIONS = json.loads((FIXTURES / "northwind-questions.json").read_text())
+QUESTIONS = json.loads((FIXTURES / "northwind-ask.json").read_text())["answerable"]
 MODEL = "kap-test-model"
 
 
@@ -38,10 +39,22 @@ def upload(client: TestClient, world: World, name: str, content: bytes, *, proje
     return document
 
 
+def upload_read(client: TestClient, world: World, name: str, content: bytes, *, project: uuid.UUID | None = None,
+                who: str = "lead") -> dict[str, Any]:
+    """Upload a file and, when it is a scan, run OCR over it from the Needs OCR lane, as a person would."""
+    document = upload(client, world, name, content, project=project, who=who)
+    if document["status"] == "needs_ocr" and shutil.which("tesseract") is not None:
+        response = client.post("/api/ocr/resolve", params={"project_id": str(project or world.project_a),
+                                                           "artifact_id": document["id"]},
+                               json={"mode": "ocr"}, headers=world.h(who))
+        assert response.status_code == 202, response.text
+    return document
+
+
 def ingest_corpus(client: TestClient, world: World, *, project: uuid.UUID | None = None,
                   who: str = "lead") -> dict[str, dict[str, Any]]:
     """Upload every Northwind file; return the documents by name."""
-    return {p.name: upload(client, world, p.name, p.read_bytes(), project=project, who=who)
+    return {p.name: upload_read(client, world, p.name, p.read_bytes(), project=project, who=who)
             for p in sorted(CORPUS.iterdir())}
 
 

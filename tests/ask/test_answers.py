@@ -31,7 +31,7 @@ def test_every_northwind_question_is_answered_with_a_citation_holding_the_fact(a
         page = f"#page={first['page']}" if first["page"] else ""
         assert first["link"] == f"/p/{world.project_a}/documents/{first['artifact_id']}{page}"
         source = _document_text(ask_client, world, first["artifact_id"])
-        assert all(fact in first["quote"] for fact in item["answer_contains"]), first
+        assert all(fact in first["quote"] for fact in item["answer_contains"]), (item, body["answer"])
         assert first["quote"].split(" ")[0] in source
 
 

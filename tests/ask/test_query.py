@@ -7,7 +7,7 @@ import uuid
 from kap.ask.extractive import sentences
 from kap.ask.llm import chat_url, parse_reply
 from kap.ask.query import parse_question, stem
-from kap.ask.retrieval import fts5_relaxed, rrf
+from kap.ask.retrieval import fts5_stemmed, rrf
 
 
 def test_stop_words_go_and_identifiers_numbers_dates_stay() -> None:
@@ -33,11 +33,12 @@ def test_stems_join_word_forms() -> None:
     assert stem("status") == "status"
 
 
-def test_relaxed_fts_query_holds_the_project_and_prefixes() -> None:
+def test_stemmed_fts_query_holds_the_project_words_and_exact_identifiers() -> None:
     project = uuid.uuid4()
-    expression = fts5_relaxed(project, parse_question("converted records of R-07").terms)
-    assert expression.startswith(f'proj : "p{project.hex}" AND body : (')
-    assert '"conver" *' in expression and '"r 07"' in expression and " OR " in expression
+    expression = fts5_stemmed(project, parse_question("converted records of R-07 who owns").terms)
+    assert expression.startswith(f'proj : "p{project.hex}" AND {{head body}} : (')
+    assert '"converted"' in expression and '"r 07"' in expression and " AND " in expression
+    assert '("owns" OR "responsible")' in expression
 
 
 def test_wrapped_pdf_lines_are_joined_but_rows_stay_apart() -> None:
@@ -70,10 +71,10 @@ def test_base_urls_of_common_servers() -> None:
     assert chat_url("http://vllm:8000") == "http://vllm:8000/v1/chat/completions"
 
 
-def test_idf_ranking_prefers_the_chunk_with_the_rare_term() -> None:
-    from kap.ask.retrieval import idf_rank
+def test_rare_terms_weigh_more_and_a_term_no_chunk_holds_counts_as_held_once() -> None:
+    from kap.ask.retrieval import Frequencies
 
-    terms = parse_question("time clock punches").terms
-    common = [(uuid.uuid4(), (True, True, False)) for _ in range(20)]
-    rare = uuid.uuid4()
-    assert idf_rank(terms, [*common, (rare, (True, False, True))], 3)[0] == rare
+    time, clock, punches = parse_question("time clock punches").terms
+    freq = Frequencies(df={time: 900, clock: 40, punches: 0}, total=1000)
+    assert freq.idf(punches) > freq.idf(clock) > freq.idf(time)
+    assert freq.idf(punches) == Frequencies(df={punches: 1}, total=1000).idf(punches)

@@ -13,7 +13,8 @@ from functools import lru_cache
 from typing import Literal
 
 Kind = Literal["ident", "number", "phrase", "word"]
-Expect = Literal["date", "number", "person", "any"]
+Expect = Literal["date", "duration", "frequency", "money", "percent", "number", "person", "place", "entity",
+                 "decision", "any"]
 
 STOP_WORDS = frozenset("""
 a about above after again against all am an and any are as at be because been before being below between both
@@ -23,6 +24,14 @@ once only or other our ours ourselves out over own same she should so some such 
 themselves then there these they this those through to too under until up very was we were what when where which
 while who whom why will with would you your yours yourself yourselves tell please show give know find
 much many anything something get got say says said s t
+""".split())
+
+# Words of a question's phrasing that say little about the fact asked for: they count, lightly.
+LIGHT_WORDS = frozenset("""
+side today currently current roughly approximately exactly exist exists existing happen happens happened take takes
+taken use used uses using handle handles problem approach terms fast quickly soon need needs needed include included
+includes cover covers covered mean means plan planned planning new old still overall total main kind type sort way
+whole part full actually really also become becomes run runs provide provided provides done made make
 """.split())
 
 _TOKEN = re.compile(r"\w(?:[\w,.:/'’-]*\w)?", re.UNICODE)
@@ -40,13 +49,21 @@ class QTerm:
     text: str
     words: tuple[str, ...]
     kind: Kind
+    alts: tuple[str, ...] = ()
 
     @property
     def stem(self) -> str:
         return stem(self.words[0]) if self.kind == "word" else self.text
 
     @property
+    def stems(self) -> frozenset[str]:
+        """The stem and the stems of the term's synonyms."""
+        return frozenset({self.stem, *(stem(a) for a in self.alts)})
+
+    @property
     def weight(self) -> float:
+        if self.kind == "word" and self.text in LIGHT_WORDS:
+            return 0.35
         if self.kind == "ident":
             return 3.0
         if self.kind == "number":
@@ -61,6 +78,7 @@ class Question:
     text: str
     terms: tuple[QTerm, ...]
     expect: Expect
+    focus: tuple[QTerm, ...] = ()
 
 
 @lru_cache(maxsize=65_536)
@@ -91,25 +109,61 @@ def _classify(token: str) -> QTerm | None:
         return QTerm(lowered, words, "phrase")
     if lowered in STOP_WORDS or len(lowered) < 2:
         return None
-    return QTerm(lowered, words, "word")
+    return QTerm(lowered, words, "word", synonyms(lowered))
+
+
+# Words consultants use for the same thing; a term also matches its group's words.
+SYNONYM_GROUPS = [
+    "launch live go-live golive", "start starts begin begins kick-off kickoff commence", "fee fees price charge",
+    "sites depots locations", "staff employees workers people headcount", "decide decided decision agreed chose",
+    "spend spent used", "finish finished end ends", "vendor provider supplier", "meeting meets call",
+    "approve approved approval sign-off", "cost costs price", "owner owns responsible", "sync synced interface",
+]
+_SYNONYMS: dict[str, tuple[str, ...]] = {}
+for _group in SYNONYM_GROUPS:
+    for _word in _group.split():
+        _SYNONYMS.setdefault(stem(_word), tuple(w for w in _group.split() if "-" not in w and w != _word))
+
+
+def synonyms(word: str) -> tuple[str, ...]:
+    """Other words for the same thing (plain words only), from SYNONYM_GROUPS."""
+    return _SYNONYMS.get(stem(word), ())
+
+
+_EXPECT: list[tuple[Expect, str]] = [
+    ("duration", r"\bhow long\b|\bhow many (minutes|hours|days|weeks|months|years)\b|\bduration\b"
+                 r"|\b(period|window|notice|length)\b(?!.*\b(when|date)\b)"),
+    ("frequency", r"\bhow often\b|\bhow frequently\b|\bwhat frequency\b"),
+    ("percent", r"\bwhat (percentage|share|proportion|rate|percent)\b|\bpercentage\b|\bmatch rate\b"),
+    ("money", r"\bhow much\b(?! notice| time| training)|\bwhat (is|was) the (total |fixed |blended )?"
+              r"(fee|cost|budget|price|day rate|rate|amount|savings?)\b|\bcost impact\b|\bwhat does .* cost\b"),
+    ("number", r"\bhow many\b|\bwhat number\b|\bnumber of\b|\bcount of\b"),
+    ("date", r"\b(when|what date|which date|what day|what time|by when|deadline|due date|due)\b"),
+    ("person", r"\b(who|whom|whose)\b|\bwhich person\b"),
+    ("place", r"\bwhere\b|\bwhich (city|country|site|location|office|depot|warehouses?)\b"),
+    ("decision", r"\bwhat (did|have) we (decide|agree|choose)|\bwhat was (decided|agreed)\b"
+                 r"|\bwhat did the .* (decide|agree)"),
+    ("entity", r"\bwhich\b|\bwhat (vendor|bank|provider|system|tool|platform|company|module)"),
+]
 
 
 def expected_answer(text: str) -> Expect:
-    """Guess what kind of fact answers the question, from its first words."""
+    """Guess what kind of fact answers the question: a date, a duration, money, a person, a place..."""
     lowered = text.lower()
-    if re.search(r"\b(when|what date|which date|what day|by when|deadline)\b", lowered):
+    if re.match(r"\s*(when|by when|what date|what time)\b", lowered):
         return "date"
-    if re.search(r"\b(how many|how much|what percentage|what number|what is the (fee|cost|budget|price))\b",
-                 lowered):
-        return "number"
-    if re.search(r"\b(who|whom)\b", lowered):
-        return "person"
+    for kind, pattern in _EXPECT:
+        if re.search(pattern, lowered):
+            return kind
     return "any"
+
+
+_HOW = re.compile(r"\bhow (long|often|much|many|soon|far|frequently)\b", re.IGNORECASE)
 
 
 def parse_question(text: str) -> Question:
     """Split a question into its content terms, dropping stop words and repeats."""
-    seen: set[str] = set()
+    seen: set[str] = {m.group(1).lower() for m in _HOW.finditer(text)}
     terms: list[QTerm] = []
     for token in _TOKEN.findall(text):
         term = _classify(token)
@@ -117,7 +171,27 @@ def parse_question(text: str) -> Question:
             continue
         seen.add(term.text)
         terms.append(term)
-    return Question(text=text, terms=tuple(terms[:MAX_TERMS]), expect=expected_answer(text))
+    return Question(text=text, terms=tuple(terms[:MAX_TERMS]), expect=expected_answer(text),
+                    focus=_focus(text, terms))
+
+
+_COUNTED = re.compile(r"\bhow (?:many|much)\s+(?:of\s+(?:the\s+)?)?([a-z][\w-]*)", re.IGNORECASE)
+_ROLE = re.compile(r"^\s*who (?:is|was|are|were) (?:the |our |their |its )?([\w' -]+?)\s*"
+                   r"(?:\bfor\b|\bof\b|\bon\b|\bin\b|\bat\b|\?|$)", re.IGNORECASE)
+
+
+def _focus(text: str, terms: list[QTerm]) -> tuple[QTerm, ...]:
+    """What an answer has to name: the X counted in "how many X", the role in "who is the X"."""
+    by_text = {t.text: t for t in terms if t.kind == "word"}
+    counted = _COUNTED.search(text)
+    if counted is not None:
+        word = by_text.get(counted.group(1).lower())
+        return (word,) if word else ()
+    role = _ROLE.search(text)
+    if role is not None:
+        words = [w.lower().removesuffix("'s") for w in role.group(1).split()]
+        return tuple(by_text[w] for w in words if w in by_text)
+    return ()
 
 
 @lru_cache(maxsize=8192)
@@ -129,6 +203,6 @@ def sentence_stems(sentence: str) -> frozenset[str]:
 def term_in(term: QTerm, lowered_sentence: str, stems: frozenset[str]) -> bool:
     """Whether a sentence (lower-cased, with its stems) contains a question term."""
     if term.kind == "word":
-        return term.stem in stems
+        return not term.stems.isdisjoint(stems)
     pattern = r"(?<!\w)" + r"\W{1,3}".join(re.escape(w) for w in term.words) + r"(?!\w)"
     return re.search(pattern, lowered_sentence) is not None

@@ -11,7 +11,6 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -24,10 +23,10 @@ from kap.core.jobs import enqueue_after_commit
 from kap.core.settings import Settings
 from kap.documents.models import Artifact, ArtifactChunk
 from kap.documents.schemas import deep_link
-from kap.documents.search import search_chunks
 
 RRF_K = 60
-COMMON_CAP = 200
+COUNT_CAP = 5000
+SIZE_CAP = 2_000_000
 BUILDING = "The semantic index is being built"
 POOL = 24
 
@@ -58,6 +57,7 @@ class Retrieved:
     match: str = "all"
     notes: list[str] = field(default_factory=list)
     needs_embedding: bool = False
+    frequencies: Frequencies | None = None
 
 
 def rrf(lists: Sequence[Sequence[uuid.UUID]]) -> dict[uuid.UUID, float]:
@@ -69,98 +69,140 @@ def rrf(lists: Sequence[Sequence[uuid.UUID]]) -> dict[uuid.UUID, float]:
     return scores
 
 
-def strict_query(terms: Sequence[QTerm]) -> str:
-    """The documents search string: every term as an exact phrase."""
-    return " ".join('"' + " ".join(term.words) + '"' for term in terms)
-
-
-def strict_hits(ctx: ProjectContext, question: Question, limit: int = POOL) -> list[Candidate]:
-    """Chunks holding every term exactly (the documents search, 'all' match)."""
-    if not question.terms:
-        return []
-    hits = search_chunks(ctx, strict_query(question.terms), limit, match="all")
-    return [Candidate(h.chunk_id, h.artifact_id, h.artifact_name, h.page, h.locator, h.text) for h in hits]
-
-
-def relaxed_hits(ctx: ProjectContext, question: Question, limit: int = POOL) -> list[Candidate]:
-    """Chunks holding any telling term, words matched by their stem as a prefix, rarer terms counting more."""
-    if not question.terms:
-        return []
-    if ctx.session.get_bind().dialect.name == "postgresql":
-        return _relaxed_postgres(ctx, question.terms, limit)
-    # Terms found in COMMON_CAP chunks or more make the OR query walk most of a large
-    # project while bm25 gives them almost no weight: leave them out when a rarer one is there.
-    frequencies = _frequencies_sqlite(ctx.session, ctx.project_id, question.terms)
-    rare = [t for t, df in zip(question.terms, frequencies, strict=True) if 0 < df < COMMON_CAP]
-    terms = rare or [t for t, df in zip(question.terms, frequencies, strict=True) if df]
-    return _relaxed_sqlite(ctx.session, ctx.project_id, terms, limit) if terms else []
-
-
-def _fts5_term(term: QTerm) -> str:
-    if term.kind == "word" and len(term.stem) >= 3:
-        return f'"{term.stem}" *'
+def fts5_term(term: QTerm) -> str:
+    """One term for the stemmed FTS5 index: a word or any of its synonyms, else an exact phrase."""
+    if term.kind == "word":
+        words = (term.words[0], *term.alts)
+        return "(" + " OR ".join(f'"{w}"' for w in words) + ")" if len(words) > 1 else f'"{words[0]}"'
     return '"' + " ".join(term.words) + '"'
 
 
+def fts5_stemmed(project_id: uuid.UUID, terms: Sequence[QTerm], joiner: str = " AND ") -> str:
+    """The FTS5 MATCH string over the stemmed index: the project AND the terms (all, or any)."""
+    return f'proj : "p{project_id.hex}" AND {{head body}} : ({joiner.join(fts5_term(t) for t in terms)})'
+
+
 def fts5_relaxed(project_id: uuid.UUID, terms: Sequence[QTerm]) -> str:
-    """The FTS5 MATCH string: the project AND any term (stems as prefixes, the rest as phrases)."""
-    return f'proj : "p{project_id.hex}" AND body : ({" OR ".join(_fts5_term(t) for t in terms)})'
+    """The FTS5 MATCH string for any of the terms."""
+    return fts5_stemmed(project_id, terms, " OR ")
 
 
-def _frequencies_sqlite(session: Session, project_id: uuid.UUID, terms: Sequence[QTerm]) -> list[int]:
-    params: dict[str, object] = {"cap": COMMON_CAP}
-    parts = []
-    for i, term in enumerate(terms):
-        params[f"q{i}"] = fts5_relaxed(project_id, [term])
-        parts.append(f"SELECT {i}, (SELECT count(*) FROM (SELECT 1 FROM artifact_chunks_fts "
-                     f"WHERE artifact_chunks_fts MATCH :q{i} LIMIT :cap))")
-    rows: dict[int, int] = {int(i): int(n) for i, n in session.execute(text(" UNION ALL ".join(parts)), params).all()}
-    return [rows.get(i, 0) for i in range(len(terms))]
-
-
-def _pg_term(i: int, term: QTerm, params: dict[str, object]) -> str:
-    if term.kind == "word" and len(term.stem) >= 3:
-        params[f"t{i}"] = f"'{term.stem}':*"  # a stem holds word characters only
-        return f"to_tsquery('simple', :t{i})"
+def pg_term(i: int, term: QTerm, params: dict[str, object]) -> str:
+    """One term as a tsquery on the `english` configuration (words stemmed, the rest as phrases)."""
+    if term.kind == "word":
+        parts = []
+        for j, word in enumerate((term.words[0], *term.alts)):
+            params[f"t{i}_{j}"] = word
+            parts.append(f"plainto_tsquery('english', :t{i}_{j})")
+        return "(" + " || ".join(parts) + ")"
     params[f"t{i}"] = term.text
-    return f"phraseto_tsquery('simple', :t{i})"
+    return f"phraseto_tsquery('english', :t{i})"
 
 
-def _relaxed_sqlite(session: Session, project_id: uuid.UUID, terms: Sequence[QTerm], limit: int) -> list[Candidate]:
+@dataclass
+class Frequencies:
+    """How many of the project's chunks hold each term (counted up to COUNT_CAP), and the project's size."""
+
+    df: dict[QTerm, int]
+    total: int
+
+    def weights(self, terms: Sequence[QTerm]) -> dict[QTerm, float]:
+        return {t: self.idf(t) for t in terms}
+
+    def idf(self, term: QTerm) -> float:
+        """The term's weight times its rarity in the project (a term no chunk holds counts as held once)."""
+        n = max(self.total, 1)
+        return term.weight * math.log(1 + n / max(self.df.get(term, 0), 1))
+
+
+def _under_rls(session: Session) -> bool:
+    if "kap_under_rls" not in session.info:
+        session.info["kap_under_rls"] = bool(session.execute(text(
+            "SELECT NOT (rolsuper OR rolbypassrls) FROM pg_roles WHERE rolname = current_user")).scalar())
+    return bool(session.info["kap_under_rls"])
+
+
+def frequencies(ctx: ProjectContext, terms: Sequence[QTerm]) -> Frequencies:
+    """Each term's document frequency in the project, and the project's chunk count, in one statement."""
+    params: dict[str, object] = {"cap": COUNT_CAP, "project": _project_param(ctx), "size_cap": SIZE_CAP}
+    parts = []
+    postgres = ctx.session.get_bind().dialect.name == "postgresql"
+    for i, term in enumerate(terms):
+        if postgres:
+            query = pg_term(i, term, params)
+            if _under_rls(ctx.session):
+                parts.append(f"kap_count_chunks(CAST(:project AS uuid), {query}, :cap)")
+            else:
+                parts.append(f"(SELECT count(*) FROM (SELECT 1 FROM artifact_chunks c WHERE "
+                             f"c.project_id = CAST(:project AS uuid) AND c.tsv_en @@ {query} LIMIT :cap) s{i})")
+        else:
+            params[f"q{i}"] = fts5_stemmed(ctx.project_id, [term])
+            parts.append(f"(SELECT count(*) FROM (SELECT 1 FROM artifact_chunks_stem "
+                         f"WHERE artifact_chunks_stem MATCH :q{i} LIMIT :cap))")
+    cast = "CAST(:project AS uuid)" if postgres else ":project"
+    parts.append(f"(SELECT count(*) FROM (SELECT 1 FROM artifact_chunks WHERE project_id = {cast} "
+                 "LIMIT :size_cap) n)")
+    row = ctx.session.execute(text("SELECT " + ", ".join(parts)), params).one()
+    return Frequencies(df={t: int(row[i]) for i, t in enumerate(terms)}, total=int(row[-1]))
+
+
+def _project_param(ctx: ProjectContext) -> object:
+    return ctx.project_id if ctx.session.get_bind().dialect.name == "postgresql" else ctx.project_id.hex
+
+
+def ranked_ids(ctx: ProjectContext, terms: Sequence[QTerm], limit: int) -> list[uuid.UUID]:
+    """The project's chunks holding every term (stemmed), best first: bm25 on SQLite, ts_rank on PostgreSQL."""
+    if ctx.session.get_bind().dialect.name == "postgresql":
+        params: dict[str, object] = {"project": ctx.project_id, "limit": limit}
+        query = " && ".join(pg_term(i, t, params) for i, t in enumerate(terms))
+        if _under_rls(ctx.session):
+            sql = f"SELECT id FROM kap_rank_chunks(CAST(:project AS uuid), {query}, :limit)"
+        else:
+            sql = (f"SELECT c.id FROM artifact_chunks c, (SELECT {query} AS q) q WHERE c.project_id = "
+                   "CAST(:project AS uuid) AND c.tsv_en @@ q.q ORDER BY ts_rank(c.tsv_en, q.q) DESC, c.id LIMIT :limit")
+        return [_uuid(r[0]) for r in ctx.session.execute(text(sql), params).all()]
     sql = """
-        WITH hits AS (
-            SELECT chunk_id, rank AS score FROM artifact_chunks_fts
-            WHERE artifact_chunks_fts MATCH :q ORDER BY rank LIMIT :limit)
-        SELECT c.id, c.artifact_id, a.name, c.page, c.locator, c.text
-        FROM hits JOIN artifact_chunks c ON c.id = hits.chunk_id
-        JOIN artifacts a ON a.id = c.artifact_id
-        WHERE c.project_id = :project ORDER BY hits.score"""
-    rows = session.execute(text(sql), {"q": fts5_relaxed(project_id, terms), "limit": limit,
-                                       "project": project_id.hex}).all()
-    return [_candidate(*row) for row in rows]
+        SELECT c.id FROM (
+            SELECT rowid AS rid, bm25(artifact_chunks_stem, 0.0, 2.0, 1.0) AS score FROM artifact_chunks_stem
+            WHERE artifact_chunks_stem MATCH :q ORDER BY score LIMIT :limit) h
+        JOIN artifact_chunks c ON c.rowid = h.rid
+        WHERE c.project_id = :project ORDER BY h.score"""
+    rows = ctx.session.execute(text(sql), {"q": fts5_stemmed(ctx.project_id, terms), "limit": limit,
+                                           "project": ctx.project_id.hex}).all()
+    return [_uuid(r[0]) for r in rows]
 
 
-def _relaxed_postgres(ctx: ProjectContext, terms: Sequence[QTerm], limit: int) -> list[Candidate]:
-    # One pass over the matching chunks tells which terms each holds; PostgreSQL's own
-    # ranking has no inverse document frequency, so rarer terms are weighted here.
-    params: dict[str, object] = {"project": ctx.project_id}
-    columns = [f"{_pg_term(i, term, params)} AS q{i}" for i, term in enumerate(terms)]
-    flags = ", ".join(f"c.tsv @@ q.q{i}" for i in range(len(terms)))
-    sql = f"""
-        WITH q AS (SELECT {', '.join(columns)})
-        SELECT c.id, {flags} FROM artifact_chunks c, q
-        WHERE c.project_id = :project AND c.tsv @@ ({' || '.join(f'q.q{i}' for i in range(len(terms)))})"""
-    rows = ctx.session.execute(text(sql), params).all()
-    return load_candidates(ctx, idf_rank(terms, [(row[0], row[1:]) for row in rows], limit))
+def subsets(terms: Sequence[QTerm]) -> list[list[QTerm]]:
+    """The term sets to try, best first: all; each one left out; then the rarest ones, shrinking to one."""
+    if not terms:
+        return []
+    out = [list(terms)]
+    if len(terms) > 2:
+        out += [[t for t in terms if t is not left] for left in reversed(terms)]
+    out += [list(terms[:size]) for size in range(len(terms) - 2, 0, -1)]
+    if len(terms) == 2:
+        out += [[terms[0]], [terms[1]]]
+    return out
 
 
-def idf_rank(terms: Sequence[QTerm], rows: Sequence[tuple[Any, Sequence[bool]]], limit: int) -> list[uuid.UUID]:
-    """Rank rows by the summed weight of the terms they hold, each weighted by its rarity among them."""
-    n = len(rows)
-    df = [sum(1 for _, held in rows if held[i]) for i in range(len(terms))]
-    weights = [t.weight * math.log(1 + n / (d or 1)) for t, d in zip(terms, df, strict=True)]
-    scored = sorted(rows, key=lambda r: sum(w for w, h in zip(weights, r[1], strict=True) if h), reverse=True)
-    return [_uuid(chunk_id) for chunk_id, _ in scored[:limit]]
+def text_hits(ctx: ProjectContext, question: Question, freq: Frequencies,
+              limit: int = POOL) -> tuple[list[Candidate], str]:
+    """Chunks holding all the terms, then the best subsets (never straight to "any term").
+
+    Terms no chunk holds are left out of the queries (they still count against the evidence).
+    """
+    present = sorted((t for t in question.terms if freq.df.get(t, 0) > 0), key=lambda t: -freq.idf(t))
+    found: list[uuid.UUID] = []
+    tried = 0
+    for subset in subsets(present):
+        tried += 1
+        for chunk_id in ranked_ids(ctx, subset, limit):
+            if chunk_id not in found:
+                found.append(chunk_id)
+        if len(found) >= limit:
+            break
+    match = "all" if tried == 1 and len(present) == len(question.terms) else "subset"
+    return load_candidates(ctx, found[:limit]), match
 
 
 def _uuid(value: object) -> uuid.UUID:
@@ -198,19 +240,17 @@ def fuse(lists: Sequence[Sequence[Candidate]], limit: int) -> tuple[list[Candida
     return [by_id[cid] for cid in best], scores
 
 
-def retrieve(ctx: ProjectContext, settings: Settings, question: Question, limit: int = 8) -> Retrieved:
-    """The project's best chunks for a question: strict full text, relaxed when short, dense when ready."""
-    strict = strict_hits(ctx, question)
-    lists, match = [strict], "all"
-    if len(strict) < limit:
-        lists.append(relaxed_hits(ctx, question))
-        match = "all+any" if strict else "any"
+def retrieve(ctx: ProjectContext, settings: Settings, question: Question, limit: int = POOL) -> Retrieved:
+    """The project's best chunks for a question: stemmed full text relaxed to the best subset, dense when ready."""
+    freq = frequencies(ctx, question.terms)
+    strict, match = text_hits(ctx, question, freq, limit)
+    lists = [strict]
     dense, mode, notes = dense_hits(ctx, settings, question)
     if dense:
         lists.append(dense)
     candidates, scores = fuse(lists, limit)
     return Retrieved(candidates=candidates, scores=scores, retrieval=mode, match=match, notes=notes,
-                     needs_embedding=bool(notes) and notes[0].startswith(BUILDING))
+                     needs_embedding=bool(notes) and notes[0].startswith(BUILDING), frequencies=freq)
 
 
 def dense_hits(ctx: ProjectContext, settings: Settings, question: Question) -> tuple[list[Candidate], str, list[str]]:

@@ -83,7 +83,7 @@ def with_context(question: Question, history: Sequence[tuple[str, str]]) -> Ques
     if previous is None:
         return question
     merged = parse_question(f"{question.text} {clip_question(previous)[0]}")
-    return Question(text=question.text, terms=merged.terms, expect=question.expect)
+    return Question(text=question.text, terms=merged.terms, expect=question.expect, focus=question.focus)
 
 
 def answer(ctx: ProjectContext, settings: Settings, question: Question, retrieved: Retrieved,
@@ -111,7 +111,7 @@ def _where(candidate: Candidate) -> str:
 
 def extractive_answer(question: Question, retrieved: Retrieved) -> Outcome:
     """Quote the best supporting sentences and cite each; refuse when the evidence is weak."""
-    evidence = extractive.best_evidence(question, retrieved.candidates, retrieved.scores)
+    evidence = extractive.best_evidence(question, retrieved.candidates, retrieved.scores, retrieved.frequencies)
     quotes = extractive.pick_quotes(question, evidence)
     if not quotes:
         return Outcome(NOT_FOUND, "extractive", False)
@@ -127,7 +127,7 @@ def extractive_answer(question: Question, retrieved: Retrieved) -> Outcome:
 def llm_answer(ctx: ProjectContext, settings: Settings, question: Question, retrieved: Retrieved,
                history: Sequence[tuple[str, str]]) -> Outcome:
     """Ask the chat model over the scoped chunks; fall back to extractive on any failure."""
-    chunks = retrieved.candidates[:LLM_CONTEXT_CHUNKS]
+    chunks = context_chunks(question, retrieved)
     release_snapshot(ctx)
     try:
         reply = llm.complete(settings, llm.build_messages(question.text, chunks, history))
@@ -145,6 +145,13 @@ def llm_answer(ctx: ProjectContext, settings: Settings, question: Question, retr
     notes = [f"Dropped citation numbers that match no retrieved passage: {parsed.dropped}."] if parsed.dropped else []
     citations = [_citation(n, chunks[n - 1], best_quote(question, chunks[n - 1])) for n in parsed.cited]
     return Outcome(parsed.text, "llm", True, citations, notes)
+
+
+def context_chunks(question: Question, retrieved: Retrieved) -> list[Candidate]:
+    """The chunks sent to the model: those holding the best answer units first, then retrieval order."""
+    evidence = extractive.best_evidence(question, retrieved.candidates, retrieved.scores, retrieved.frequencies)
+    ordered = list(dict.fromkeys([e.candidate for e in evidence] + list(retrieved.candidates)))
+    return ordered[:LLM_CONTEXT_CHUNKS]
 
 
 def best_quote(question: Question, candidate: Candidate) -> str:

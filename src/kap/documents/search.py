@@ -3,7 +3,8 @@
 SQLite: FTS5 with bm25, the project an indexed column, so the query is
 `proj : "p<hex>" AND body : (...)` and a hit in another project cannot come back.
 PostgreSQL: a stored `tsvector` with a GIN index over (project_id, tsv).
-`search_chunks` is the one entry point; Ask builds on it.
+`search_chunks` is the one entry point of the documents search. Ask ranks over the
+stemmed index beside it (documents_0002: FTS5 `porter`, PostgreSQL `english`).
 """
 
 from __future__ import annotations
@@ -159,8 +160,11 @@ def highlight(snippet: str) -> str:
 
 
 def rebuild_sqlite_index(session: Session) -> int:
-    """Rebuild the SQLite FTS index from artifact_chunks (after a file-level restore or VACUUM)."""
+    """Rebuild both SQLite FTS indexes (exact and stemmed) from artifact_chunks (after a restore or VACUUM)."""
     session.execute(text("DELETE FROM artifact_chunks_fts"))
     session.execute(text("INSERT INTO artifact_chunks_fts(rowid, proj, body, chunk_id) "
                          "SELECT rowid, 'p' || project_id, text, id FROM artifact_chunks"))
+    session.execute(text("INSERT INTO artifact_chunks_stem(artifact_chunks_stem) VALUES ('delete-all')"))
+    session.execute(text("INSERT INTO artifact_chunks_stem(rowid, proj, head, body) SELECT rowid, 'p' || project_id, "
+                         "substr(text, 1, instr(text || char(10), char(10)) - 1), text FROM artifact_chunks"))
     return int(session.execute(text("SELECT count(*) FROM artifact_chunks_fts")).scalar_one())
