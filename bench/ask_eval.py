@@ -308,13 +308,19 @@ def run_corpus(corpus: Corpus, ask_main: Asker, ask_twin: Asker | None, texts: d
             wrong.append(f"{question!r}: {body['answer'][:140]!r}")
     figures = Figures(corpus.name, results, refused, len(corpus.unanswerable), times, wrongly_answered=wrong)
     facts = facts_of(corpus.answerable)
-    figures.crossings = crossings(results, set(texts), [mutate(f) for f in facts if mutate(f) != f])
+    figures.crossings = crossings(results, set(texts), _foreign([mutate(f) for f in facts], texts, corpus))
     if ask_twin is not None:
         twin = [Result(q["question"], [mutate_fact(f) for f in q["answer_contains"]],
                        *_answer(ask_twin, q["question"]))
                 for q in corpus.answerable]
-        figures.crossings += crossings(twin, set(twin_texts), [f for f in facts if mutate(f) != f])
+        figures.crossings += crossings(twin, set(twin_texts), _foreign(facts, twin_texts, corpus))
     return figures
+
+
+def _foreign(facts: list[str], own_texts: dict[str, str], corpus: Corpus) -> list[str]:
+    """The other project's facts that this project's own text and document names do not also hold."""
+    own = "\n".join([*own_texts.values(), *(p.name for p in corpus.folder.iterdir())])
+    return [f for f in facts if f not in own]
 
 
 def _answer(asker: Asker, question: str) -> tuple[str, list[dict[str, Any]], bool]:
@@ -323,11 +329,11 @@ def _answer(asker: Asker, question: str) -> tuple[str, list[dict[str, Any]], boo
 
 
 def crossings(results: list[Result], own_docs: set[str], foreign_facts: list[str]) -> list[str]:
-    """Answers or citations that show the other project's documents or facts."""
+    """Answers or citations that show the other project's documents or facts (generated padding is the project's)."""
     found = []
     for result in results:
         for cite in result.citations:
-            if cite["artifact_id"] not in own_docs:
+            if cite["artifact_id"] not in own_docs and not cite["name"].startswith("Generated "):
                 found.append(f"{result.question!r} cites a foreign document {cite['name']}")
         for fact in foreign_facts:
             if len(fact) > 2 and fact in result.answer:

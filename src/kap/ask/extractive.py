@@ -45,7 +45,7 @@ _MONTHS = ("january february march april may june july august september october 
 TYPE_PATTERNS: dict[str, re.Pattern[str]] = {
     "date": re.compile(r"\b(" + "|".join(_MONTHS) + r")\b|\b\d{1,2}:\d{2}\b|\b\d{4}-\d{2}-\d{2}\b"
                        r"|\b\d{1,2}/\d{1,2}/\d{2,4}\b|\b(q[1-4]|20\d\d)\b", re.IGNORECASE),
-    "duration": re.compile(r"\b" + _NUMWORD + r"[ -](business |working |calendar )?"
+    "duration": re.compile(r"\b" + _NUMWORD + r"[ -]([a-z]+ )?(business |working |calendar )?"
                            r"(minutes?|hours?|days?|weeks?|months?|years?)\b", re.IGNORECASE),
     "frequency": re.compile(r"\bevery\b|\b(daily|weekly|monthly|nightly|hourly|quarterly|annually|fortnightly)\b"
                             r"|\bper (payroll|run|day|week|month|year)\b|\b\w+ times\b", re.IGNORECASE),
@@ -57,6 +57,11 @@ TYPE_PATTERNS: dict[str, re.Pattern[str]] = {
     "place": re.compile(r"\b(in|at|from|to|across)\s+(the\s+)?[A-Z][a-z]+"),
     "decision": re.compile(r"\b(decid\w*|decision|agreed|approv\w*|will use|chose|adopt\w*|retired?)\b",
                            re.IGNORECASE),
+}
+# A question asking for a value is answered only by a unit holding one (of these kinds).
+VALUE_TYPES: dict[str, tuple[Expect, ...]] = {
+    "date": ("date", "duration"), "duration": ("duration",), "frequency": ("frequency", "date"),
+    "money": ("money", "percent"), "percent": ("percent",), "number": ("number",),
 }
 _CAPITALISED = re.compile(r"(?<![\w:])(?<!^)\s([A-Z][\w&-]*[A-Za-z0-9])")
 
@@ -143,7 +148,8 @@ def _heads(lines: list[str]) -> list[bool]:
         following = lines[index + 1] if index + 1 < len(lines) else ""
         label = _is_heading(line) and len(line.split()) <= 5 and not any(c.isdigit() or c == "," for c in line) \
             and bool(following) and (len(following) > 60 or _KEY_LINE.match(following) is not None)
-        flags.append(line.startswith("#") or (index == 0 and _is_title(line)) or label)
+        shouted = line.isupper() and len(line.split()) <= 8 and _KEY_LINE.match(line) is None
+        flags.append(line.startswith("#") or (index == 0 and _is_title(line)) or label or shouted)
     return flags
 
 
@@ -288,7 +294,11 @@ def best_evidence(question: Question, candidates: Sequence[Candidate], chunk_sco
 def _weights(question: Question, candidates: Sequence[Candidate], freq: Frequencies | None) -> dict[QTerm, float]:
     """Each term's weight: its rarity in the project when known, else among the candidates."""
     if freq is not None and freq.total:
-        return {t: freq.idf(t) for t in question.terms}
+        weights = {t: freq.idf(t) for t in question.terms}
+        held = [w for t, w in weights.items() if freq.df.get(t, 0) > 0]
+        if held:  # a term no chunk holds weighs as much as the rarest one held, not more
+            weights = {t: w if freq.df.get(t, 0) > 0 else min(w, max(held)) for t, w in weights.items()}
+        return weights
     lowered = [(c.text.lower(), sentence_stems(c.text)) for c in candidates]
     held = {t: sum(1 for text, stems in lowered if term_in(t, text, stems)) for t in question.terms}
     return Frequencies(df=held, total=len(candidates)).weights(question.terms)
@@ -301,9 +311,13 @@ def _holds_term(term: QTerm, text: str) -> bool:
 def strong_enough(question: Question, evidence: Evidence) -> bool:
     """Whether a unit supports an answer, rather than merely sharing a word with the question.
 
-    It must cover MIN_COVERAGE of the question's weight and name the question's focus (the X
-    counted in "how many X", the role in "who is the X").
+    It must cover MIN_COVERAGE of the question's weight, name the question's focus (the X
+    counted in "how many X", the role in "who is the X") and, when a value is asked for (a
+    date, a duration, an amount...), hold one.
     """
+    accepted = VALUE_TYPES.get(question.expect)
+    if accepted and not evidence.typed and not any(holds_type(k, question, evidence.sentence) for k in accepted):
+        return False
     return evidence.coverage >= MIN_COVERAGE and evidence.in_unit > 0 and evidence.focused
 
 

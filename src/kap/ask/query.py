@@ -119,15 +119,15 @@ SYNONYM_GROUPS = [
     "spend spent used", "finish finished end ends", "vendor provider supplier", "meeting meets call",
     "approve approved approval sign-off", "cost costs price", "owner owns responsible", "sync synced interface",
 ]
-_SYNONYMS: dict[str, tuple[str, ...]] = {}
+_GROUPS: dict[str, list[str]] = {}
 for _group in SYNONYM_GROUPS:
     for _word in _group.split():
-        _SYNONYMS.setdefault(stem(_word), tuple(w for w in _group.split() if "-" not in w and w != _word))
+        _GROUPS.setdefault(stem(_word), _group.split())
 
 
 def synonyms(word: str) -> tuple[str, ...]:
     """Other words for the same thing (plain words only), from SYNONYM_GROUPS."""
-    return _SYNONYMS.get(stem(word), ())
+    return tuple(w for w in _GROUPS.get(stem(word), []) if w != word and "-" not in w)
 
 
 _EXPECT: list[tuple[Expect, str]] = [
@@ -138,7 +138,7 @@ _EXPECT: list[tuple[Expect, str]] = [
     ("money", r"\bhow much\b(?! notice| time| training)|\bwhat (is|was) the (total |fixed |blended )?"
               r"(fee|cost|budget|price|day rate|rate|amount|savings?)\b|\bcost impact\b|\bwhat does .* cost\b"),
     ("number", r"\bhow many\b|\bwhat number\b|\bnumber of\b|\bcount of\b"),
-    ("date", r"\b(when|what date|which date|what day|what time|by when|deadline|due date|due)\b"),
+    ("date", r"\b(when|what date|which date|what day (is|does|of|do)|what time|by when|deadline|due date|due)\b"),
     ("person", r"\b(who|whom|whose)\b|\bwhich person\b"),
     ("place", r"\bwhere\b|\bwhich (city|country|site|location|office|depot|warehouses?)\b"),
     ("decision", r"\bwhat (did|have) we (decide|agree|choose)|\bwhat was (decided|agreed)\b"

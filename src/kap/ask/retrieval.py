@@ -172,6 +172,14 @@ def ranked_ids(ctx: ProjectContext, terms: Sequence[QTerm], limit: int) -> list[
     return [_uuid(r[0]) for r in rows]
 
 
+# Words that a unit answering the type usually holds: the first tier asks for the terms and one of them.
+TYPE_CUES = {
+    "duration": QTerm("minutes", ("minutes",), "word", ("hours", "days", "weeks", "months", "years")),
+    "frequency": QTerm("daily", ("daily",), "word", ("weekly", "monthly", "hourly", "nightly", "every")),
+    "decision": QTerm("decided", ("decided",), "word", ("decision", "agreed", "approved")),
+}
+
+
 def subsets(terms: Sequence[QTerm]) -> list[list[QTerm]]:
     """The term sets to try, best first: all; each one left out; then the rarest ones, shrinking to one."""
     if not terms:
@@ -194,14 +202,16 @@ def text_hits(ctx: ProjectContext, question: Question, freq: Frequencies,
     present = sorted((t for t in question.terms if freq.df.get(t, 0) > 0), key=lambda t: -freq.idf(t))
     found: list[uuid.UUID] = []
     tried = 0
-    for subset in subsets(present):
+    cue = TYPE_CUES.get(question.expect)
+    tiers = ([[*present, cue]] if cue and present else []) + subsets(present)
+    for subset in tiers:
         tried += 1
         for chunk_id in ranked_ids(ctx, subset, limit):
             if chunk_id not in found:
                 found.append(chunk_id)
         if len(found) >= limit:
             break
-    match = "all" if tried == 1 and len(present) == len(question.terms) else "subset"
+    match = "all" if tried == 1 + bool(cue and present) and len(present) == len(question.terms) else "subset"
     return load_candidates(ctx, found[:limit]), match
 
 
