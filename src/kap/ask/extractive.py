@@ -300,8 +300,8 @@ def _weights(question: Question, candidates: Sequence[Candidate], freq: Frequenc
             weights = {t: w if freq.df.get(t, 0) > 0 else min(w, max(held)) for t, w in weights.items()}
         return weights
     lowered = [(c.text.lower(), sentence_stems(c.text)) for c in candidates]
-    held = {t: sum(1 for text, stems in lowered if term_in(t, text, stems)) for t in question.terms}
-    return Frequencies(df=held, total=len(candidates)).weights(question.terms)
+    counts = {t: sum(1 for text, stems in lowered if term_in(t, text, stems)) for t in question.terms}
+    return Frequencies(df=counts, total=len(candidates)).weights(question.terms)
 
 
 def _holds_term(term: QTerm, text: str) -> bool:
