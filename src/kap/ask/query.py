@@ -180,17 +180,22 @@ _ROLE = re.compile(r"^\s*who (?:is|was|are|were) (?:the |our |their |its )?([\w'
                    r"(?:\bfor\b|\bof\b|\bon\b|\bin\b|\bat\b|\?|$)", re.IGNORECASE)
 
 
+_DECIDED = re.compile(r"\b(?:decide|agree|choose)\w* (?:about|on|for) (?:the |our )?([\w' -]+?)\s*(?:\?|$)",
+                      re.IGNORECASE)
+
+
 def _focus(text: str, terms: list[QTerm]) -> tuple[QTerm, ...]:
-    """What an answer has to name: the X counted in "how many X", the role in "who is the X"."""
+    """What an answer has to name: the X of "how many X", "who is the X", "what did we decide about X"."""
     by_text = {t.text: t for t in terms if t.kind == "word"}
     counted = _COUNTED.search(text)
     if counted is not None:
         word = by_text.get(counted.group(1).lower())
         return (word,) if word else ()
-    role = _ROLE.search(text)
-    if role is not None:
-        words = [w.lower().removesuffix("'s") for w in role.group(1).split()]
-        return tuple(by_text[w] for w in words if w in by_text)
+    for pattern in (_ROLE, _DECIDED):
+        found = pattern.search(text)
+        if found is not None:
+            words = [w.lower().removesuffix("'s") for w in found.group(1).split()]
+            return tuple(by_text[w] for w in words if w in by_text)
     return ()
 
 
