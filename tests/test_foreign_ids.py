@@ -38,6 +38,7 @@ ORG_ROLES = {"org_owner": "owner", "org_admin": "admin"}
 # A valid body, so the id is what the route decides on (not a 422 for the body).
 BODIES: dict[str, Any] = {
     "PATCH /api/projects/{project_id}/members/{user_id}": {"role": "member"},
+    "PATCH /api/orgs/{org_id}": {"project_creators": "members"},
     "PATCH /api/stages/{stage_id}": {"title": "Renamed"},
     "PUT /api/stages/{stage_id}/documents": {"artifact_ids": []},
     "POST /api/stages/{stage_id}/signoff-requests": {"email_to": "signer@example.com"},

@@ -19,6 +19,9 @@ def _audit(client: TestClient, world: World, project: uuid.UUID, **params: Any) 
 
 
 def test_create_project_makes_the_caller_owner_and_audits(client: TestClient, world: World) -> None:
+    widened = client.patch(f"/api/orgs/{world.org1}", json={"project_creators": "members"},
+                           headers=world.h("org_admin"))
+    assert widened.status_code == 200, widened.text
     made = client.post("/api/projects", json={"name": "  Globex HCM  "}, headers=world.h("member"))
     assert made.status_code == 201, made.text
     project = made.json()

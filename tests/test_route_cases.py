@@ -194,9 +194,20 @@ def _dev_login_and_logout(env: Env) -> None:
 @case("POST /api/projects")
 def _create_project(env: Env) -> None:
     body = ok(env.client.post("/api/projects", json={"name": "Payroll roll-out", "org_id": str(env.world.org1)},
-                              headers=env.world.h("member")), 201).json()
+                              headers=env.world.h("org_admin")), 201).json()
     assert env.count(ProjectMember, ProjectMember.project_id == uuid.UUID(body["id"]),
-                     ProjectMember.user_id == env.world.users["member"], ProjectMember.role == "owner") == 1
+                     ProjectMember.user_id == env.world.users["org_admin"], ProjectMember.role == "owner") == 1
+
+
+# --- org settings -----------------------------------------------------------------------------
+
+@case("GET /api/orgs/{org_id}", "PATCH /api/orgs/{org_id}")
+def _org_settings(env: Env) -> None:
+    org = f"/api/orgs/{env.world.org1}"
+    ok(env.client.patch(org, json={"project_creators": "members"}, headers=env.world.h("org_admin")))
+    assert env.get(Org, env.world.org1).project_creators == "members"
+    read = ok(env.client.get(org, headers=env.world.h("member"))).json()
+    assert read["project_creators"] == "members" and read["can_create_projects"] is True
 
 
 @case("GET /api/projects", "GET /api/projects/{project_id}")

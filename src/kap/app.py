@@ -29,6 +29,8 @@ from kap.core.settings import Settings, get_settings
 from kap.documents import models as _documents_models  # noqa: F401  (registers the tables)
 from kap.documents.api import router as documents_router
 from kap.documents.pages import router as documents_pages
+from kap.orgs import pages as _org_pages  # noqa: F401  (registers the org settings section)
+from kap.orgs.api import router as orgs_router
 from kap.projects.api import router as projects_router
 from kap.qa.api import router as qa_router
 from kap.raid.api import router as raid_router
@@ -43,7 +45,7 @@ from kap.web.pages import router as web_router
 log = logging.getLogger("kap")
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
-ROUTERS = [system_router, qa_router, accounts_router, branding_router, projects_router, admin_router,
+ROUTERS = [system_router, qa_router, accounts_router, branding_router, projects_router, orgs_router, admin_router,
            sentinel_router, web_router, documents_router, stages_router, signoff_router, comms_router,
            backups_router, ask_router, raid_router,
            documents_pages, ask_pages, stages_pages, backups_pages, comms_pages, raid_pages]

@@ -68,7 +68,7 @@ def test_lone_surrogate_and_bad_utf8_are_422(client: TestClient, world: World) -
 
 
 def test_ordinary_text_still_passes(client: TestClient, world: World) -> None:
-    response = client.post("/api/projects", json={"name": "Zürich rollout – phase 2 ✓"}, headers=world.h("owner"))
+    response = client.post("/api/projects", json={"name": "Zürich rollout – phase 2 ✓"}, headers=world.h("org_admin"))
     assert response.status_code == 201, response.text
     listed = client.get("/api/documents", params={"project_id": str(world.project_a), "name": "a\\u0000b"},
                         headers=world.h("owner"))

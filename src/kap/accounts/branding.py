@@ -6,20 +6,20 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, UploadFile
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import select
 
 from kap.core.branding import MAX_LOGO_BYTES, brand_of, sniff_logo
 from kap.core.deps import CurrentIdentity, OrgContext, UserSession, resolve_org_admin
 from kap.core.errors import KapError, NotFound, ValidationFailed
 from kap.core.models import Org, OrgMember
+from kap.core.schemas import Strict
 
 router = APIRouter(prefix="/api/orgs", tags=["accounts"])
 Logo = Annotated[UploadFile | None, File(description="PNG, JPEG, GIF or WebP, up to 256 KB.")]
 
 
-class BrandingIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class BrandingIn(Strict):
     display_name: str | None = Field(default=None, max_length=200)
 
 

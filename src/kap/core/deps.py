@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from kap.core.audit import record_audit
 from kap.core.errors import Forbidden, NotFound, Unauthorized
 from kap.core.models import OrgMember, Project
-from kap.core.permissions import ACTIONS, forbidden_message, is_org_admin, role_allows
+from kap.core.permissions import ACTIONS, ORG_ADMIN_FLOOR, forbidden_message, is_org_admin, role_allows
 from kap.core.ratelimit import client_address
 from kap.core.runtime import Runtime
 from kap.core.scope import ProjectScope, reach, trusted_scope, visible_project_ids
@@ -308,7 +308,9 @@ def resolve_org_admin(session: Session, identity: Identity, org_id: uuid.UUID | 
     if org_id not in roles:
         raise NotFound("org not found")
     if not is_org_admin(roles[org_id]):
-        raise Forbidden("org owners and admins only")
+        raise Forbidden("Only the org's owners and admins can do this. You are a member of the org; "
+                        "ask an org owner or admin if you need it.", code="forbidden",
+                        details={"needs_org_role": ORG_ADMIN_FLOOR, "org_role": roles[org_id]})
     return OrgContext(identity=identity, org_id=org_id, role=roles[org_id], session=session)
 
 

@@ -24,6 +24,8 @@ class Org(Base):
     display_name: Mapped[str | None] = mapped_column(String(200))
     logo: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     logo_type: Mapped[str | None] = mapped_column(String(40))
+    # Who may create projects in the org: "admins" (org owners and admins) or "members" (everyone).
+    project_creators: Mapped[str] = mapped_column(String(20), default="admins", server_default="admins")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property

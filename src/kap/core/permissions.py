@@ -154,3 +154,14 @@ def sql_list(roles: tuple[str, ...]) -> str:
     if not all(r.isalpha() for r in roles):
         raise ValueError(f"invalid role names {roles!r}")
     return ", ".join(f"'{r}'" for r in roles)
+
+
+# Who may create projects in an org (the org's `project_creators` setting): the lowest org role.
+PROJECT_CREATORS: dict[str, str] = {"admins": "admin", "members": "member"}
+PROJECT_CREATORS_LABELS: dict[str, str] = {"admins": "Org owners and admins", "members": "Every org member"}
+
+
+def may_create_projects(org_role: str | None, project_creators: str) -> bool:
+    """Whether an org role may create projects under the org's setting (owners and admins by default)."""
+    floor = PROJECT_CREATORS.get(project_creators, ORG_ADMIN_FLOOR)
+    return ORG_ROLE_RANK.get(org_role or "", 0) >= ORG_ROLE_RANK[floor]

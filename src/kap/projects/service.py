@@ -13,8 +13,8 @@ from kap.core.db import utcnow
 from kap.core.deps import ProjectContext
 from kap.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kap.core.login import Invitation
-from kap.core.models import OrgMember, Project, ProjectMember, User
-from kap.core.permissions import outranks
+from kap.core.models import Org, OrgMember, Project, ProjectMember, User
+from kap.core.permissions import may_create_projects, org_admin_roles, outranks
 from kap.core.scope import reachable_projects
 from kap.core.security import Identity
 from kap.projects.schemas import MemberRead, ProjectRead
@@ -35,11 +35,42 @@ def caller_org(session: Session, identity: Identity, org_id: uuid.UUID | None) -
     return rows[0]
 
 
+def check_may_create(session: Session, identity: Identity, org_id: uuid.UUID) -> None:
+    """Refuse a caller the org's `project_creators` setting leaves out, naming who can."""
+    org = session.get(Org, org_id)
+    role = session.scalar(select(OrgMember.role).where(OrgMember.org_id == org_id,
+                                                       OrgMember.user_id == identity.user_id))
+    if org is None or may_create_projects(role, org.project_creators):
+        return
+    names = session.scalars(
+        select(func.coalesce(User.name, User.email)).join(OrgMember, OrgMember.user_id == User.id)
+        .where(OrgMember.org_id == org_id, OrgMember.role.in_(org_admin_roles()))
+        .order_by(User.name, User.email).limit(3)).all()
+    ask = f" Ask {' or '.join(n for n in names if n)} to create it," if any(names) else " Ask one of them to create it,"
+    raise Forbidden(f"Only the owners and admins of {org.brand} can create projects.{ask} "
+                    "or to let every member create projects in the org settings.",
+                    code="project_create_forbidden",
+                    details={"project_creators": org.project_creators, "org_role": role})
+
+
+def creation_refusal(session: Session, identity: Identity) -> str | None:
+    """Why the caller may create a project in none of their orgs; None when they may in one (or have none)."""
+    refusal = None
+    for org in session.scalars(select(OrgMember.org_id).where(OrgMember.user_id == identity.user_id)).all():
+        try:
+            check_may_create(session, identity, org)
+            return None
+        except Forbidden as refused:
+            refusal = refused.message
+    return refusal
+
+
 def create_project(session: Session, identity: Identity, name: str, org_id: uuid.UUID | None,
                    *, ip: str | None = None, user_agent: str | None = None) -> ProjectRead:
     """Create a project in the caller's org with the caller as its owner."""
     assert identity.user_id is not None
     org = caller_org(session, identity, org_id)
+    check_may_create(session, identity, org)
     project = Project(org_id=org, name=name, created_by=identity.user_id)
     session.add(project)
     session.flush()

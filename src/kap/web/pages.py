@@ -22,7 +22,7 @@ from kap.core.login import end_session, open_session, send_login_link, set_sessi
 from kap.core.models import AuditEvent, TelemetryEvent, User
 from kap.core.permissions import ROLE_LABELS, grantable_roles
 from kap.core.security import CSRF_COOKIE, SESSION_COOKIE, ensure_user
-from kap.projects.service import list_members, list_projects
+from kap.projects.service import creation_refusal, list_members, list_projects
 from kap.web.registry import Panel, Row, build_panels, build_sections, dashboard_panel, visible_nav
 from kap.web.render import Page, environment, last_project_id, page_identity, when, with_page, zone_of
 
@@ -97,7 +97,8 @@ def logout_page(request: Request, runtime: RuntimeDep, csrf: Annotated[str, Form
 def home(request: Request, runtime: RuntimeDep) -> Response:
     def build(page: Page, session: Session) -> Response:
         assert page.identity is not None
-        return page.render("home.html", projects=list_projects(session, page.identity))
+        return page.render("home.html", projects=list_projects(session, page.identity),
+                           cannot_create=creation_refusal(session, page.identity))
     return with_page(request, runtime, build)
 
 

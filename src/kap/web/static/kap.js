@@ -134,7 +134,9 @@ function wireForms(root = document) {
       const button = form.querySelector("button[type=submit]");
       if (button) button.disabled = true;
       try {
-        const data = await api(method, url, method === "DELETE" ? undefined : formBody(form), form);
+        const files = form.getAttribute("enctype") === "multipart/form-data";
+        const body = method === "DELETE" ? undefined : files ? new FormData(form) : formBody(form);
+        const data = await api(method, url, body, form);
         form.dispatchEvent(new CustomEvent("kap:done", { detail: data, bubbles: true }));
         if (form.dataset.then === "open-project" && data.id) location.href = `/p/${data.id}/dashboard`;
         else if (form.dataset.then !== "stay") { toast(form.dataset.ok || "Saved", "ok"); setTimeout(() => location.reload(), 400); }
