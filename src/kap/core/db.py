@@ -92,11 +92,24 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _sqlite_savepoint_writes(conn: Any, _name: str) -> None:
+    """A savepoint outside a transaction begins one that holds the write lock.
+
+    SQLite's SAVEPOINT would otherwise begin a deferred transaction: its reads pin a
+    snapshot, and its first write then fails at once (SQLITE_BUSY, no busy wait) when
+    another connection wrote meanwhile, as the jobs that follow an upload do. Holding the
+    lock from the savepoint on makes that other writer wait its turn instead.
+    """
+    if not conn.connection.dbapi_connection.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """Create an engine with Kap's connection settings for SQLite or PostgreSQL."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "savepoint", _sqlite_savepoint_writes)
         # SQLite begins lazily; BEGIN IMMEDIATE-free deferred mode is fine with WAL.
         return engine
     if pool_size == 0:
