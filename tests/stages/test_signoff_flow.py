@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from kap.core.db import Database, utcnow
-from kap.core.models import AuditEvent, EmailLog
+from kap.core.models import AuditEvent, EmailLog, User
 from kap.core.security import hash_token
 from kap.stages.models import SignoffRequest
 from kap.stages.records import LINK_INVALID
@@ -333,3 +333,18 @@ def test_sentinel_sees_no_stage_rows_across_projects(client: TestClient, world: 
     assert response.status_code == 200 and body["leak"] is False
     names = {c["check"] for c in body["checks"]}
     assert {"table:stages", "table:signoff_requests", "table:stage_artifacts", "table:stage_signers"} <= names
+
+
+def test_request_mail_names_a_person_never_a_user_id(client: TestClient, world: World, db: Database,
+                                                    data_dir: Path) -> None:
+    with db.service_transaction() as s:
+        pm = s.get(User, world.users["pm"])
+        assert pm is not None
+        pm.name, pm.email = None, None  # a user known only by id, as dev sign-in creates them
+    stage = make_stage(client, world, "Design")
+    email = recipient()
+    ask_signoff(client, world, stage["id"], email)
+    [msg] = outbox_messages(data_dir, email)
+    text, html = parts(msg)
+    assert "The project team asks you to sign off" in text
+    assert str(world.users["pm"]) not in text and str(world.users["pm"]) not in html

@@ -120,9 +120,9 @@ def _issue(ctx: ProjectContext, stage: Stage, *, email_to: str, name: str | None
     token, req_id, now = new_token(), new_id(), utcnow()
     link = signoff_link(settings, token)
     requester = ctx.session.get(User, ctx.user_id) if ctx.user_id else None
+    requester_name = (requester.name or requester.email) if requester else None
     mail = invitation(to=email_to, recipient_name=name,
-                      requester=(requester.name or requester.email or ctx.identity.label) if requester
-                      else ctx.identity.label,
+                      requester=requester_name or "The project team",  # a person's name, never a user id
                       project_name=ctx.project_name, stage=stage,
                       documents=stage_artifacts(ctx.session, ctx.project_id, [stage.id])[stage.id],
                       message=message, link=link, expires_at=now + timedelta(hours=hours))
