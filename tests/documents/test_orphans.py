@@ -12,35 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from bench.bench_documents import _pdf
 
 from kap.core.settings import Settings
 from tests.conftest import free_port
-
-
-def _text_pdf(pages: int) -> bytes:
-    """A text PDF with `pages` pages of 40 lines each (Helvetica)."""
-    objects: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>", b"",
-                            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
-    kids = []
-    for n in range(pages):
-        line = f"Page {n} payroll cutover integration steering decision risk owner deadline"
-        stream = ("BT /F1 10 Tf 40 780 Td 14 TL " + " ".join(f"({line} {i}) '" for i in range(40)) + " ET").encode()
-        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
-        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
-                       b"/Resources << /Font << /F1 3 0 R >> >> >>" % len(objects))
-        kids.append(len(objects))
-    objects[1] = b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % k for k in kids) + b"] /Count %d >>" % pages
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for offset in offsets:
-        out += b"%010d 00000 n \n" % offset
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
 
 
 def _processes() -> dict[int, tuple[int, str]]:
@@ -103,7 +78,7 @@ def test_kill_9_of_the_server_mid_extraction_leaves_no_extraction_process(settin
         headers = {"X-Dev-User": str(uuid.uuid4()), "X-Dev-Org": str(uuid.uuid4()), "X-Dev-Role": "owner"}
         project = httpx.post(base + "/api/projects", json={"name": "Orphans"}, headers=headers).json()["id"]
         queued = httpx.post(base + "/api/ingest", params={"project_id": project}, headers=headers, timeout=60,
-                            files={"file": ("Big handbook.pdf", _text_pdf(4000), "application/pdf")})
+                            files={"file": ("Big handbook.pdf", _pdf(4000, seed=1), "application/pdf")})
         assert queued.status_code == 202, queued.text
 
         # The fork server and its resource tracker are children of the server; an extraction
