@@ -102,7 +102,9 @@ def _assert_envelope(response: Any) -> None:
     assert response.status_code < 500, response.text
     if response.status_code >= 400:
         body = response.json()
-        assert body["ok"] is False and body["error"]["code"] and body["request_id"]
+        assert body["ok"] is False
+        assert body["error"]["code"]
+        assert body["request_id"]
 
 
 def test_every_api_route_is_authenticated_or_declared_public() -> None:

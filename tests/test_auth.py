@@ -41,7 +41,8 @@ def test_valid_hs256_token_authenticates_the_subject(client: TestClient, world: 
     response = client.get("/api/me", headers=bearer(hs_token(str(uid), email="pm@example.com")))
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["user"]["id"] == str(uid) and body["auth"] == "jwt"
+    assert body["user"]["id"] == str(uid)
+    assert body["auth"] == "jwt"
     assert [p["id"] for p in body["projects"]] == [str(world.project_a)]
 
 
@@ -175,7 +176,8 @@ def test_magic_link_signs_in_once(client: TestClient, factory: Factory, settings
     assert client.post("/api/auth/magic-link", json={"email": email}).status_code == 200
     token = _outbox_link(settings.kap_data_dir, email)
     page = client.get(f"/auth/magic/{token}")
-    assert page.status_code == 200 and "Sign in" in page.text  # opening the link spends nothing
+    assert page.status_code == 200
+    assert "Sign in" in page.text
     assert page.headers["referrer-policy"] == "no-referrer"
     first = client.post("/api/auth/magic-link/consume", json={"token": token})
     assert first.status_code == 200, first.text
@@ -213,10 +215,12 @@ def test_cookie_session_needs_csrf_on_writes(app: Any, factory: Factory, setting
         signed_in = browser.post(f"/auth/magic/{token}", follow_redirects=False)
         assert signed_in.status_code == 303
         me = browser.get("/api/me")
-        assert me.status_code == 200 and me.json()["auth"] == "session"
+        assert me.status_code == 200
+        assert me.json()["auth"] == "session"
         csrf = me.json()["csrf_token"]
         refused = browser.post("/api/projects", json={"name": "No CSRF"})
-        assert refused.status_code == 401 and refused.json()["error"]["code"] == "csrf_failed"
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "csrf_failed"
         made = browser.post("/api/projects", json={"name": "With CSRF"}, headers={"X-CSRF-Token": csrf})
         assert made.status_code == 201, made.text
         assert browser.post("/api/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 200

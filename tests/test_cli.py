@@ -38,7 +38,8 @@ def test_bad_setting_fails_with_one_line_naming_the_variable(env: dict[str, str]
     result = kap("config", env={**env, "KAP_DATA_DIR": str(tmp_path)})
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and variable in lines[0], result.stderr
+    assert len(lines) == 1, result.stderr
+    assert variable in lines[0], result.stderr
 
 
 def test_config_masks_secrets(tmp_path: Path) -> None:
@@ -46,7 +47,8 @@ def test_config_masks_secrets(tmp_path: Path) -> None:
                                 "MAILGUN_API_KEY": "key-123456", "KAP_DATA_DIR": str(tmp_path),
                                 "KAP_DATABASE_URL": "postgresql://kap:hunter2@db.example.com/kap"})
     assert result.returncode == 0, result.stderr
-    assert "supersecretvalue" not in result.stdout and "key-123456" not in result.stdout
+    assert "supersecretvalue" not in result.stdout
+    assert "key-123456" not in result.stdout
     assert "hunter2" not in result.stdout
     assert 'KAP_JWT_SECRET="****"' in result.stdout
     assert "kap:****@db.example.com" in result.stdout
@@ -65,8 +67,10 @@ def test_demo_is_idempotent_and_prints_the_self_test(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert first.stdout == second.stdout
     out = first.stdout
-    assert "PROJ_A" in out and "USER_A" in out
-    assert "/api/sentinel/tenant-leak?project_id=" in out and "X-Dev-Role:member" in out
+    assert "PROJ_A" in out
+    assert "USER_A" in out
+    assert "/api/sentinel/tenant-leak?project_id=" in out
+    assert "X-Dev-Role:member" in out
     settings = load_settings(kap_data_dir=tmp_path)
     from kap.core.db import Database
     from kap.core.models import Project, ProjectMember
@@ -88,7 +92,8 @@ def test_user_add_puts_a_user_in_an_org_and_project(tmp_path: Path) -> None:
                  "--role", "pm", env=env)
     assert result.returncode == 0, result.stderr
     bad = kap("user", "add", "x@example.com", "--org", str(ids.org), "--role", "boss", env=env)
-    assert bad.returncode == 1 and "--role must be one of" in bad.stderr
+    assert bad.returncode == 1
+    assert "--role must be one of" in bad.stderr
 
 
 def test_demo_self_test_sentinel_line_works(client: Any, settings: Any) -> None:
@@ -100,4 +105,5 @@ def test_demo_self_test_sentinel_line_works(client: Any, settings: Any) -> None:
     response = client.get("/api/sentinel/tenant-leak",
                           params={"project_id": str(ids.project_a), "target_project_id": str(ids.project_b)},
                           headers={"X-Dev-User": str(ids.member), "X-Dev-Org": str(ids.org), "X-Dev-Role": "member"})
-    assert response.status_code == 200 and response.json()["leak"] is False
+    assert response.status_code == 200
+    assert response.json()["leak"] is False

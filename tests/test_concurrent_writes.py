@@ -44,7 +44,8 @@ def test_a_savepoint_that_reads_then_writes_survives_another_writer(db: Database
             org.name = "renamed in the savepoint"
             session.flush()
     other.join(20)
-    assert not other.is_alive() and errors == []
+    assert not other.is_alive()
+    assert errors == []
     with db.service_transaction() as session:
         names = {session.get(Org, first).name, session.get(Org, second).name}  # type: ignore[union-attr]
     assert names == {"renamed in the savepoint", "renamed by the other writer"}

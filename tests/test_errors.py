@@ -19,7 +19,8 @@ from tests.conftest import World
 def _err(response: Any, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body = response.json()
-    assert body["ok"] is False and body["error"]["code"] == code, body
+    assert body["ok"] is False, body
+    assert body["error"]["code"] == code, body
     assert body["request_id"] == response.headers["x-request-id"]
     return body
 
@@ -83,10 +84,13 @@ def test_unexpected_error_is_internal_with_telemetry(runtime: Runtime, world: Wo
     with TestClient(app, raise_server_exceptions=False) as client:
         response = client.get("/api/boom")
     body = _err(response, 500, "internal")
-    assert "secret" not in response.text and "Traceback" not in response.text
+    assert "secret" not in response.text
+    assert "Traceback" not in response.text
     with runtime.db.service_session() as s:
         row = s.scalar(select(TelemetryEvent).where(TelemetryEvent.request_id == body["request_id"]))
-    assert row is not None and row.kind == "internal_error" and row.status == 500
+    assert row is not None
+    assert row.kind == "internal_error"
+    assert row.status == 500
 
 
 def _unreachable_runtime(base_settings: dict[str, Any]) -> Runtime:
@@ -100,7 +104,8 @@ def test_database_down_answers_503_db_not_ready(base_settings: dict[str, Any], w
         _err(client.get("/api/me", headers=world.h("owner")), 503, "db_not_ready")
         _err(client.get(f"/api/projects/{world.project_a}", headers=world.h("owner")), 503, "db_not_ready")
         ready = client.get("/readyz")
-        assert ready.status_code == 503 and ready.json()["checks"]["database"]["state"] == "unreachable"
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["database"]["state"] == "unreachable"
         assert client.get("/healthz").status_code == 200
     rt.close()
 
@@ -119,7 +124,8 @@ def test_unmigrated_database_answers_503_db_not_ready(base_settings: dict[str, A
 def test_readyz_reports_each_check(client: TestClient) -> None:
     body = client.get("/readyz").json()
     assert body["ok"] is True
-    assert body["checks"]["database"]["ok"] and body["checks"]["data_dir"]["ok"]
+    assert body["checks"]["database"]["ok"]
+    assert body["checks"]["data_dir"]["ok"]
 
 
 def test_database_comes_back_after_an_outage(db: Database, runtime: Runtime, client: TestClient,

@@ -42,7 +42,9 @@ def test_a_stale_allowlist_entry_fails_the_lint() -> None:
         sys.path.remove(str(LINT.parent))
     findings, stale = lint_scope.lint([FIXTURES / "scoped.py"],
                                       allowlist={"tests.fixtures.lint_scope.scoped:gone": "x"})
-    assert findings == [] and stale == ["tests.fixtures.lint_scope.scoped:gone"]
+    assert findings == []
+    assert stale == ["tests.fixtures.lint_scope.scoped:gone"]
     findings, stale = lint_scope.lint([FIXTURES / "unscoped.py"],
                                       allowlist={"tests.fixtures.lint_scope.unscoped:documents_of": "reason"})
-    assert findings == [] and stale == []
+    assert findings == []
+    assert stale == []

@@ -20,11 +20,17 @@ def _png() -> bytes:
 
 def test_a_member_reads_the_org_and_what_they_may_do(client: TestClient, world: World) -> None:
     org = client.get(f"/api/orgs/{world.org1}", headers=world.h("member")).json()
-    assert org["name"] == "Org One" and org["brand"] == "Org One" and org["display_name"] is None
-    assert org["role"] == "member" and not org["can_manage"] and not org["can_create_projects"]
-    assert org["project_creators"] == "admins" and org["logo_type"] is None
+    assert org["name"] == "Org One"
+    assert org["brand"] == "Org One"
+    assert org["display_name"] is None
+    assert org["role"] == "member"
+    assert not org["can_manage"]
+    assert not org["can_create_projects"]
+    assert org["project_creators"] == "admins"
+    assert org["logo_type"] is None
     admin = client.get(f"/api/orgs/{world.org1}", headers=world.h("org_admin")).json()
-    assert admin["can_manage"] and admin["can_create_projects"]
+    assert admin["can_manage"]
+    assert admin["can_create_projects"]
 
 
 def test_foreign_and_unknown_orgs_get_the_same_404(client: TestClient, world: World) -> None:
@@ -73,7 +79,8 @@ def test_only_org_owners_and_admins_create_projects_until_widened(client: TestCl
                            headers=world.h("org_owner"))
     assert widened.json()["project_creators"] == "members"
     made = client.post("/api/projects", json={"name": "Side project"}, headers=world.h("member"))
-    assert made.status_code == 201 and made.json()["role"] == "owner"
+    assert made.status_code == 201
+    assert made.json()["role"] == "owner"
     bad = client.patch(f"/api/orgs/{world.org1}", json={"project_creators": "everyone"}, headers=world.h("org_owner"))
     assert bad.status_code == 422
 
@@ -81,10 +88,12 @@ def test_only_org_owners_and_admins_create_projects_until_widened(client: TestCl
 def test_pages_show_the_rule_and_the_org_section_to_org_admins_only(app: object, world: World) -> None:
     member = signed_in(app, world.users["member"])
     home = member.get("/").text
-    assert "Only the owners and admins of Org One can create projects." in home and 'id="project-name"' not in home
+    assert "Only the owners and admins of Org One can create projects." in home
+    assert 'id="project-name"' not in home
     admin = signed_in(app, world.users["org_admin"])
     assert 'id="project-name"' in admin.get("/").text
     settings = admin.get(f"/p/{world.project_a}/settings").text
-    assert 'id="org-settings"' in settings and f"PATCH /api/orgs/{world.org1}" in settings
+    assert 'id="org-settings"' in settings
+    assert f"PATCH /api/orgs/{world.org1}" in settings
     project_admin = signed_in(app, world.users["admin"])  # a project admin, plain org member
     assert 'id="org-settings"' not in project_admin.get(f"/p/{world.project_a}/settings").text

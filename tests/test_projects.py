@@ -25,7 +25,9 @@ def test_create_project_makes_the_caller_owner_and_audits(client: TestClient, wo
     made = client.post("/api/projects", json={"name": "  Globex HCM  "}, headers=world.h("member"))
     assert made.status_code == 201, made.text
     project = made.json()
-    assert project["name"] == "Globex HCM" and project["role"] == "owner" and project["org_id"] == str(world.org1)
+    assert project["name"] == "Globex HCM"
+    assert project["role"] == "owner"
+    assert project["org_id"] == str(world.org1)
     listed = client.get("/api/projects", headers=world.h("member")).json()["projects"]
     assert {p["id"] for p in listed} == {str(world.project_a), project["id"]}
     events = client.get("/api/audit", params={"project_id": project["id"]}, headers=world.h("member")).json()
@@ -35,7 +37,8 @@ def test_create_project_makes_the_caller_owner_and_audits(client: TestClient, wo
 def test_user_without_org_cannot_create_projects(client: TestClient, factory: Factory) -> None:
     loner = factory.user(None)
     response = client.post("/api/projects", json={"name": "x"}, headers={"X-Dev-User": str(loner)})
-    assert response.status_code == 403 and response.json()["error"]["code"] == "no_org"
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "no_org"
 
 
 def test_project_in_a_foreign_org_is_refused(client: TestClient, world: World) -> None:
@@ -45,10 +48,12 @@ def test_project_in_a_foreign_org_is_refused(client: TestClient, world: World) -
 
 def test_rename_and_archive(client: TestClient, world: World) -> None:
     renamed = client.patch(f"/api/projects/{world.project_a}", json={"name": "Northwind"}, headers=world.h("admin"))
-    assert renamed.status_code == 200 and renamed.json()["name"] == "Northwind"
+    assert renamed.status_code == 200
+    assert renamed.json()["name"] == "Northwind"
     assert client.delete(f"/api/projects/{world.project_a}", headers=world.h("admin")).status_code == 403
     archived = client.delete(f"/api/projects/{world.project_a}", headers=world.h("owner"))
-    assert archived.status_code == 200 and archived.json()["archived_at"]
+    assert archived.status_code == 200
+    assert archived.json()["archived_at"]
     assert client.get("/api/projects", headers=world.h("owner")).json()["projects"] == []
     with_archived = client.get("/api/projects", params={"include_archived": "true"}, headers=world.h("owner"))
     assert [p["id"] for p in with_archived.json()["projects"]] == [str(world.project_a)]
@@ -93,7 +98,8 @@ def test_nobody_grants_above_their_own_role(client: TestClient, world: World) ->
     assert response.status_code == 403
     ok = client.patch(f"/api/projects/{world.project_a}/members/{world.users['member']}",
                       json={"role": "pm"}, headers=world.h("admin"))
-    assert ok.status_code == 200 and ok.json()["role"] == "pm"
+    assert ok.status_code == 200
+    assert ok.json()["role"] == "pm"
 
 
 def test_owner_is_changed_or_removed_only_by_an_owner(client: TestClient, world: World) -> None:
@@ -105,7 +111,8 @@ def test_owner_is_changed_or_removed_only_by_an_owner(client: TestClient, world:
 def test_last_owner_cannot_leave_or_be_demoted(client: TestClient, world: World) -> None:
     target = f"/api/projects/{world.project_a}/members/{world.users['owner']}"
     left = client.delete(target, headers=world.h("owner"))
-    assert left.status_code == 409 and left.json()["error"]["code"] == "last_owner"
+    assert left.status_code == 409
+    assert left.json()["error"]["code"] == "last_owner"
     demoted = client.patch(target, json={"role": "admin"}, headers=world.h("owner"))
     assert demoted.status_code == 409
     promote = client.patch(f"/api/projects/{world.project_a}/members/{world.users['admin']}",
@@ -127,7 +134,8 @@ def test_audit_filters_paging_and_csv(client: TestClient, world: World) -> None:
         client.patch(f"/api/projects/{world.project_a}", json={"name": name}, headers=world.h("owner"))
     page = client.get("/api/audit", params={"project_id": str(world.project_a), "action": "project",
                                             "limit": 2}, headers=world.h("owner")).json()
-    assert page["total"] == 3 and len(page["events"]) == 2
+    assert page["total"] == 3
+    assert len(page["events"]) == 2
     assert page["events"][0]["details"]["new"] == "Three"
     none = _audit(client, world, world.project_a, actor=str(world.users["member"]))
     assert none == []
@@ -135,7 +143,8 @@ def test_audit_filters_paging_and_csv(client: TestClient, world: World) -> None:
                           headers=world.h("owner"))
     assert exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(exported.text)))
-    assert rows[0][:2] == ["created_at", "action"] and len(rows) == 4
+    assert rows[0][:2] == ["created_at", "action"]
+    assert len(rows) == 4
     assert client.get("/api/audit", params={"project_id": str(world.project_a)},
                       headers=world.h("pm")).status_code == 403
 
@@ -148,7 +157,8 @@ def test_org_audit_and_telemetry_are_for_org_admins(client: TestClient, world: W
     assert client.get(f"/api/orgs/{world.org1}/audit", headers=world.h("owner")).status_code == 403
     assert client.get(f"/api/orgs/{world.org1}/audit", headers=world.h("outsider")).status_code == 404
     telemetry = client.get("/api/telemetry", params={"org_id": str(world.org1)}, headers=world.h("org_owner"))
-    assert telemetry.status_code == 200 and "events" in telemetry.json()
+    assert telemetry.status_code == 200
+    assert "events" in telemetry.json()
     assert client.get("/api/telemetry", params={"org_id": str(world.org1)},
                       headers=world.h("member")).status_code == 403
 

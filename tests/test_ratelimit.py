@@ -33,7 +33,9 @@ def test_exactly_max_requests_pass_then_429(make_client: Any, factory: Any, db: 
     assert limited.json()["error"]["code"] == "rate_limited"
     with db.service_session() as s:
         row = s.scalar(select(TelemetryEvent).where(TelemetryEvent.request_id == limited.json()["request_id"]))
-    assert row is not None and row.kind == "rate_limited" and row.status == 429
+    assert row is not None
+    assert row.kind == "rate_limited"
+    assert row.status == 429
     other = {"X-Dev-User": str(factory.user(org, "member"))}
     assert client.get("/api/me", headers=other).status_code == 200  # budgets are per user
 

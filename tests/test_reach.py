@@ -45,17 +45,20 @@ def test_reach_list_and_subquery_agree_for_every_user_and_project(db: Database, 
                 found = reach(s, uid, pid)
                 assert (found is not None) == (pid in listed) == (pid in subquery), (who, pid)
                 if found is not None:
-                    assert found.role == listed[pid] and found.scope.project_id == pid, who
+                    assert found.role == listed[pid], who
+                    assert found.scope.project_id == pid, who
 
 
 def test_reach_takes_the_higher_of_membership_and_org_role(db: Database, crowd: World) -> None:
     with db.service_session() as s:
         both = reach(s, crowd.users["org_admin_and_member"], crowd.project_a)
-        assert both is not None and both.role == "admin"
+        assert both is not None
+        assert both.role == "admin"
         assert reach(s, crowd.users["org_member_only"], crowd.project_a) is None
         assert reach(s, crowd.users["org_owner"], crowd.project_c) is None
         capped = reach(s, crowd.users["org_owner"], crowd.project_b, dev_role="lead")
-        assert capped is not None and capped.role == "lead"
+        assert capped is not None
+        assert capped.role == "lead"
 
 
 @pytest.mark.postgres_only
@@ -81,7 +84,8 @@ def test_role_helpers_come_from_the_one_table() -> None:
     assert org_admin_roles() == ("owner", "admin")
     assert set(org_admin_roles()) <= set(ORG_ROLE_RANK)
     assert roles_allowed("signoff.alerts") == ("owner", "admin", "pm")
-    assert outranks("owner", "admin") and not outranks("pm", "pm")
+    assert outranks("owner", "admin")
+    assert not outranks("pm", "pm")
     assert effective_role("member", "admin") == "admin"
     assert effective_role("owner", "member") == "owner"
     assert effective_role(None, "member") is None
@@ -95,10 +99,13 @@ def test_only_the_scope_module_mints_a_scope(db: Database, world: World) -> None
         ProjectScope(object(), world.org1, world.project_a, "user")
     with db.service_session() as s:
         scope = trusted_scope(s, world.project_a, purpose="test")
-        assert scope is not None and scope.trusted and scope.org_id == world.org1
+        assert scope is not None
+        assert scope.trusted
+        assert scope.org_id == world.org1
         assert trusted_scope(s, uuid.uuid4(), purpose="test") is None
         user = reach(s, world.users["member"], world.project_a)
-        assert user is not None and not user.scope.trusted
+        assert user is not None
+        assert not user.scope.trusted
     with pytest.raises(AttributeError):
         scope.project_id = world.project_b  # type: ignore[misc]
 
@@ -113,6 +120,7 @@ def test_a_second_permission_must_be_declared_on_the_route(db: Database, world: 
         ctx = resolve_project(s, Identity(via="dev", user_id=world.users["pm"]), world.project_a)
         assert ctx.may("comms.manage")  # outside a route's declaration: the table alone
         declared = replace(ctx, declared=frozenset({"subscriptions.self", "comms.manage"}))
-        assert declared.may("comms.manage") and declared.may("subscriptions.self") is not False
+        assert declared.may("comms.manage")
+        assert declared.may("subscriptions.self") is not False
         with pytest.raises(UndeclaredAction):
             declared.may("backups.restore")

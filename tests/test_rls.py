@@ -30,7 +30,8 @@ def test_app_role_cannot_bypass_rls_and_owns_nothing(db: Database) -> None:
     with db.service_session() as s:
         bypass = s.scalar(text("SELECT rolbypassrls FROM pg_roles WHERE rolname = 'kap_app'"))
         owned = s.scalar(text("SELECT count(*) FROM pg_tables WHERE tableowner = 'kap_app'"))
-    assert bypass is False and owned == 0
+    assert bypass is False
+    assert owned == 0
 
 
 def test_unscoped_query_as_app_role_sees_only_the_callers_tenants(db: Database, world: World) -> None:
@@ -49,7 +50,8 @@ def test_unscoped_query_as_app_role_sees_only_the_callers_tenants(db: Database, 
 def test_org_admin_sees_every_project_of_their_org_only(db: Database, world: World) -> None:
     with db.app_session(world.users["org_admin"]) as s, s.begin():
         projects = set(s.scalars(text("SELECT id FROM projects")).all())
-    assert world.project_a in projects and world.project_b in projects
+    assert world.project_a in projects
+    assert world.project_b in projects
     assert world.project_c not in projects
 
 

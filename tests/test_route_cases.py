@@ -207,7 +207,8 @@ def _org_settings(env: Env) -> None:
     ok(env.client.patch(org, json={"project_creators": "members"}, headers=env.world.h("org_admin")))
     assert env.get(Org, env.world.org1).project_creators == "members"
     read = ok(env.client.get(org, headers=env.world.h("member"))).json()
-    assert read["project_creators"] == "members" and read["can_create_projects"] is True
+    assert read["project_creators"] == "members"
+    assert read["can_create_projects"] is True
 
 
 @case("GET /api/projects", "GET /api/projects/{project_id}")
@@ -300,7 +301,8 @@ def _telemetry(env: Env) -> None:
 def _sentinel(env: Env) -> None:
     body = ok(env.api("GET", "/api/sentinel/tenant-leak", "member",
                       query={"target_project_id": str(env.world.project_c)})).json()
-    assert body["leak"] is False and len(body["checks"]) > 10
+    assert body["leak"] is False
+    assert len(body["checks"]) > 10
 
 
 # --- QA tools -----------------------------------------------------------------------------------
@@ -315,7 +317,8 @@ def _seed_simple(env: Env) -> None:
 @case("POST /api/dev/smoke-run")
 def _smoke(env: Env) -> None:
     body = ok(env.api("POST", "/api/dev/smoke-run", "admin", json={"email_to": "qa@example.com"})).json()
-    assert body["ok"] is True and "token_link" in str(body)
+    assert body["ok"] is True
+    assert "token_link" in str(body)
     assert env.count(SignoffRequest, SignoffRequest.project_id == env.world.project_a,
                      SignoffRequest.recipient_email == "qa@example.com") == 1
 
@@ -326,7 +329,8 @@ def _smoke(env: Env) -> None:
 def _ingest_sync(env: Env) -> None:
     doc = env.upload()
     row = env.get(Artifact, uuid.UUID(doc))
-    assert row.status == "ready" and row.chunk_count >= 1
+    assert row.status == "ready"
+    assert row.chunk_count >= 1
 
 
 @case("POST /api/ingest")
@@ -348,7 +352,8 @@ def _reingest(env: Env) -> None:
 def _documents(env: Env) -> None:
     doc = env.upload()
     names = [d["name"] for d in ok(env.api("GET", "/api/documents", "member")).json()["documents"]]
-    assert "Cutover plan.txt" in names and "a payroll secrets.pdf" in names
+    assert "Cutover plan.txt" in names
+    assert "a payroll secrets.pdf" in names
     detail = ok(env.api("GET", f"/api/documents/{doc}", "member")).json()
     assert "Cutover weekend" in str(detail["pages"])
 
@@ -369,7 +374,8 @@ def _delete_document(env: Env) -> None:
 @case("GET /api/ocr/queue", "POST /api/ocr/resolve")
 def _ocr(env: Env) -> None:
     lane = [d["id"] for d in ok(env.api("GET", "/api/ocr/queue", "member")).json()["documents"]]
-    assert lane and lane[0] != str(env.ids["artifacts"])
+    assert lane
+    assert lane[0] != str(env.ids["artifacts"])
     ok(env.api("POST", "/api/ocr/resolve", "lead", query={"artifact_id": lane[0]},
                json={"mode": "text", "text": "Pasted contract text"}))
     assert env.get(Artifact, uuid.UUID(lane[0])).status == "ready"
@@ -512,7 +518,8 @@ def _signer_documents(env: Env) -> None:
     token = token_of(env.signoff(stage)["token_link"])
     assert ok(env.client.get(f"/signoff/{token}/documents/{doc}")).content == pdf
     image = ok(env.client.get(f"/signoff/{token}/documents/{doc}/preview.png?page=1"))
-    assert image.headers["content-type"] == "image/png" and image.content.startswith(b"\x89PNG")
+    assert image.headers["content-type"] == "image/png"
+    assert image.content.startswith(b"\x89PNG")
 
 
 # --- comms ----------------------------------------------------------------------------------------
@@ -522,7 +529,9 @@ def _comms_settings(env: Env) -> None:
     ok(env.api("PUT", "/api/comms/settings", "pm", json={"timezone": "Europe/Berlin", "daily_cap": 7}))
     with env.db.service_session() as s:
         row = s.scalar(select(CommsSettings).where(CommsSettings.project_id == env.world.project_a))
-        assert row is not None and row.timezone == "Europe/Berlin" and row.daily_cap == 7
+        assert row is not None
+        assert row.timezone == "Europe/Berlin"
+        assert row.daily_cap == 7
     assert ok(env.api("GET", "/api/comms/settings", "pm")).json()["settings"]["daily_cap"] == 7
 
 
@@ -544,7 +553,8 @@ def _preview(env: Env) -> None:
 def _send_digest(env: Env) -> None:
     sent = ok(env.api("POST", "/api/digest/send", "pm", json={"to": "pm-inbox@example.com"})).json()
     log = env.get(EmailLog, uuid.UUID(sent["email_log_id"]))
-    assert log.recipient == "pm-inbox@example.com" and log.project_id == env.world.project_a
+    assert log.recipient == "pm-inbox@example.com"
+    assert log.project_id == env.world.project_a
 
 
 @case("GET /api/scheduler/status")
@@ -613,7 +623,8 @@ def _restore(env: Env) -> None:
     assert env.count(RestoreActivity, RestoreActivity.project_id == env.world.project_a,
                      RestoreActivity.kind == "restore") == 2  # the seeded one and this one
     activity = ok(env.api("GET", "/api/restore-activity", "admin")).json()["activity"]
-    assert len(activity) == 2 and body["ok"] is True
+    assert len(activity) == 2
+    assert body["ok"] is True
 
 
 # --- ask ------------------------------------------------------------------------------------------
@@ -635,7 +646,8 @@ def _raid_reads(env: Env) -> None:
     listed = ok(env.api("GET", "/api/raid", "member", query={"kind": "risk"})).json()["items"]
     assert [(i["ref"], i["title"]) for i in listed] == [("R-01", "a zzasecret vendor risk")]
     item = ok(env.api("GET", f"/api/raid/{env.ids['raid_items']}", "member")).json()
-    assert item["item"]["owner"] == "a owner" and item["comments"][0]["body"] == "a comment on zzasecret"
+    assert item["item"]["owner"] == "a owner"
+    assert item["comments"][0]["body"] == "a comment on zzasecret"
     csv_text = ok(env.api("GET", "/api/raid/export.csv", "member")).text
     assert "R-01,risk,a zzasecret vendor risk" in csv_text
 
@@ -726,7 +738,8 @@ def _page_image(env: Env) -> None:
     pdf = (FIXTURES / "northwind" / "SOW-2026-014 Northwind Workday.pdf").read_bytes()
     doc = env.upload("SOW.pdf", pdf)
     image = ok(env.page(f"/p/{{a}}/documents/{doc}/pages/1.png"))
-    assert image.headers["content-type"] == "image/png" and image.content[:4] == b"\x89PNG"
+    assert image.headers["content-type"] == "image/png"
+    assert image.content[:4] == b"\x89PNG"
 
 
 @case("GET /p/{project_id}/ocr", "GET /ocr")

@@ -67,7 +67,8 @@ def test_sentinel_never_says_whether_the_target_exists(client: TestClient, seede
 
 def test_caller_entitled_to_the_target_is_not_a_leak(client: TestClient, seeded: World) -> None:
     body = _run(client, seeded, "org_owner", seeded.project_b)
-    assert body["leak"] is False and body["authorized"] is True
+    assert body["leak"] is False
+    assert body["authorized"] is True
 
 
 def _unfiltered_documents(ctx: ProjectContext, _: reads.Hints) -> Iterable[reads.Returned]:

@@ -23,7 +23,8 @@ def signed_in(app: Any, user: uuid.UUID) -> TestClient:
 def test_pages_need_a_signed_in_user(client: TestClient) -> None:
     path = f"/p/{uuid.uuid4()}/dashboard"
     response = client.get(path, follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"] == f"/login?next={path}"
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/login?next={path}"
     assert "Sign in to Kap" in client.get("/login").text
 
 
@@ -38,15 +39,20 @@ def test_project_picker_dashboard_settings_and_admin(app: Any, world: World) -> 
     with signed_in(app, world.users["owner"]) as browser:
         home = browser.get("/")
         a = f"/p/{world.project_a}"
-        assert home.status_code == 200 and f"{a}/dashboard" in home.text
+        assert home.status_code == 200
+        assert f"{a}/dashboard" in home.text
         assert str(world.project_c) not in home.text
         dash = browser.get(f"{a}/dashboard")
-        assert dash.status_code == 200 and "A</h1>" in dash.text
-        assert f'href="{a}/settings"' in dash.text and f'href="{a}/admin"' in dash.text
+        assert dash.status_code == 200
+        assert "A</h1>" in dash.text
+        assert f'href="{a}/settings"' in dash.text
+        assert f'href="{a}/admin"' in dash.text
         settings = browser.get(f"{a}/settings")
-        assert settings.status_code == 200 and "Invite by email" in settings.text
+        assert settings.status_code == 200
+        assert "Invite by email" in settings.text
         admin = browser.get(f"{a}/admin", params={"action": "project"})
-        assert admin.status_code == 200 and "Export CSV" in admin.text
+        assert admin.status_code == 200
+        assert "Export CSV" in admin.text
         assert "content-security-policy" in admin.headers
 
 
@@ -77,14 +83,16 @@ def test_old_links_redirect_into_the_project(app: Any, world: World) -> None:
 def test_a_foreign_project_is_a_not_found_page(app: Any, world: World) -> None:
     with signed_in(app, world.users["outsider"]) as browser:
         response = browser.get(f"/p/{world.project_a}/dashboard")
-        assert response.status_code == 404 and "Project not found" in response.text
+        assert response.status_code == 404
+        assert "Project not found" in response.text
         assert browser.get("/p/not-a-uuid/dashboard").status_code == 404
 
 
 def test_fragment_requests_get_only_the_content(app: Any, world: World) -> None:
     with signed_in(app, world.users["owner"]) as browser:
         fragment = browser.get(f"/p/{world.project_a}/dashboard", headers={"HX-Request": "true"})
-        assert "<html" not in fragment.text and "<h1>" in fragment.text
+        assert "<html" not in fragment.text
+        assert "<h1>" in fragment.text
 
 
 def test_database_down_page_shows_the_banner(base_settings: dict[str, Any], world: World) -> None:
@@ -92,7 +100,8 @@ def test_database_down_page_shows_the_banner(base_settings: dict[str, Any], worl
     with TestClient(create_app(runtime=rt), raise_server_exceptions=False) as browser:
         response = browser.get(f"/p/{world.project_a}/dashboard")
         assert response.status_code == 503
-        assert 'id="db-banner"' in response.text and 'id="db-banner" class="banner" role="alert" hidden' \
+        assert 'id="db-banner"' in response.text
+        assert 'id="db-banner" class="banner" role="alert" hidden' \
             not in response.text
     rt.close()
 

@@ -34,13 +34,17 @@ def test_vectors_are_built_in_the_background_then_retrieval_is_hybrid(
     ingest_corpus(client, world)
     upload(client, world, "b.txt", b"Project B facts stay in project B.", project=world.project_b, who="b_member")
     first = ask(client, world, "What is the planned go-live date?")
-    assert first["retrieval"] == "fulltext" and "September 1, 2026" in first["answer"]
+    assert first["retrieval"] == "fulltext"
+    assert "September 1, 2026" in first["answer"]
     assert any("semantic index is being built" in n for n in first["notes"])
     tags = _tags(db, world.project_a)
-    assert tags and all(tag == "api:fake-32#32" and size == 32 for tag, size in tags)
+    assert tags
+    assert all(tag == "api:fake-32#32" and size == 32 for tag, size in tags)
     assert all(tag is None for tag, _ in _tags(db, world.project_b))  # only the asking project was embedded
     second = ask(client, world, "How many active worker records are converted?")
-    assert second["retrieval"] == "hybrid" and "48,200" in second["answer"] and second["notes"] == []
+    assert second["retrieval"] == "hybrid"
+    assert "48,200" in second["answer"]
+    assert second["notes"] == []
     assert all(r["model"] == "fake-32" for r in embeddings_server.requests)
 
 
@@ -53,7 +57,8 @@ def test_a_model_change_re_embeds_and_never_mixes_sizes(make_client: Callable[..
     assert ask(old, world, "When is go-live?")["retrieval"] == "hybrid"
     new = _api_client(make_client, embeddings_server, 48)
     switching = ask(new, world, "When is go-live?")
-    assert switching["retrieval"] == "fulltext" and "September 1, 2026" in switching["answer"]
+    assert switching["retrieval"] == "fulltext"
+    assert "September 1, 2026" in switching["answer"]
     assert {tag for tag, _ in _tags(db, world.project_a)} == {"api:fake-48#48"}
     assert ask(new, world, "When is go-live?")["retrieval"] == "hybrid"
 
@@ -64,14 +69,16 @@ def test_an_embeddings_outage_leaves_full_text_working(make_client: Callable[...
     upload(client, world, "Plan.txt", b"The planned go-live date is September 1, 2026.")
     embeddings_server.fail = True
     body = ask(client, world, "What is the planned go-live date?")
-    assert body["found"] and body["retrieval"] == "fulltext"
+    assert body["found"]
+    assert body["retrieval"] == "fulltext"
     assert any("Semantic search is unavailable" in n for n in body["notes"])
 
 
 def test_readyz_says_full_text_only_or_hybrid(make_client: Callable[..., TestClient],
                                               embeddings_server: EmbeddingsServer) -> None:
     off = make_client(kap_embeddings="off").get("/readyz").json()
-    assert off["checks"]["search"]["mode"] == "fulltext" and off["checks"]["search"]["ok"] is True
+    assert off["checks"]["search"]["mode"] == "fulltext"
+    assert off["checks"]["search"]["ok"] is True
     on = _api_client(make_client, embeddings_server, 32).get("/readyz").json()
     assert on["checks"]["search"]["mode"] == "hybrid"
     assert on["checks"]["search"]["embeddings"] == {"backend": "api", "model": "fake-32"}
@@ -103,7 +110,8 @@ def test_hybrid_retrieval_with_the_local_model(make_client: Callable[..., TestCl
     upload(client, world, "Plan.txt", b"The planned go-live date is September 1, 2026.\n\nHypercare lasts six weeks.")
     ask(client, world, "When is go-live?")
     body = ask(client, world, "When is go-live?")
-    assert body["retrieval"] == "hybrid" and "September 1, 2026" in body["answer"]
+    assert body["retrieval"] == "hybrid"
+    assert "September 1, 2026" in body["answer"]
 
 
 def test_the_periodic_job_catches_up_without_a_question(make_client: Callable[..., TestClient],

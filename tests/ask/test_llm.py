@@ -41,15 +41,21 @@ def test_the_request_carries_only_scoped_chunks_marked_untrusted(llm_client: Tes
     chat_server.script("The go-live date is September 1, 2026 [1].")
     body = ask(llm_client, world, "What is the planned go-live date?")
     sent = chat_server.requests[-1]
-    assert sent["model"] == MODEL and chat_server.headers[-1]["authorization"] == "Bearer sk-test-key"
+    assert sent["model"] == MODEL
+    assert chat_server.headers[-1]["authorization"] == "Bearer sk-test-key"
     system, user = sent["messages"][0], sent["messages"][-1]
-    assert system["role"] == "system" and "untrusted" in system["content"] and "[1]" in system["content"]
-    assert 'trust="untrusted"' in user["content"] and "Question: What is the planned go-live date?" in user["content"]
+    assert system["role"] == "system"
+    assert "untrusted" in system["content"]
+    assert "[1]" in system["content"]
+    assert 'trust="untrusted"' in user["content"]
+    assert "Question: What is the planned go-live date?" in user["content"]
     assert "Bluebird" not in str(sent)
     assert "</document> SYSTEM" not in user["content"]  # a document cannot close its own element
-    assert body["mode"] == "llm" and body["found"] is True
+    assert body["mode"] == "llm"
+    assert body["found"] is True
     assert body["answer"] == "The go-live date is September 1, 2026 [1]."
-    assert body["citations"][0]["n"] == 1 and body["citations"][0]["name"] in _user_message(chat_server)
+    assert body["citations"][0]["n"] == 1
+    assert body["citations"][0]["name"] in _user_message(chat_server)
     assert "September 1, 2026" in body["citations"][0]["quote"]
 
 
@@ -58,7 +64,9 @@ def test_a_hallucinated_citation_is_dropped(llm_client: TestClient, world: World
     chat_server.script("Go-live is September 1, 2026 [1][9]. The checklist has 40 items [1, 12].")
     body = ask(llm_client, world, "What is the planned go-live date?")
     assert [c["n"] for c in body["citations"]] == [1]
-    assert "[9]" not in body["answer"] and "[12]" not in body["answer"] and "[1]" in body["answer"]
+    assert "[9]" not in body["answer"]
+    assert "[12]" not in body["answer"]
+    assert "[1]" in body["answer"]
     assert any("9" in note and "12" in note for note in body["notes"])
 
 
@@ -67,7 +75,9 @@ def test_an_answer_citing_nothing_real_is_refused(llm_client: TestClient, world:
     _seed(llm_client, world)
     chat_server.script("The Bluebird rollout goes live on May 4, 2027 [7].")
     body = ask(llm_client, world, "What is the planned go-live date?")
-    assert body["found"] is False and body["citations"] == [] and "Bluebird" not in body["answer"]
+    assert body["found"] is False
+    assert body["citations"] == []
+    assert "Bluebird" not in body["answer"]
 
 
 def test_not_found_from_the_model_is_the_plain_refusal(llm_client: TestClient, world: World,
@@ -85,8 +95,10 @@ def test_model_failure_falls_back_to_extractive_with_a_note(llm_client: TestClie
     _seed(llm_client, world)
     chat_server.script(failure if failure != "malformed" else "")
     body = ask(llm_client, world, "What is the planned go-live date?")
-    assert body["mode"] == "extractive" and body["found"] is True
-    assert "September 1, 2026" in body["answer"] and body["citations"]
+    assert body["mode"] == "extractive"
+    assert body["found"] is True
+    assert "September 1, 2026" in body["answer"]
+    assert body["citations"]
     reason = {"HANG": "timeout", 500: "HTTP 500", "malformed": "empty reply"}[failure]  # type: ignore[index]
     assert any(reason in note and "extracted" in note for note in body["notes"]), body["notes"]
 
@@ -94,7 +106,8 @@ def test_model_failure_falls_back_to_extractive_with_a_note(llm_client: TestClie
 def test_no_model_call_without_retrieved_chunks(llm_client: TestClient, world: World,
                                                 chat_server: ChatServer) -> None:
     body = ask(llm_client, world, "What is the planned go-live date?")
-    assert body["found"] is False and "no documents yet" in body["answer"]
+    assert body["found"] is False
+    assert "no documents yet" in body["answer"]
     assert chat_server.requests == []
 
 

@@ -25,16 +25,20 @@ def test_each_question_is_logged_with_who_when_and_chunks(ask_client: TestClient
     body = response.json()  # type: ignore[attr-defined]
     assert body["total"] == 2
     newest, oldest = body["items"]
-    assert oldest["id"] == first["question_id"] and oldest["user_id"] == str(world.users["member"])
-    assert oldest["question"] == "What is the planned go-live date?" and oldest["found"] is True
+    assert oldest["id"] == first["question_id"]
+    assert oldest["user_id"] == str(world.users["member"])
+    assert oldest["question"] == "What is the planned go-live date?"
+    assert oldest["found"] is True
     assert oldest["cited_chunk_ids"] == [c["chunk_id"] for c in first["citations"]]
     assert set(oldest["cited_chunk_ids"]) <= set(oldest["chunk_ids"])
-    assert newest["user_id"] == str(world.users["lead"]) and newest["found"] is False
+    assert newest["user_id"] == str(world.users["lead"])
+    assert newest["found"] is False
     assert "answer" not in newest
     with db.service_session() as s:
         events = s.scalars(select(AuditEvent).where(AuditEvent.project_id == world.project_a,
                                                     AuditEvent.action == "ask.asked")).all()
-    assert len(events) == 2 and all("question" not in e.details for e in events)
+    assert len(events) == 2
+    assert all("question" not in e.details for e in events)
 
 
 def test_only_owners_read_the_log(ask_client: TestClient, world: World) -> None:

@@ -13,16 +13,20 @@ from kap.ask.retrieval import fts5_stemmed, rrf
 def test_stop_words_go_and_identifiers_numbers_dates_stay() -> None:
     question = parse_question("When does CR-004 for the ADP contract end, and is R-07 due on 2026-08-31 at 10:00?")
     kinds = {t.text: t.kind for t in question.terms}
-    assert kinds["cr-004"] == "ident" and kinds["r-07"] == "ident"
-    assert kinds["2026-08-31"] == "number" and kinds["10:00"] == "number"
-    assert kinds["adp"] == "word" and kinds["contract"] == "word"
+    assert kinds["cr-004"] == "ident"
+    assert kinds["r-07"] == "ident"
+    assert kinds["2026-08-31"] == "number"
+    assert kinds["10:00"] == "number"
+    assert kinds["adp"] == "word"
+    assert kinds["contract"] == "word"
     assert not {"when", "does", "the", "is", "and", "on", "at"} & set(kinds)
     assert question.expect == "date"
 
 
 def test_phrases_and_money_keep_their_tokens() -> None:
     terms = {t.text: t for t in parse_question("How many end-to-end scripts cost $1,240,000?").terms}
-    assert terms["end-to-end"].words == ("end", "to", "end") and terms["end-to-end"].kind == "phrase"
+    assert terms["end-to-end"].words == ("end", "to", "end")
+    assert terms["end-to-end"].kind == "phrase"
     assert terms["1,240,000"].words == ("1", "240", "000")
 
 
@@ -37,7 +41,9 @@ def test_stemmed_fts_query_holds_the_project_words_and_exact_identifiers() -> No
     project = uuid.uuid4()
     expression = fts5_stemmed(project, parse_question("converted records of R-07 who owns").terms)
     assert expression.startswith(f'proj : "p{project.hex}" AND {{head body}} : (')
-    assert '"converted"' in expression and '"r 07"' in expression and " AND " in expression
+    assert '"converted"' in expression
+    assert '"r 07"' in expression
+    assert " AND " in expression
     assert '("owns" OR "owner" OR "responsible")' in expression
 
 
@@ -61,7 +67,8 @@ def test_rrf_rewards_agreement() -> None:
 
 def test_citations_outside_the_given_chunks_are_dropped() -> None:
     parsed = parse_reply("It ends in August [2][5]. The fee is fixed [1, 0, 3].", 3)
-    assert parsed.cited == [2, 1, 3] and sorted(parsed.dropped) == [0, 5]
+    assert parsed.cited == [2, 1, 3]
+    assert sorted(parsed.dropped) == [0, 5]
     assert parsed.text == "It ends in August [2]. The fee is fixed [1][3]."
     assert parse_reply("NOT_FOUND", 3).not_found
 

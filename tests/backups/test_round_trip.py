@@ -78,20 +78,25 @@ def test_restore_into_a_new_project_is_identical(bk_client: TestClient, world: W
     before_rows = row_counts(rt, world.project_a)
     before_docs = _documents(client, world, world.project_a)
     before_search = _search(client, world, world.project_a, world.h("owner"))
-    assert before_rows["artifacts"] >= 11 and before_rows["artifact_chunks"] > 0 and before_rows["stages"] == 2
+    assert before_rows["artifacts"] >= 11
+    assert before_rows["artifact_chunks"] > 0
+    assert before_rows["stages"] == 2
 
     made = run_backup(client, world)
     assert made["row_counts"] == before_rows
     listed = client.get("/api/backups", params=pa(world), headers=world.h("admin")).json()
     assert [b["key"] for b in listed["backups"]] == [made["key"]]
-    assert listed["backups"][0]["entries"] == made["entries"] and listed["backups"][0]["size"] == made["size"]
+    assert listed["backups"][0]["entries"] == made["entries"]
+    assert listed["backups"][0]["size"] == made["size"]
 
     response = client.post("/api/backups/restore", params={**pa(world), "backup_key": made["key"]},
                            headers=world.h("owner"), json={"target": "new"})
     assert response.status_code == 200, response.text
     body = response.json()
     new = uuid.UUID(body["project_id"])
-    assert new != world.project_a and body["ok"] is True and body["files"] == before_rows["artifacts"]
+    assert new != world.project_a
+    assert body["ok"] is True
+    assert body["files"] == before_rows["artifacts"]
 
     assert row_counts(rt, new) == before_rows
     after_docs = _documents(client, world, new)
@@ -121,17 +126,20 @@ def _assert_stages_and_comms(client: TestClient, old: uuid.UUID, new: uuid.UUID)
             return sorted((r.status, r.channel, r.signer_name, r.decided_at) for r in rows)
 
         assert stage_view(new) == stage_view(old)
-        assert requests(new) == requests(old) and any(r[0] == "approved" for r in requests(new))
+        assert requests(new) == requests(old)
+        assert any(r[0] == "approved" for r in requests(new))
         old_settings = s.scalar(select(CommsSettings).where(CommsSettings.project_id == old))
         new_settings = s.scalar(select(CommsSettings).where(CommsSettings.project_id == new))
-        assert old_settings and new_settings
+        assert old_settings
+        assert new_settings
         assert (new_settings.timezone, new_settings.daily_cap) == ("Europe/Berlin", 7) == \
             (old_settings.timezone, old_settings.daily_cap)
         subs_old = {(x.recipient_key, x.category, x.subscribed): x.token
                     for x in s.scalars(select(Subscription).where(Subscription.project_id == old))}
         subs_new = {(x.recipient_key, x.category, x.subscribed): x.token
                     for x in s.scalars(select(Subscription).where(Subscription.project_id == new))}
-        assert set(subs_new) == set(subs_old) and subs_new
+        assert set(subs_new) == set(subs_old)
+        assert subs_new
         assert not set(subs_new.values()) & set(subs_old.values())  # old unsubscribe links never reach the copy
         audit = s.scalars(select(AuditEvent.action).where(AuditEvent.project_id == new)).all()
         assert "backup.restored" in audit
@@ -143,7 +151,9 @@ def _assert_ids_are_new(client: TestClient, old: uuid.UUID, new: uuid.UUID) -> N
     with rt.db.service_session() as s:
         old_ids = set(s.scalars(select(Artifact.id).where(Artifact.project_id == old)))
         new_ids = set(s.scalars(select(Artifact.id).where(Artifact.project_id == new)))
-        assert old_ids and new_ids and not old_ids & new_ids
+        assert old_ids
+        assert new_ids
+        assert not old_ids & new_ids
         for art in s.scalars(select(Artifact).where(Artifact.project_id == new, Artifact.parent_id.is_not(None))):
             assert art.parent_id in new_ids
 
@@ -158,7 +168,8 @@ def test_restore_over_the_same_project_needs_its_name(client: TestClient, world:
     params = {**pa(world), "backup_key": made["key"]}
     refused = client.post("/api/backups/restore", params=params, headers=world.h("owner"),
                           json={"target": "replace", "confirm": "not the name"})
-    assert refused.status_code == 422 and refused.json()["error"]["code"] == "confirm_required"
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "confirm_required"
     done = client.post("/api/backups/restore", params=params, headers=world.h("owner"),
                        json={"target": "replace", "confirm": "A"})
     assert done.status_code == 200, done.text
@@ -166,7 +177,8 @@ def test_restore_over_the_same_project_needs_its_name(client: TestClient, world:
     after = row_counts(rt, world.project_a)
     assert after == before_rows
     got = client.get(f"/api/documents/{doc['id']}", params=pa(world), headers=world.h("member"))
-    assert got.status_code == 200 and got.json()["sha256"] == doc["sha256"]  # the same id comes back
+    assert got.status_code == 200
+    assert got.json()["sha256"] == doc["sha256"]
     download = client.get(f"/api/documents/{doc['id']}/download", params=pa(world), headers=world.h("member"))
     assert hashlib.sha256(download.content).hexdigest() == doc["sha256"]
 
@@ -195,5 +207,7 @@ def test_rows_that_point_at_deleted_users_are_nulled_or_skipped(client: TestClie
     with rt.db.service_session() as s:
         members = s.scalars(select(ProjectMember.user_id).where(ProjectMember.project_id == new)).all()
         uploaders = s.scalars(select(Artifact.uploaded_by).where(Artifact.project_id == new)).all()
-    assert world.users["lead"] not in members and world.users["owner"] in members
-    assert uploaders and all(u is None for u in uploaders)
+    assert world.users["lead"] not in members
+    assert world.users["owner"] in members
+    assert uploaders
+    assert all(u is None for u in uploaders)

@@ -30,12 +30,15 @@ def test_contents_and_downloads(bk_client: TestClient, world: World) -> None:
     entries = {e["name"]: e for e in body["entries"]}  # type: ignore[attr-defined]
     doc = built["docs"]["Test strategy.txt"]
     entry = next(n for n, e in entries.items() if e["type"] == "artifact" and e["original_name"] == "Test strategy.txt")
-    assert entries[entry]["artifact_id"] == doc["id"] and entries[entry]["sha256"] == doc["sha256"]
-    assert entries["data/artifacts.jsonl"]["rows"] == 2 and entries["data/artifacts.jsonl"]["type"] == "data"
+    assert entries[entry]["artifact_id"] == doc["id"]
+    assert entries[entry]["sha256"] == doc["sha256"]
+    assert entries["data/artifacts.jsonl"]["rows"] == 2
+    assert entries["data/artifacts.jsonl"]["type"] == "data"
 
     whole = client.get("/api/backups/download", params={**pa(world), "backup_key": made["key"]},
                        headers=world.h("admin"))
-    assert whole.status_code == 200 and whole.headers["content-type"] == "application/zip"
+    assert whole.status_code == 200
+    assert whole.headers["content-type"] == "application/zip"
     assert len(whole.content) == made["size"]
     assert zipfile.ZipFile(io.BytesIO(whole.content)).testzip() is None
     one = client.get("/api/backups/download", params={**pa(world), "backup_key": made["key"], "entry": entry},
@@ -71,11 +74,15 @@ def test_store_and_reingest_makes_a_new_version_of_the_document(bk_client: TestC
                            params={**pa(world), "backup_key": made["key"], "artifact_name": name})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["ok"] is True and body["artifact_id"] == doc["id"]
+    assert body["ok"] is True
+    assert body["artifact_id"] == doc["id"]
     assert body["link"] == f"/p/{world.project_a}/documents/{doc['id']}"
-    assert body["status"] == "ready" and body["mode"] == "new_version" and body["version"] == doc["version"] + 1
+    assert body["status"] == "ready"
+    assert body["mode"] == "new_version"
+    assert body["version"] == doc["version"] + 1
     detail = client.get(f"/api/documents/{doc['id']}", params=pa(world), headers=world.h("member")).json()
-    assert "Cutover" in detail["pages"][0]["text"] and detail["version"] == doc["version"] + 1
+    assert "Cutover" in detail["pages"][0]["text"]
+    assert detail["version"] == doc["version"] + 1
     download = client.get(f"/api/documents/{doc['id']}/download", params=pa(world), headers=world.h("member"))
     assert hashlib.sha256(download.content).hexdigest() == doc["sha256"]
     _assert_activity(client, world, doc["id"])
@@ -83,10 +90,12 @@ def test_store_and_reingest_makes_a_new_version_of_the_document(bk_client: TestC
 
 def _assert_activity(client: TestClient, world: World, artifact_id: str) -> None:
     activity = client.get("/api/restore-activity", params=pa(world), headers=world.h("admin")).json()["activity"]
-    assert activity[0]["kind"] == "reingest" and activity[0]["link"] == f"/p/{world.project_a}/documents/{artifact_id}"
+    assert activity[0]["kind"] == "reingest"
+    assert activity[0]["link"] == f"/p/{world.project_a}/documents/{artifact_id}"
     with runtime_of(client).db.service_session() as s:
         actions = s.scalars(select(AuditEvent.action).where(AuditEvent.project_id == world.project_a)).all()
-    assert "backup.reingest" in actions and "backup.created" in actions
+    assert "backup.reingest" in actions
+    assert "backup.created" in actions
     from kap.backups.pages import restore_activity_panel
     from kap.core.deps import resolve_project
     from kap.core.security import Identity
@@ -94,8 +103,10 @@ def _assert_activity(client: TestClient, world: World, artifact_id: str) -> None
     with runtime_of(client).db.service_session() as s:
         ctx = resolve_project(s, Identity(via="dev", user_id=world.users["member"]), world.project_a)
         panel = restore_activity_panel(ctx)
-    assert panel is not None and panel.title == "Restore Activity"
-    assert panel.rows[0].href == f"/p/{world.project_a}/documents/{artifact_id}" and panel.rows[0].meta
+    assert panel is not None
+    assert panel.title == "Restore Activity"
+    assert panel.rows[0].href == f"/p/{world.project_a}/documents/{artifact_id}"
+    assert panel.rows[0].meta
 
 
 def test_store_and_reingest_of_a_deleted_document_makes_a_new_one(client: TestClient, world: World) -> None:
@@ -108,26 +119,33 @@ def test_store_and_reingest_of_a_deleted_document_makes_a_new_one(client: TestCl
                                    "artifact_name": "artifacts/Test strategy.txt"})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["mode"] == "new_document" and body["artifact_id"] != doc["id"] and body["status"] == "ready"
+    assert body["mode"] == "new_document"
+    assert body["artifact_id"] != doc["id"]
+    assert body["status"] == "ready"
     search = client.get("/api/search", params={**pa(world), "q": "strategy"}, headers=world.h("member")).json()
     assert any(h["artifact_id"] == body["artifact_id"] for h in search["hits"])
     unknown = client.post("/api/backups/store-and-reingest", headers=world.h("owner"),
                           params={**pa(world), "backup_key": made["key"], "artifact_name": "artifacts/nope.txt"})
-    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "entry_not_found"
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "entry_not_found"
 
 
 def test_run_now_replaces_todays_backup(client: TestClient, world: World) -> None:
     first = run_backup(client, world)
     upload(client, world, "Test strategy.txt", (CORPUS / "Test strategy.txt").read_bytes())
     second = run_backup(client, world)
-    assert second["key"] == first["key"] and second["replaced"] is True
+    assert second["key"] == first["key"]
+    assert second["replaced"] is True
     listed = client.get("/api/backups", params=pa(world), headers=world.h("admin")).json()
-    assert len(listed["backups"]) == 1 and listed["backups"][0]["size"] == second["size"]
-    assert listed["last_backup"]["key"] == second["key"] and listed["next_backup"]
+    assert len(listed["backups"]) == 1
+    assert listed["backups"][0]["size"] == second["size"]
+    assert listed["last_backup"]["key"] == second["key"]
+    assert listed["next_backup"]
     with runtime_of(client).db.service_session() as s:
         done = s.scalars(select(BackupRun).where(BackupRun.project_id == world.project_a,
                                                  BackupRun.status == "done")).all()
-    assert len(done) == 1 and done[0].row_counts["artifacts"] == 1
+    assert len(done) == 1
+    assert done[0].row_counts["artifacts"] == 1
     assert client.post("/api/backups/run", params=pa(world), headers=world.h("pm")).status_code == 403
 
 

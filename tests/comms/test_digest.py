@@ -52,8 +52,10 @@ def test_preview_has_the_documented_shape(client: TestClient, world: World, db: 
     keys = [s["key"] for s in body["sections"]]
     assert keys == ["documents_added", "documents_reingested", "ocr_backlog"]
     item = body["sections"][0]["items"][0]
-    assert item["title"] == "Fit-gap.xlsx" and item["url"].startswith(f"http://testserver/p/{world.project_a}/documents/")
-    assert "Fit-gap.xlsx" in body["html"] and "Fit-gap.xlsx" in body["text"]
+    assert item["title"] == "Fit-gap.xlsx"
+    assert item["url"].startswith(f"http://testserver/p/{world.project_a}/documents/")
+    assert "Fit-gap.xlsx" in body["html"]
+    assert "Fit-gap.xlsx" in body["text"]
 
 
 def test_preview_needs_pm(client: TestClient, world: World) -> None:
@@ -81,10 +83,13 @@ def test_digest_for_a_contains_nothing_from_b_even_for_the_same_recipient(
     address = email_of(bound.db, both)
     mine_a = [r for r in digest_log(bound.db, world.project_a) if r.recipient == address]
     mine_b = [r for r in digest_log(bound.db, world.project_b) if r.recipient == address]
-    assert len(mine_a) == 1 and len(mine_b) == 1
+    assert len(mine_a) == 1
+    assert len(mine_b) == 1
     body_a, body_b = Path(mine_a[0].path or "").read_text(), Path(mine_b[0].path or "").read_text()
-    assert "A-only charter.docx" in body_a and "B-secret payroll" not in body_a
-    assert "B-secret payroll.xlsx" in body_b and "A-only charter" not in body_b
+    assert "A-only charter.docx" in body_a
+    assert "B-secret payroll" not in body_a
+    assert "B-secret payroll.xlsx" in body_b
+    assert "A-only charter" not in body_b
 
 
 def test_builder_in_a_members_context_cannot_read_another_project(runtime: Runtime, world: World) -> None:
@@ -95,7 +100,8 @@ def test_builder_in_a_members_context_cannot_read_another_project(runtime: Runti
         found = reach(session, world.users["member"], world.project_a)
         assert found is not None
         digest = build_digest(session, found.scope, period, member)
-    assert "B-only" not in digest.html and digest.counts["documents_added"] == 0
+    assert "B-only" not in digest.html
+    assert digest.counts["documents_added"] == 0
 
 
 def test_external_recipient_sees_only_shareable_documents(runtime: Runtime, world: World) -> None:
@@ -105,7 +111,8 @@ def test_external_recipient_sees_only_shareable_documents(runtime: Runtime, worl
     outside = Recipient.outside("client@example.com")
     with runtime.db.service_session() as session:
         digest = build_digest(session, _trusted(session, world.project_a), period, outside, base_url="http://kap")
-    assert "Shared plan.pdf" in digest.text and "Internal notes" not in digest.text
+    assert "Shared plan.pdf" in digest.text
+    assert "Internal notes" not in digest.text
     assert digest.counts["documents_added"] == 1
     assert all(item.url is None for s in digest.sections for item in s.items)
 
@@ -143,11 +150,13 @@ def test_stages_and_signoffs_appear_for_members_only(client: TestClient, world: 
     assert body["counts"]["signoffs_approved"] == 1
     assert body["counts"]["signoffs_rejected"] == 1
     assert body["counts"]["signoffs_overdue"] == 1
-    assert "Discovery" in body["text"] and "in progress → in review" in body["text"]
+    assert "Discovery" in body["text"]
+    assert "in progress → in review" in body["text"]
     with runtime.db.service_session() as session:
         outside = build_digest(session, _trusted(session, world.project_a),
                                Period(utcnow() - timedelta(days=7), utcnow()), Recipient.outside("client@example.com"))
-    assert outside.counts["stages_moved"] == 0 and "Discovery" not in outside.text
+    assert outside.counts["stages_moved"] == 0
+    assert "Discovery" not in outside.text
 
 
 def test_send_now_goes_to_the_test_address(make_client: object, world: World, db: Database) -> None:
@@ -156,10 +165,12 @@ def test_send_now_goes_to_the_test_address(make_client: object, world: World, db
     response = client.post("/api/digest/send", params={"project_id": str(world.project_a)}, json={},
                            headers=world.h("pm"))
     assert response.status_code == 200, response.text
-    assert response.json()["to"] == "qa-inbox@example.com" and response.json()["status"] == "saved"
+    assert response.json()["to"] == "qa-inbox@example.com"
+    assert response.json()["status"] == "saved"
     with db.service_session() as s:
         row = s.scalar(select(EmailLog).where(EmailLog.project_id == world.project_a, EmailLog.kind == "digest_test"))
-    assert row is not None and row.recipient == "qa-inbox@example.com"
+    assert row is not None
+    assert row.recipient == "qa-inbox@example.com"
     assert "Internal notes.docx" in Path(row.path or "").read_text()
 
 
@@ -174,4 +185,5 @@ def test_send_now_to_an_outsider_shows_the_external_view(client: TestClient, wor
 def test_send_now_without_any_address_is_422(client: TestClient, world: World) -> None:
     response = client.post("/api/digest/send", params={"project_id": str(world.project_a)}, json={},
                            headers=world.h("pm"))
-    assert response.status_code == 422 and response.json()["error"]["code"] == "no_recipient"
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "no_recipient"

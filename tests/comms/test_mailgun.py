@@ -36,26 +36,34 @@ def test_mailgun_send_posts_the_form_with_basic_auth(runtime: Runtime, mailgun_p
     result = mailer.send(Mail(to="client@example.com", subject="Weekly digest", text="plain body",
                               html="<p>html body</p>", kind="digest",
                               unsubscribe_url="http://kap.example.com/unsubscribe/tok"))
-    assert result.status == "queued" and result.provider == "mailgun" and result.provider_id
+    assert result.status == "queued"
+    assert result.provider == "mailgun"
+    assert result.provider_id
     form = mailgun_peer.received[-1]
-    assert form["to"] == "client@example.com" and form["subject"] == "Weekly digest"
+    assert form["to"] == "client@example.com"
+    assert form["subject"] == "Weekly digest"
     assert form["from"] == runtime.settings.kap_mail_from
-    assert form["text"].strip() == "plain body" and form["html"].strip() == "<p>html body</p>"
+    assert form["text"].strip() == "plain body"
+    assert form["html"].strip() == "<p>html body</p>"
     assert form["h:List-Unsubscribe"] == "<http://kap.example.com/unsubscribe/tok>"
     assert form["h:List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     with runtime.db.service_session() as s:
         row = s.get(EmailLog, result.log_id)
-    assert row is not None and row.provider_id == result.provider_id and row.status == "queued"
+    assert row is not None
+    assert row.provider_id == result.provider_id
+    assert row.status == "queued"
 
 
 def test_mailgun_refusal_is_logged_as_failed(runtime: Runtime, mailgun_peer: MailgunPeer) -> None:
     mailer = mailgun_mailer(runtime, mailgun_peer, key="wrong-key")
     result = mailer.send(Mail(to="x@example.com", subject="s", text="t"))
-    assert result.status == "failed" and "401" in (result.error or "")
+    assert result.status == "failed"
+    assert "401" in (result.error or "")
     assert mailgun_peer.refused == 1
     with runtime.db.service_session() as s:
         row = s.get(EmailLog, result.log_id)
-    assert row is not None and row.status == "failed"
+    assert row is not None
+    assert row.status == "failed"
 
 
 def test_unreachable_mailgun_is_a_failed_send_not_a_crash(runtime: Runtime) -> None:
@@ -119,7 +127,8 @@ def test_signed_bounce_suppresses_the_address(runtime: Runtime, make_client: Cal
         assert s.get(EmailLog, first.log_id).status == "bounced"  # type: ignore[union-attr]
     before = len(mailgun_peer.received)
     again = mailer.send(Mail(to=address.upper(), subject="s", text="t"))
-    assert again.status == "suppressed" and len(mailgun_peer.received) == before
+    assert again.status == "suppressed"
+    assert len(mailgun_peer.received) == before
 
 
 def test_complaint_suppresses_and_delivery_updates_the_log(runtime: Runtime,
@@ -142,23 +151,28 @@ def test_bad_unsigned_stale_and_replayed_webhooks_are_refused(runtime: Runtime,
     post = hook(make_client)
     address = f"x-{uuid.uuid4().hex[:8]}@example.com"
     bad = post(signed(bounce(address), key="not-the-key"))
-    assert bad.status_code == 403 and bad.json()["error"]["code"] == "invalid_signature"
+    assert bad.status_code == 403
+    assert bad.json()["error"]["code"] == "invalid_signature"
     unsigned = post({"event-data": bounce(address)})
-    assert unsigned.status_code == 403 and unsigned.json()["error"]["code"] == "unsigned"
+    assert unsigned.status_code == 403
+    assert unsigned.json()["error"]["code"] == "unsigned"
     stale = post(signed(bounce(address), timestamp=int(time.time()) - 3600))
-    assert stale.status_code == 403 and stale.json()["error"]["code"] == "stale_signature"
+    assert stale.status_code == 403
+    assert stale.json()["error"]["code"] == "stale_signature"
     assert suppressed(runtime, address) is None
     good = signed(bounce(address))
     assert post(good).status_code == 200
     replay = post(good)
-    assert replay.status_code == 409 and replay.json()["error"]["code"] == "replayed"
+    assert replay.status_code == 409
+    assert replay.json()["error"]["code"] == "replayed"
     garbage = post({"signature": "nope"})
     assert garbage.status_code == 422
 
 
 def test_webhooks_are_refused_when_no_signing_key_is_set(client: TestClient) -> None:
     response = client.post("/api/webhooks/mailgun", json=signed(bounce("a@example.com")))
-    assert response.status_code == 503 and response.json()["error"]["code"] == "not_configured"
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "not_configured"
 
 
 def test_bounced_external_signoff_recipient_is_flagged_to_the_pm(
@@ -168,11 +182,13 @@ def test_bounced_external_signoff_recipient_is_flagged_to_the_pm(
                                                            kind="signoff", org_id=world.org1,
                                                            project_id=world.project_a))
     response = hook(make_client)(signed(bounce(address, sent.provider_id or "")))
-    assert response.status_code == 200 and response.json()["flagged"] is True
+    assert response.status_code == 200
+    assert response.json()["flagged"] is True
     with runtime.db.service_session() as s:
         flagged = s.scalars(select(AuditEvent).where(AuditEvent.project_id == world.project_a,
                                                      AuditEvent.action == "comms.signoff_recipient_bounced")).all()
-    assert len(flagged) == 1 and flagged[0].details["email"] == address
+    assert len(flagged) == 1
+    assert flagged[0].details["email"] == address
     alerts = digest_log(runtime.db, world.project_a, kind="alert")
     assert len(alerts) == 3  # the pm, admin and owner of project A
     assert all(address in a.subject for a in alerts)

@@ -109,7 +109,10 @@ def test_scheduler_status_shows_the_next_window_in_both_zones(client: TestClient
     assert body["last_digest"] is None
     window = body["next_window"]
     assert window["timezone"] == "Asia/Kolkata"
-    assert window["start"].endswith("+05:30") and "T10:00:00" in window["start"]
-    assert window["start_utc"].endswith("+00:00") and "T04:30:00" in window["start_utc"]
-    assert body["backups"]["last"] is None and body["backups"]["last_failure"] is None
+    assert window["start"].endswith("+05:30")
+    assert "T10:00:00" in window["start"]
+    assert window["start_utc"].endswith("+00:00")
+    assert "T04:30:00" in window["start_utc"]
+    assert body["backups"]["last"] is None
+    assert body["backups"]["last_failure"] is None
     assert body["backups"]["next"]  # the coming nightly window

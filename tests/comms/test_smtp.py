@@ -30,7 +30,8 @@ def test_digest_tick_through_smtp(runtime: Runtime, world: World, smtp_server: t
     assert message["To"] == rcpts[0]
     assert str(message["List-Unsubscribe"]).strip().startswith("<http://testserver/unsubscribe/")
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert message.get_body(("html",)) is not None and message.get_body(("plain",)) is not None
+    assert message.get_body(("html",)) is not None
+    assert message.get_body(("plain",)) is not None
 
 
 def test_header_injection_through_a_subject_is_neutralised(runtime: Runtime, smtp_server: tuple[str, Any]) -> None:

@@ -36,7 +36,8 @@ def test_window_sends_one_digest_to_every_member(bound: Runtime, world: World) -
     add_artifact(bound.db, world.project_a, "Blueprint.docx", created_at=datetime(2027, 1, 1, tzinfo=UTC))
     tick(bound, world, datetime(2027, 1, 4, 9, 5, tzinfo=UTC))
     log = digest_log(bound.db, world.project_a)
-    assert len(log) == A_MEMBERS and {row.status for row in log} == {"saved"}
+    assert len(log) == A_MEMBERS
+    assert {row.status for row in log} == {"saved"}
     assert all("Blueprint.docx" in Path(row.path or "").read_text() for row in log)
     assert {s.status for s in sends(bound.db, world.project_a)} == {"sent"}
     assert {s.iso_week for s in sends(bound.db, world.project_a)} == {"2027-W01"}
@@ -116,7 +117,8 @@ def test_quiet_hours_defer_across_midnight_and_dst(bound: Runtime, world: World)
     tick(bound, world, datetime(2027, 3, 28, 5, 0, tzinfo=UTC))
     assert len(digest_log(bound.db, world.project_a)) == A_MEMBERS
     done = sends(bound.db, world.project_a)
-    assert {s.status for s in done} == {"sent"} and {s.deferrals for s in done} == {1}
+    assert {s.status for s in done} == {"sent"}
+    assert {s.deferrals for s in done} == {1}
     assert {s.iso_week for s in done} == {"2027-W12"}
 
 
@@ -142,7 +144,8 @@ def test_daily_cap_defers_to_the_next_local_day(bound: Runtime, world: World) ->
     assert len(digest_log(bound.db, world.project_a)) == A_MEMBERS - 1
     tick(bound, world, datetime(2027, 1, 5, 5, 0, tzinfo=UTC))
     log = digest_log(bound.db, world.project_a)
-    assert len(log) == A_MEMBERS and pm_email in {row.recipient for row in log}
+    assert len(log) == A_MEMBERS
+    assert pm_email in {row.recipient for row in log}
 
 
 def test_the_default_dispatch_runs_the_send_job(bound: Runtime, world: World) -> None:
@@ -158,7 +161,8 @@ def test_status_reports_the_last_digest_and_what_waits(bound: Runtime, world: Wo
                           headers=world.h("member"))
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["last_digest"]["recipients"] == A_MEMBERS and body["last_digest"]["iso_week"] == "2027-W01"
+    assert body["last_digest"]["recipients"] == A_MEMBERS
+    assert body["last_digest"]["iso_week"] == "2027-W01"
     assert body["last_digest"]["at"].startswith("2027-01-04T09:00")
     assert body["waiting"]["total"] == 0
 
@@ -180,11 +184,14 @@ def test_suppressed_external_and_departed_recipients(bound: Runtime, world: Worl
         for send in sends(bound.db, world.project_a):
             deliver(bound, send.id)
     outcome = {s.email: s.status for s in sends(bound.db, world.project_a)}
-    assert outcome["bounced@example.com"] == "suppressed" and outcome["client@example.com"] == "sent"
+    assert outcome["bounced@example.com"] == "suppressed"
+    assert outcome["client@example.com"] == "sent"
     assert sorted(outcome.values()).count("failed") == 1  # the lead left before delivery
     client_mail = next(r for r in digest_log(bound.db, world.project_a) if r.recipient == "client@example.com")
     text = Path(client_mail.path or "").read_text()
-    assert "Shared plan.pdf" in text and "Internal memo" not in text and "/unsubscribe/" in text
+    assert "Shared plan.pdf" in text
+    assert "Internal memo" not in text
+    assert "/unsubscribe/" in text
 
 
 def test_a_failed_handoff_is_retried_then_marked_failed(bound: Runtime, world: World) -> None:
@@ -196,12 +203,14 @@ def test_a_failed_handoff_is_retried_then_marked_failed(bound: Runtime, world: W
         with pytest.raises(SendFailed):
             deliver(broken, first)
         row = next(s for s in sends(bound.db, world.project_a) if s.id == first)
-        assert (row.status, row.attempts) == ("sending", 1) and row.error
+        assert (row.status, row.attempts) == ("sending", 1)
+        assert row.error
         assert deliver(bound, first) == "sent"  # the retry, once the backend answers
         second = report.dispatched[1]
         give_up(bound.db, second, "SendFailed: connection refused")
     states = {s.id: s.status for s in sends(bound.db, world.project_a)}
-    assert states[first] == "sent" and states[second] == "failed"
+    assert states[first] == "sent"
+    assert states[second] == "failed"
 
 
 def test_a_send_stuck_in_a_dead_worker_is_reclaimed(bound: Runtime, world: World) -> None:
@@ -231,4 +240,5 @@ def test_the_tick_is_a_periodic_job_every_five_minutes() -> None:
 
     assert comms_jobs.digest_tick.task_class in huey._registry._periodic_tasks
     task = comms_jobs.digest_tick.task_class()
-    assert task.validate_datetime(datetime(2027, 1, 4, 9, 5)) and not task.validate_datetime(datetime(2027, 1, 4, 9, 6))
+    assert task.validate_datetime(datetime(2027, 1, 4, 9, 5))
+    assert not task.validate_datetime(datetime(2027, 1, 4, 9, 6))

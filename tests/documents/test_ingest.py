@@ -53,16 +53,19 @@ def test_formats_keep_their_page_sheet_and_slide(docs_client: TestClient, world:
     params = {"project_id": str(world.project_a)}
     sow = docs_client.get(f"/api/documents/{docs['SOW-2026-014 Northwind Workday.pdf']['id']}", params=params,
                           headers=world.h("member")).json()
-    assert sow["page_count"] == 2 and [p["page"] for p in sow["pages"]] == [1, 2]
+    assert sow["page_count"] == 2
+    assert [p["page"] for p in sow["pages"]] == [1, 2]
     assert "Dana Whitfield" in sow["pages"][1]["text"]
     deck = docs_client.get(f"/api/documents/{docs['Steering committee 2026-03-05.pptx']['id']}", params=params,
                            headers=world.h("member")).json()
     assert [p["locator"] for p in deck["pages"]] == ["Slide 1", "Slide 2", "Slide 3"]
     raid = chunk_text(docs_client, world, docs["RAID log.xlsx"]["id"])
     row = next(line for line in raid.splitlines() if "R-07" in line)
-    assert "Owner: Dana Whitfield" in row and "ID: R-07" in row
+    assert "Owner: Dana Whitfield" in row
+    assert "ID: R-07" in row
     mail = chunk_text(docs_client, world, docs["Weekly status week 6.eml"]["id"])
-    assert "Subject: Northwind Workday - weekly status, week 6" in mail and "integrations are behind" in mail
+    assert "Subject: Northwind Workday - weekly status, week 6" in mail
+    assert "integrations are behind" in mail
 
 
 def test_scanned_page_goes_to_the_ocr_lane_and_ocr_makes_it_searchable(docs_client: TestClient,
@@ -71,9 +74,11 @@ def test_scanned_page_goes_to_the_ocr_lane_and_ocr_makes_it_searchable(docs_clie
         pytest.skip("tesseract-ocr is not installed")
     params = {"project_id": str(world.project_a)}
     doc = upload(docs_client, world, CORPUS / "CR-004 signed scan.pdf").json()["document"]
-    assert doc["status"] == "needs_ocr" and doc["ocr_pages"] == [1]
+    assert doc["status"] == "needs_ocr"
+    assert doc["ocr_pages"] == [1]
     lane = docs_client.get("/api/ocr/queue", params=params, headers=world.h("member")).json()
-    assert [d["id"] for d in lane["documents"]] == [doc["id"]] and lane["ocr_available"] is True
+    assert [d["id"] for d in lane["documents"]] == [doc["id"]]
+    assert lane["ocr_available"] is True
     assert docs_client.get("/api/search", params={**params, "q": "86,500"},
                            headers=world.h("member")).json()["hits"] == []
 
@@ -85,7 +90,8 @@ def test_scanned_page_goes_to_the_ocr_lane_and_ocr_makes_it_searchable(docs_clie
     assert lane["documents"] == []
     hits = docs_client.get("/api/search", params={**params, "q": "86,500"}, headers=world.h("member")).json()["hits"]
     assert [h["artifact_id"] for h in hits] == [doc["id"]]
-    assert hits[0]["page"] == 1 and "<mark>86" in hits[0]["snippet"]
+    assert hits[0]["page"] == 1
+    assert "<mark>86" in hits[0]["snippet"]
     assert hits[0]["link"] == f"/p/{world.project_a}/documents/{doc['id']}#page=1"
 
 
@@ -103,7 +109,8 @@ def test_pasted_text_resolves_the_lane(docs_client: TestClient, world: World) ->
     assert [h["artifact_id"] for h in hits] == [doc["id"]]
     again = docs_client.post("/api/ocr/resolve", params={**params, "artifact_id": doc["id"]},
                              json={"mode": "text", "text": "x"}, headers=world.h("lead"))
-    assert again.status_code == 409 and again.json()["error"]["code"] == "not_in_lane"
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "not_in_lane"
 
 
 def test_ocr_unavailable_is_a_clear_409(client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,7 +119,8 @@ def test_ocr_unavailable_is_a_clear_409(client: TestClient, world: World, monkey
     monkeypatch.setenv("PATH", "/nonexistent")
     response = client.post("/api/ocr/resolve", params={**params, "artifact_id": doc["id"]}, json={"mode": "ocr"},
                            headers=world.h("lead"))
-    assert response.status_code == 409 and response.json()["error"]["code"] == "ocr_unavailable"
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "ocr_unavailable"
 
 
 def test_duplicate_upload_is_reported_not_stored_twice(docs_client: TestClient, world: World,
@@ -122,7 +130,8 @@ def test_duplicate_upload_is_reported_not_stored_twice(docs_client: TestClient, 
     second = upload(docs_client, world, CORPUS / "Test strategy.txt", name="copy of strategy.txt")
     assert second.status_code == 409, second.text
     error = second.json()["error"]
-    assert error["code"] == "duplicate" and error["details"]["artifact_id"] == first.json()["document"]["id"]
+    assert error["code"] == "duplicate"
+    assert error["details"]["artifact_id"] == first.json()["document"]["id"]
     with runtime.db.service_transaction() as s:
         rows = s.scalars(select(Artifact).where(Artifact.project_id == world.project_a)).all()
         assert len(rows) == 1
@@ -135,7 +144,8 @@ def test_async_ingest_answers_202_and_the_job_makes_it_ready(docs_client: TestCl
     assert doc["status"] == "queued"
     detail = docs_client.get(f"/api/documents/{doc['id']}", params={"project_id": str(world.project_a)},
                              headers=world.h("member")).json()
-    assert detail["status"] == "ready" and "48,200" in "\n".join(p["text"] for p in detail["pages"])
+    assert detail["status"] == "ready"
+    assert "48,200" in "\n".join(p["text"] for p in detail["pages"])
 
 
 def test_reingest_bumps_the_version_and_keeps_one_copy_of_the_chunks(docs_client: TestClient, world: World,
@@ -145,7 +155,9 @@ def test_reingest_bumps_the_version_and_keeps_one_copy_of_the_chunks(docs_client
     response = docs_client.post("/api/reingest-stored", params=params, headers=world.h("lead"))
     assert response.status_code == 200, response.text
     again = response.json()["document"]
-    assert again["version"] == 2 and again["chunk_count"] == doc["chunk_count"] and again["status"] == "ready"
+    assert again["version"] == 2
+    assert again["chunk_count"] == doc["chunk_count"]
+    assert again["status"] == "ready"
     hits = docs_client.get("/api/search", params={"project_id": str(world.project_a), "q": "R-07"},
                            headers=world.h("member")).json()["hits"]
     assert len({h["chunk_id"] for h in hits}) == len(hits) == 1
@@ -166,7 +178,8 @@ def test_email_attachments_become_child_documents(client: TestClient, world: Wor
     body = response.json()
     assert [c["name"] for c in body["children"]] == ["plan.txt"]
     child = body["children"][0]
-    assert child["parent_id"] == body["document"]["id"] and child["status"] == "ready"
+    assert child["parent_id"] == body["document"]["id"]
+    assert child["status"] == "ready"
     hits = client.get("/api/search", params={"project_id": str(world.project_a), "q": "parallel run"},
                       headers=world.h("member")).json()["hits"]
     assert [h["artifact_id"] for h in hits] == [child["id"]]
@@ -187,7 +200,8 @@ def test_list_filters_and_pages(client: TestClient, world: World) -> None:
     assert literal["total"] == 0
     page1 = client.get("/api/documents", params={**params, "limit": 4}, headers=world.h("member")).json()
     page3 = client.get("/api/documents", params={**params, "limit": 4, "offset": 8}, headers=world.h("member")).json()
-    assert len(page1["documents"]) == 4 and len(page3["documents"]) == 3
+    assert len(page1["documents"]) == 4
+    assert len(page3["documents"]) == 3
     bad = client.get("/api/documents", params={**params, "status": "weird"}, headers=world.h("member"))
     assert bad.status_code == 422
 
@@ -244,4 +258,5 @@ def test_members_read_but_only_leads_write(client: TestClient, world: World) -> 
     assert client.delete(f"/api/documents/{doc['id']}", params=params, headers=world.h("member")).status_code == 403
     other = client.get(f"/api/documents/{doc['id']}", params={"project_id": str(world.project_b)},
                        headers=world.h("b_member"))
-    assert other.status_code == 404 and other.json()["error"]["message"] == "document not found"
+    assert other.status_code == 404
+    assert other.json()["error"]["message"] == "document not found"

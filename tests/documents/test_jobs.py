@@ -90,7 +90,7 @@ def test_final_failure_runs_the_hook_and_records_telemetry(runtime: Runtime) -> 
 
 
 def test_bad_cron_is_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cron needs 5 fields"):
         jobs.periodic(cron="* * *")
 
 
@@ -170,4 +170,5 @@ def test_kap_worker_needs_redis() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAP_")}
     result = subprocess.run([sys.executable, "-m", "kap", "worker"], env=env, capture_output=True, text=True,
                             timeout=120, check=False)
-    assert result.returncode == 1 and "KAP_REDIS_URL" in result.stderr
+    assert result.returncode == 1
+    assert "KAP_REDIS_URL" in result.stderr

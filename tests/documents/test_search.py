@@ -26,9 +26,11 @@ def test_hits_are_ranked_with_deep_links(client: TestClient, world: World) -> No
     docs = ingest_corpus(client, world)
     body = _search(client, world, "go-live September")
     hits = body["hits"]
-    assert isinstance(hits, list) and hits
+    assert isinstance(hits, list)
+    assert hits
     assert hits[0]["artifact_id"] == docs["SOW-2026-014 Northwind Workday.pdf"]["id"]
-    assert hits[0]["page"] == 1 and hits[0]["name"] == "SOW-2026-014 Northwind Workday.pdf"
+    assert hits[0]["page"] == 1
+    assert hits[0]["name"] == "SOW-2026-014 Northwind Workday.pdf"
     assert hits[0]["link"] == f"/p/{world.project_a}/documents/{hits[0]['artifact_id']}#page=1"
     assert "<mark>" in hits[0]["snippet"]
     scores = [h["score"] for h in hits]
@@ -38,9 +40,11 @@ def test_hits_are_ranked_with_deep_links(client: TestClient, world: World) -> No
 def test_all_terms_first_then_any(client: TestClient, world: World) -> None:
     ingest_corpus(client, world)
     strict = _search(client, world, "Kronos zebra", match="all")
-    assert strict["hits"] == [] and strict["match"] == "all"
+    assert strict["hits"] == []
+    assert strict["match"] == "all"
     auto = _search(client, world, "Kronos zebra")
-    assert auto["match"] == "any" and auto["hits"]
+    assert auto["match"] == "any"
+    assert auto["hits"]
 
 
 def test_a_hit_in_another_project_never_comes_back(client: TestClient, world: World) -> None:
@@ -60,9 +64,11 @@ def test_snippets_are_html_escaped(client: TestClient, world: World) -> None:
     hits = _search(client, world, "payroll")["hits"]
     assert isinstance(hits, list)
     snippet = hits[0]["snippet"]
-    assert "<script" not in snippet and "<mark>payroll</mark>" in snippet
+    assert "<script" not in snippet
+    assert "<mark>payroll</mark>" in snippet
     without_marks = snippet.replace("<mark>", "").replace("</mark>", "")
-    assert "<" not in without_marks and ">" not in without_marks
+    assert "<" not in without_marks
+    assert ">" not in without_marks
 
 
 def test_query_syntax_cannot_break_out(client: TestClient, world: World) -> None:
@@ -73,7 +79,8 @@ def test_query_syntax_cannot_break_out(client: TestClient, world: World) -> None
         assert response.status_code in (200, 422), (q, response.text)
     empty = client.get("/api/search", params={"project_id": str(world.project_a), "q": "?!"},
                        headers=world.h("member"))
-    assert empty.status_code == 422 and empty.json()["error"]["code"] == "empty_query"
+    assert empty.status_code == 422
+    assert empty.json()["error"]["code"] == "empty_query"
     missing = client.get("/api/search", params={"project_id": str(world.project_a)}, headers=world.h("member"))
     assert missing.status_code == 422
 
@@ -92,8 +99,10 @@ def test_search_chunks_is_a_reusable_service_function(client: TestClient, world:
     with runtime.db.app_session(identity.user_id) as session:
         ctx = resolve_project(session, identity, world.project_a)
         hits = search_chunks(ctx, "executive sponsor client", 5, match="any")
-        assert hits and hits[0].artifact_id.hex == docs["SOW-2026-014 Northwind Workday.pdf"]["id"].replace("-", "")
-        assert "Dana Whitfield" in hits[0].text and hits[0].page == 2
+        assert hits
+        assert hits[0].artifact_id.hex == docs["SOW-2026-014 Northwind Workday.pdf"]["id"].replace("-", "")
+        assert "Dana Whitfield" in hits[0].text
+        assert hits[0].page == 2
         scoped = search_chunks(ctx, "Kronos", 10, artifact_ids=[hits[0].artifact_id])
         assert scoped == []
 
@@ -119,4 +128,5 @@ def test_service_work_can_search_a_project_it_names(client: TestClient, world: W
         ctx = service_context(session, Identity(via="internal", user_id=None), world.project_a,
                               purpose="test", role="member")
         hits = search_chunks(ctx, "severity", 5)
-        assert hits and all("everity" in h.text for h in hits)
+        assert hits
+        assert all("everity" in h.text for h in hits)

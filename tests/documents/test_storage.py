@@ -50,7 +50,8 @@ def test_put_open_size_exists_delete(storage: Storage) -> None:
     key = "artifacts/org/proj/a1/1"
     assert not storage.exists(key)
     assert storage.put(key, io.BytesIO(b"hello storage")) == 13
-    assert storage.exists(key) and storage.size(key) == 13
+    assert storage.exists(key)
+    assert storage.size(key) == 13
     with storage.open(key) as handle:
         assert handle.read() == b"hello storage"
     storage.delete(key)
@@ -89,20 +90,24 @@ def test_large_files_stream_through(storage: Storage) -> None:
         while piece := handle.read(1024 * 1024):
             digest.update(piece)
             total += len(piece)
-    assert total == size and digest.hexdigest() == source.digest.hexdigest()
+    assert total == size
+    assert digest.hexdigest() == source.digest.hexdigest()
 
 
 def test_probe_reports_the_backend(storage: Storage) -> None:
     result = storage.probe()
-    assert result["ok"] is True and result["backend"] == storage.backend
+    assert result["ok"] is True
+    assert result["backend"] == storage.backend
 
 
 def test_build_storage_follows_the_settings(tmp_path: Path, s3_url: str) -> None:
     local = build_storage(load_settings(kap_data_dir=tmp_path))
-    assert local.artifacts.backend == "local" and local.backups.bucket == "backups"
+    assert local.artifacts.backend == "local"
+    assert local.backups.bucket == "backups"
     remote = build_storage(load_settings(kap_data_dir=tmp_path, kap_s3_endpoint_url=s3_url,
                                          kap_s3_bucket_artifacts="a-" + uuid.uuid4().hex[:8], **S3_KEYS))
-    assert remote.artifacts.backend == "s3" and remote.probe()["ok"] is True
+    assert remote.artifacts.backend == "s3"
+    assert remote.probe()["ok"] is True
 
 
 def test_readyz_includes_storage_and_jobs(client: object) -> None:

@@ -45,8 +45,10 @@ def test_mail_leaves_only_after_commit(runtime: Runtime, db: Database, data_dir:
     with db.service_transaction() as session:
         item = runtime.mailer.queue(session, Mail(to=to, subject="Hello", text="After commit"))
         assert queued(session) == [item.mail]
-        assert _outbox(data_dir, to) == [] and item.result is None
-    assert item.result is not None and item.result.status == "saved"
+        assert _outbox(data_dir, to) == []
+        assert item.result is None
+    assert item.result is not None
+    assert item.result.status == "saved"
     [msg] = _outbox(data_dir, to)
     assert "After commit" in str(msg.get_body(("plain",)).get_content())  # type: ignore[union-attr]
     assert _logged(db, to) == 1
@@ -54,11 +56,16 @@ def test_mail_leaves_only_after_commit(runtime: Runtime, db: Database, data_dir:
 
 def test_rollback_sends_nothing(runtime: Runtime, db: Database, data_dir: Path) -> None:
     to = _address()
-    with pytest.raises(RuntimeError), db.service_transaction() as session:
-        runtime.mailer.queue(session, Mail(to=to, subject="Never", text="Never"))
-        session.add(User(email=to))
-        raise RuntimeError("boom")
-    assert _outbox(data_dir, to) == [] and _logged(db, to) == 0
+    def queue_then_fail() -> None:
+        with db.service_transaction() as session:
+            runtime.mailer.queue(session, Mail(to=to, subject="Never", text="Never"))
+            session.add(User(email=to))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        queue_then_fail()
+    assert _outbox(data_dir, to) == []
+    assert _logged(db, to) == 0
     with db.service_session() as s:
         assert s.scalar(select(User).where(User.email == to)) is None
 
@@ -81,7 +88,8 @@ def test_refused_signoff_request_mails_nothing(client: TestClient, world: World,
     url = f"/api/stages/{stage['id']}/signoff-requests"
     assert client.post(url, params=pa, json={"email_to": first}, headers=world.h("pm")).status_code == 201
     refused = client.post(url, params=pa, json={"email_to": second}, headers=world.h("pm"))
-    assert refused.status_code == 409 and refused.json()["error"]["code"] == "signoff_pending"
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "signoff_pending"
     assert len(_outbox(data_dir, first)) == 1
     assert _outbox(data_dir, second) == []
 
@@ -110,11 +118,16 @@ def test_invitation_names_inviter_and_project_and_lives_seven_days(client: TestC
     [msg] = _outbox(data_dir, email)
     text = str(msg.get_body(("plain",)).get_content())  # type: ignore[union-attr]
     assert str(msg["Subject"]) == "Ada Admin invited you to A on Kap"
-    assert "as lead" in text and "within 7 days" in text and "Org One" in text
-    assert str(msg["From"]).startswith("Org One via Kap") and admin.email in str(msg["Reply-To"])
+    assert "as lead" in text
+    assert "within 7 days" in text
+    assert "Org One" in text
+    assert str(msg["From"]).startswith("Org One via Kap")
+    assert admin.email in str(msg["Reply-To"])
     token = text.split("/auth/magic/")[1].split()[0]
     with db.service_session() as s:
         row = s.scalar(select(LoginToken).where(LoginToken.token_hash == hash_token(token)))
-        assert row is not None and row.purpose == "invite" and row.invite_project_id == world.project_a
+        assert row is not None
+        assert row.purpose == "invite"
+        assert row.invite_project_id == world.project_a
         assert timedelta(days=6, hours=23) < row.expires_at - utcnow() <= timedelta(days=7)
     assert client.post(f"/auth/magic/{token}", follow_redirects=False).status_code == 303

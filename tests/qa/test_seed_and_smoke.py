@@ -42,7 +42,9 @@ def test_smoke_run_creates_stage_link_and_digest(client: TestClient, world: Worl
     response = client.post(url, json={"email_to": "test@example.com"}, headers=world.h("owner"))
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["ok"] is True and body["stage_id"] and body["signoff_request_id"]
+    assert body["ok"] is True
+    assert body["stage_id"]
+    assert body["signoff_request_id"]
     assert "/signoff/" in body["token_link"]
     assert [s["name"] for s in body["steps"]] == ["stage", "signoff", "digest_preview"]
     assert all(s["ok"] and s["ms"] >= 0 for s in body["steps"])
@@ -51,7 +53,8 @@ def test_smoke_run_creates_stage_link_and_digest(client: TestClient, world: Worl
     page = client.get(f"/signoff/{token}")
     assert page.status_code == 200
     second = client.post(url, json={"email_to": "test@example.com"}, headers=world.h("owner")).json()
-    assert second["ok"] is True and second["token_link"] != body["token_link"]
+    assert second["ok"] is True
+    assert second["token_link"] != body["token_link"]
     assert client.get(f"/api/signoff/{token}").status_code in (404, 410)
 
 

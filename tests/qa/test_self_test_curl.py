@@ -51,12 +51,14 @@ def test_the_five_printed_commands_work_as_pasted(tmp_path: Path) -> None:
         assert sorted(blocks) == ["A", "B", "C", "D", "E"]
 
         seeded = _curl(blocks["A"], server.url)
-        assert seeded["ok"] is True and seeded["documents"] >= 1
+        assert seeded["ok"] is True
+        assert seeded["documents"] >= 1
 
         smoke = _curl(blocks["B"], server.url)
         assert smoke["ok"] is True
         page = httpx.get(smoke["token_link"])
-        assert page.status_code == 200 and "<form" in page.text
+        assert page.status_code == 200
+        assert "<form" in page.text
 
         owner = {"X-Dev-User": str(ids.owner), "X-Dev-Org": str(ids.org), "X-Dev-Role": "owner"}
         params = {"project_id": str(ids.project_a)}
@@ -66,14 +68,17 @@ def test_the_five_printed_commands_work_as_pasted(tmp_path: Path) -> None:
         entry = next(e for e in contents["entries"] if e["type"] == "artifact")
         command = blocks["C"].replace("<KEY>", run["key"]).replace("artifacts/<FILE>", entry["name"])
         stored = _curl(command, server.url)
-        assert stored["ok"] is True and stored["link"] == f"/p/{ids.project_a}/documents/{stored['artifact_id']}"
+        assert stored["ok"] is True
+        assert stored["link"] == f"/p/{ids.project_a}/documents/{stored['artifact_id']}"
         listed = httpx.get(f"{server.url}/api/documents", params=params, headers=owner).json()
         assert stored["artifact_id"] in {d["id"] for d in listed["documents"]}
 
         digest = _curl(blocks["D"], server.url)
-        assert digest["ok"] is True and isinstance(digest["counts"], dict)
+        assert digest["ok"] is True
+        assert isinstance(digest["counts"], dict)
 
         sentinel = _curl(blocks["E"], server.url)
-        assert sentinel["leak"] is False and len(sentinel["checks"]) > 3
+        assert sentinel["leak"] is False
+        assert len(sentinel["checks"]) > 3
     finally:
         server.stop()

@@ -70,7 +70,9 @@ def test_every_proposal_quotes_its_document_verbatim(client: TestClient, world: 
         detail = client.get(f"/api/documents/{source['artifact_id']}", params={"project_id": str(world.project_a)},
                             headers=world.h("member"))
         text = "\n".join(page["text"] for page in detail.json()["pages"])
-        assert source["quote"] and source["quote"] in text, (item["title"], source["quote"])
+        assert source["quote"], (item["title"], source["quote"])
+        assert source["quote"] in text, (item["title"], source["quote"])
     rows = {i["ref"]: i["source"] for i in found if i["ref"]}
-    assert rows["R-07"]["locator"] == "Sheet RAID log, row 3" and rows["R-07"]["page"] == 1
+    assert rows["R-07"]["locator"] == "Sheet RAID log, row 3"
+    assert rows["R-07"]["page"] == 1
     assert rows["A-07"]["quote"].startswith("Action A-07: Hannah Brooks to deliver")

@@ -31,7 +31,9 @@ def test_lead_adds_edits_and_comments_and_member_reads(client: TestClient, world
     assert (item["ref"], item["state"], item["origin"], item["overdue"]) == ("A-12", "accepted", "manual", True)
     patched = client.patch(f"/api/raid/{item['id']}", params=_q(world), headers=world.h("lead"),
                            json={"status": "done", "owner": "Dana Whitfield"})
-    assert patched.status_code == 200 and patched.json()["status"] == "done" and not patched.json()["overdue"]
+    assert patched.status_code == 200
+    assert patched.json()["status"] == "done"
+    assert not patched.json()["overdue"]
     comment = client.post(f"/api/raid/{item['id']}/comments", params=_q(world), headers=world.h("member"),
                           json={"body": "Sent on Friday."})
     assert comment.status_code == 201, comment.text
@@ -50,25 +52,29 @@ def test_members_read_but_only_leads_and_above_edit(client: TestClient, world: W
     for path in (f"/api/raid/{item['id']}/accept", f"/api/raid/{item['id']}/dismiss"):
         assert client.post(path, params=_q(world), headers=world.h("member")).status_code == 403
     denied = client.patch(f"/api/raid/{item['id']}", params=_q(world), headers=world.h("member"), json={"title": "x"})
-    assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
+    assert denied.status_code == 403
+    assert denied.json()["error"]["code"] == "forbidden"
     assert len(items(client, world, who="member")) == 1
 
 
 def test_bad_input_gets_a_clear_json_error(client: TestClient, world: World) -> None:
     bad = _create(client, world, kind="assumption")
-    assert bad.status_code == 422 and bad.json()["ok"] is False
+    assert bad.status_code == 422
+    assert bad.json()["ok"] is False
     assert _create(client, world, due="someday").status_code == 422
     assert client.get("/api/raid", params={**_q(world), "kind": "nonsense"}, headers=world.h("member")).status_code \
         == 422
     _create(client, world, ref="R-01", kind="risk")
     taken = _create(client, world, ref="r-01", kind="risk")
-    assert taken.status_code == 409 and taken.json()["error"]["code"] == "raid_ref_taken"
+    assert taken.status_code == 409
+    assert taken.json()["error"]["code"] == "raid_ref_taken"
     item = _create(client, world).json()
     empty = client.patch(f"/api/raid/{item['id']}", params=_q(world), headers=world.h("lead"), json={"title": None})
     assert empty.status_code == 422
     cleared = client.post(f"/api/raid/{item['id']}/accept", params=_q(world), headers=world.h("lead"),
                           json={"details": None})
-    assert cleared.status_code == 200 and cleared.json()["details"] == ""
+    assert cleared.status_code == 200
+    assert cleared.json()["details"] == ""
 
 
 def test_review_accept_with_edits_and_dismiss(client: TestClient, world: World) -> None:
@@ -77,7 +83,8 @@ def test_review_accept_with_edits_and_dismiss(client: TestClient, world: World) 
     assert set(found) == {"D-01", "D-02", "D-03", "D-04", "A-07", "A-08"}
     accepted = client.post(f"/api/raid/{found['A-08']['id']}/accept", params=_q(world), headers=world.h("lead"),
                            json={"due": "2026-01-30"})
-    assert accepted.status_code == 200 and accepted.json()["state"] == "accepted"
+    assert accepted.status_code == 200
+    assert accepted.json()["state"] == "accepted"
     assert accepted.json()["due"] == "2026-01-30"
     client.post(f"/api/raid/{found['D-01']['id']}/dismiss", params=_q(world), headers=world.h("lead"))
     assert [i["ref"] for i in items(client, world, state="accepted")] == ["A-08"]
@@ -87,7 +94,8 @@ def test_review_accept_with_edits_and_dismiss(client: TestClient, world: World) 
     assert again.status_code == 200, again.text
     again = items(client, world)
     assert len(again) == 6
-    assert by_ref(again)["D-01"]["state"] == "dismissed" and by_ref(again)["A-08"]["state"] == "accepted"
+    assert by_ref(again)["D-01"]["state"] == "dismissed"
+    assert by_ref(again)["A-08"]["state"] == "accepted"
 
 
 def _raid_workbook(rows: list[list[Any]], header: list[str]) -> bytes:
@@ -115,7 +123,8 @@ def test_a_newer_raid_spreadsheet_updates_items_by_reference(client: TestClient,
     upload(client, world, name="RAID log 2026-03-10.xlsx", content=newer)
     after = items(client, world)
     refs = by_ref(after)
-    assert len(after) == len(first) + 1 and "R-10" in refs
+    assert len(after) == len(first) + 1
+    assert "R-10" in refs
     r07 = refs["R-07"]
     assert (r07["id"], r07["status"], r07["severity"], r07["state"]) == (first["R-07"]["id"], "closed", "high",
                                                                            "accepted")
@@ -132,7 +141,8 @@ def test_csv_export_lists_items_with_their_sources(client: TestClient, world: Wo
     upload(client, world, CORPUS / "RAID log.xlsx")
     _create(client, world, title="=HYPERLINK(\"http://evil\")")
     response = client.get("/api/raid/export.csv", params=_q(world), headers=world.h("member"))
-    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
     r07 = next(r for r in rows if r["ref"] == "R-07")
     assert (r07["kind"], r07["owner"], r07["source_document"], r07["source_locator"]) == \
@@ -156,4 +166,5 @@ def test_another_projects_items_stay_invisible(client: TestClient, world: World)
     leak = client.get("/api/sentinel/tenant-leak", params={**_q(world), "target_project_id": str(world.project_c)},
                       headers=world.h("member")).json()
     checks = {c["check"]: c for c in leak["checks"]}
-    assert leak["leak"] is False and {"table:raid_items", "table:raid_comments", "table:raid_changes"} <= set(checks)
+    assert leak["leak"] is False
+    assert {"table:raid_items", "table:raid_comments", "table:raid_changes"} <= set(checks)

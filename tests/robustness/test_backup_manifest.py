@@ -25,7 +25,8 @@ def test_foreign_backup_under_this_key_is_refused_everywhere(client: TestClient,
     h, params = world.h("owner"), {**pa(world), "backup_key": planted}
 
     listed = client.get("/api/backups", params=pa(world), headers=h).json()["backups"]
-    assert made["key"] in [b["key"] for b in listed] and planted not in [b["key"] for b in listed]
+    assert made["key"] in [b["key"] for b in listed]
+    assert planted not in [b["key"] for b in listed]
     entry = next(e["name"] for e in client.get("/api/backups/contents", params={**pa(world), "backup_key":
                                                                                made["key"]}, headers=h)
                  .json()["entries"] if e["type"] == "artifact")
@@ -38,6 +39,7 @@ def test_foreign_backup_under_this_key_is_refused_everywhere(client: TestClient,
         assert response.json()["error"]["code"] == "backup_wrong_project"
 
     ok, lines = verify_backup(rt.settings, planted)
-    assert not ok and "another project" in lines[0]
+    assert not ok
+    assert "another project" in lines[0]
     assert verify_backup(rt.settings, made["key"])[0]
     rt.storage.backups.delete(planted)

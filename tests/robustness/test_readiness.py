@@ -30,7 +30,8 @@ def test_missing_database_is_named_in_readyz_and_the_api(base_settings: dict[str
         ready = client.get("/readyz")
         assert ready.status_code == 503
         database = ready.json()["checks"]["database"]
-        assert database["state"] == "no_database" and "does not exist" in database["message"]
+        assert database["state"] == "no_database"
+        assert "does not exist" in database["message"]
         api = client.get("/api/me", headers={"X-Dev-User": str(uuid.uuid4())})
         assert api.status_code == 503
         assert "does not exist" in api.json()["error"]["message"]

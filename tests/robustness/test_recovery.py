@@ -101,11 +101,15 @@ def test_leftovers_of_dead_owners_and_old_strays_are_swept(runtime: Runtime, set
 
     done = run_recovery(runtime)
 
-    assert not dead.exists() and live.exists()
-    assert not partial.exists() and backups.exists("backups/partial/keep.zip")
+    assert not dead.exists()
+    assert live.exists()
+    assert not partial.exists()
+    assert backups.exists("backups/partial/keep.zip")
     assert not artifacts.exists(old_key)
     assert artifacts.exists(new_key)  # younger than the grace: it may belong to an upload in progress
-    assert done["work_folders"] >= 1 and done["partial_uploads"] >= 1 and done["stray_stored_files"] >= 1
+    assert done["work_folders"] >= 1
+    assert done["partial_uploads"] >= 1
+    assert done["stray_stored_files"] >= 1
     artifacts.delete(new_key)
     backups.delete("backups/partial/keep.zip")
     shutil.rmtree(live)

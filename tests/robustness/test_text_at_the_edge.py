@@ -16,7 +16,8 @@ NUL = "a\x00b"
 def _refused(response: Any, field: str | None = None) -> dict[str, Any]:
     assert response.status_code == 422, response.text
     body = response.json()
-    assert body["ok"] is False and body["error"]["code"] == "validation_error", body
+    assert body["ok"] is False, body
+    assert body["error"]["code"] == "validation_error", body
     fields = body["error"]["details"]["fields"]
     if field is not None:
         assert field in [f["field"] for f in fields], fields

@@ -56,7 +56,8 @@ def parts(msg: EmailMessage) -> tuple[str, str]:
     """The text and HTML bodies of a message."""
     text = msg.get_body(("plain",))
     html = msg.get_body(("html",))
-    assert isinstance(text, EmailMessage) and isinstance(html, EmailMessage)
+    assert isinstance(text, EmailMessage)
+    assert isinstance(html, EmailMessage)
     return str(text.get_content()), str(html.get_content())
 
 

@@ -23,7 +23,8 @@ def _named(db: Database, world: World) -> dict[str, str]:
     with db.service_transaction() as s:
         for who, name in (("pm", "Priya PM"), ("lead", "Lee Owner")):
             user = s.get(User, world.users[who])
-            assert user is not None and user.email
+            assert user is not None
+            assert user.email
             user.name = name
             out[who] = user.email
         org = s.get(Org, world.org1)
@@ -53,7 +54,8 @@ def test_one_decision_sends_exactly_the_expected_mails(client: TestClient, world
     signer = recipient()
     ask_signoff(client, world, stage["id"], signer, name="Dana Sponsor")
     [invite] = outbox_messages(data_dir, signer)
-    assert str(invite["From"]).startswith("Brightline Advisory via Kap") and people["pm"] in str(invite["Reply-To"])
+    assert str(invite["From"]).startswith("Brightline Advisory via Kap")
+    assert people["pm"] in str(invite["Reply-To"])
     token = token_in(invite)
     before = {p.name for p in (data_dir / "outbox").glob("*.eml")}
     client.get(f"/signoff/{token}", headers={"User-Agent": "SignerBrowser/2.0"})
@@ -69,11 +71,16 @@ def test_one_decision_sends_exactly_the_expected_mails(client: TestClient, world
     for msg in (to_pm, to_owner):
         text, _ = parts(msg)
         assert str(msg["Subject"]) == "Approved: Design (A) by Dana Sponsor"
-        assert "Dana Sponsor" in text and "Go ahead" in text and "format=pdf" in text
-        assert str(msg["From"]).startswith("Brightline Advisory via Kap") and signer in str(msg["Reply-To"])
+        assert "Dana Sponsor" in text
+        assert "Go ahead" in text
+        assert "format=pdf" in text
+        assert str(msg["From"]).startswith("Brightline Advisory via Kap")
+        assert signer in str(msg["Reply-To"])
         assert list(msg.iter_attachments()) == []
-    assert "Hello Priya PM" in parts(to_pm)[0] and "Hello Lee Owner" in parts(to_owner)[0]
-    assert people["pm"] in str(copy["Reply-To"]) and "Your sign-off" in str(copy["Subject"])
+    assert "Hello Priya PM" in parts(to_pm)[0]
+    assert "Hello Lee Owner" in parts(to_owner)[0]
+    assert people["pm"] in str(copy["Reply-To"])
+    assert "Your sign-off" in str(copy["Subject"])
 
     pdf = _pdf_of(copy)
     text = _text(pdf)
@@ -88,12 +95,14 @@ def test_one_decision_sends_exactly_the_expected_mails(client: TestClient, world
 
     download = client.get(f"/api/stages/{stage['id']}/signoff-certificate", params={**pa, "format": "pdf"},
                           headers=world.h("member"))
-    assert download.status_code == 200 and download.headers["content-type"] == "application/pdf"
+    assert download.status_code == 200
+    assert download.headers["content-type"] == "application/pdf"
     assert download.content == pdf  # the same decision, the same bytes
     assert "attachment" in download.headers["content-disposition"]
     bad = client.get(f"/api/stages/{stage['id']}/signoff-certificate", params={**pa, "format": "doc"},
                      headers=world.h("member"))
-    assert bad.status_code == 422 and bad.json()["ok"] is False
+    assert bad.status_code == 422
+    assert bad.json()["ok"] is False
 
 
 def test_rejection_and_internal_decision_mail_the_team(client: TestClient, world: World, db: Database,
@@ -106,15 +115,18 @@ def test_rejection_and_internal_decision_mail_the_team(client: TestClient, world
     rejected = client.post(f"/api/signoff/{token}", json={"decision": "reject", "name": "Dana", "note": "Gaps"})
     assert rejected.status_code == 200
     [notice] = outbox_messages(data_dir, people["pm"])
-    assert str(notice["Subject"]).startswith("Rejected: Build") and "Gaps" in parts(notice)[0]
+    assert str(notice["Subject"]).startswith("Rejected: Build")
+    assert "Gaps" in parts(notice)[0]
     assert "REJECTED" in _text(_pdf_of(outbox_messages(data_dir, signer)[1]))
 
     other = make_stage(client, world, "Test")
     with db.service_session() as s:
         admin = s.get(User, world.users["admin"])
-        assert admin is not None and admin.email
+        assert admin is not None
+        assert admin.email
     decided = client.post(f"/api/stages/{other['id']}/decision", params=pa, headers=world.h("admin"),
                           json={"decision": "approve", "name": "Ada Admin"})
     assert decided.status_code == 200, decided.text
     [copy] = outbox_messages(data_dir, admin.email)
-    assert "APPROVED" in _text(_pdf_of(copy)) and "Ada Admin" in _text(_pdf_of(copy))
+    assert "APPROVED" in _text(_pdf_of(copy))
+    assert "Ada Admin" in _text(_pdf_of(copy))

@@ -39,7 +39,8 @@ def test_edit_after_approval_needs_a_new_signoff(client: TestClient, world: Worl
     stage = make_stage(client, world, "Design", summary="Design of Core HR.", artifact_ids=[str(doc.id)])
     _approve(client, world, data_dir, stage["id"])
     signed = stage_of(client, world, stage["id"])
-    assert signed["status"] == "signed_off" and not signed["changed_after_signoff"]
+    assert signed["status"] == "signed_off"
+    assert not signed["changed_after_signoff"]
     assert [(r["number"], r["state"]) for r in signed["revisions"]] == [(1, "signed")]
     assert signed["signed_revision"]["documents"][0]["sha256"] == doc.sha256
     before = _certificate(client, world, stage["id"])
@@ -49,7 +50,8 @@ def test_edit_after_approval_needs_a_new_signoff(client: TestClient, world: Worl
                           json={"summary": extra})
     assert edited.status_code == 200, edited.text
     now = stage_of(client, world, stage["id"])
-    assert now["status"] == "in_progress" and now["changed_after_signoff"] is True
+    assert now["status"] == "in_progress"
+    assert now["changed_after_signoff"] is True
     assert [(r["number"], r["state"]) for r in now["revisions"]] == [(2, "draft"), (1, "signed")]
     assert now["changes"] == [{"field": "summary", "signed": "Design of Core HR.", "current": extra}]
     assert _certificate(client, world, stage["id"]) == before
@@ -60,7 +62,9 @@ def test_edit_after_approval_needs_a_new_signoff(client: TestClient, world: Worl
     assert [r["number"] for r in stage_of(client, world, stage["id"])["revisions"]] == [2, 1]
     _approve(client, world, data_dir, stage["id"])
     again = stage_of(client, world, stage["id"])
-    assert again["status"] == "signed_off" and not again["changed_after_signoff"] and again["changes"] == []
+    assert again["status"] == "signed_off"
+    assert not again["changed_after_signoff"]
+    assert again["changes"] == []
     assert [(r["number"], r["state"], r["title"]) for r in again["revisions"]] == [
         (2, "signed", "Design v2"), (1, "signed", "Design")]
     history = client.get(f"/api/stages/{stage['id']}/signoff-requests", params=pa, headers=world.h("member"))
@@ -80,15 +84,18 @@ def test_signed_off_stage_is_archived_not_deleted(client: TestClient, world: Wor
     stage = make_stage(client, world, "Deploy")
     _approve(client, world, data_dir, stage["id"])
     refused = client.delete(f"/api/stages/{stage['id']}", params=pa, headers=world.h("pm"))
-    assert refused.status_code == 409 and refused.json()["error"]["code"] == "stage_signed_off"
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "stage_signed_off"
     archived = client.post(f"/api/stages/{stage['id']}/archive", params=pa, headers=world.h("pm"))
-    assert archived.status_code == 200 and archived.json()["archived_at"]
+    assert archived.status_code == 200
+    assert archived.json()["archived_at"]
     listed = client.get("/api/stages", params=pa, headers=world.h("member")).json()["stages"]
     assert stage["id"] not in [s["id"] for s in listed]
     everything = client.get("/api/stages", params={**pa, "include_archived": "true"}, headers=world.h("member"))
     assert stage["id"] in [s["id"] for s in everything.json()["stages"]]
     locked = client.patch(f"/api/stages/{stage['id']}", params=pa, headers=world.h("pm"), json={"summary": "x"})
-    assert locked.status_code == 409 and locked.json()["error"]["code"] == "stage_archived"
+    assert locked.status_code == 409
+    assert locked.json()["error"]["code"] == "stage_archived"
     assert _certificate(client, world, stage["id"])["certificate"]["decision"] == "approved"
     # A stage never signed off can still be deleted.
     other = make_stage(client, world, "Scratch")
@@ -102,7 +109,8 @@ def test_template_never_duplicates_a_title(client: TestClient, world: World, dat
     client.patch(f"/api/stages/{design['id']}", params=pa, headers=world.h("pm"), json={"title": "Solution design"})
     applied = client.post("/api/stages/apply-template", params=pa, headers=world.h("pm"))
     titles = [s["title"] for s in applied.json()["stages"]]
-    assert titles.count("Design") == 0 and "Solution design" in titles
+    assert titles.count("Design") == 0
+    assert "Solution design" in titles
     assert {"Discovery", "Build", "Test", "Deploy", "Hypercare"} <= set(titles)
     again = client.post("/api/stages/apply-template", params=pa, headers=world.h("pm")).json()["stages"]
     assert sorted(s["title"] for s in again) == sorted(titles)
@@ -116,11 +124,13 @@ def test_documents_are_attached_and_detached(client: TestClient, world: World, d
     stage = make_stage(client, world, "Test")
     url = f"/api/stages/{stage['id']}/documents"
     put = client.put(url, params=pa, headers=world.h("pm"), json={"artifact_ids": [str(one.id), str(two.id)]})
-    assert put.status_code == 200 and {a["id"] for a in put.json()["artifacts"]} == {str(one.id), str(two.id)}
+    assert put.status_code == 200
+    assert {a["id"] for a in put.json()["artifacts"]} == {str(one.id), str(two.id)}
     put = client.put(url, params=pa, headers=world.h("pm"), json={"artifact_ids": [str(two.id)]})
     assert [a["id"] for a in put.json()["artifacts"]] == [str(two.id)]
     bad = client.put(url, params=pa, headers=world.h("pm"), json={"artifact_ids": [str(foreign.id)]})
-    assert bad.status_code == 422 and bad.json()["ok"] is False
+    assert bad.status_code == 422
+    assert bad.json()["ok"] is False
     assert client.put(url, params=pa, headers=world.h("member"), json={"artifact_ids": []}).status_code == 403
     assert client.put(url, params=pa, headers=world.h("pm"), json={"artifact_ids": "x"}).status_code == 422
 
@@ -128,7 +138,8 @@ def test_documents_are_attached_and_detached(client: TestClient, world: World, d
     _approve(client, world, data_dir, stage["id"])
     client.put(url, params=pa, headers=world.h("pm"), json={"artifact_ids": [str(one.id)]})
     now = stage_of(client, world, stage["id"])
-    assert now["changed_after_signoff"] and {c["field"] for c in now["changes"]} == {"document"}
+    assert now["changed_after_signoff"]
+    assert {c["field"] for c in now["changes"]} == {"document"}
 
 
 def test_decision_is_refused_when_content_changed_after_opening(client: TestClient, world: World, db: Database,
@@ -142,7 +153,8 @@ def test_decision_is_refused_when_content_changed_after_opening(client: TestClie
     client.put(f"/api/stages/{stage['id']}/documents", params=pa, headers=world.h("pm"),
                json={"artifact_ids": [str(doc.id)]})
     refused = client.post(f"/api/signoff/{token}", json={"decision": "approve", "name": "Dana"})
-    assert refused.status_code == 409 and refused.json()["error"]["code"] == "content_changed"
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "content_changed"
     page = client.get(f"/signoff/{token}")
     assert doc.sha256 in page.text
     done = client.post(f"/api/signoff/{token}", json={"decision": "approve", "name": "Dana"})

@@ -45,32 +45,41 @@ def test_request_email_open_approve_certificate(client: TestClient, world: World
                        artifact_ids=[str(doc1.id), str(doc2.id)])
     email = recipient()
     asked = ask_signoff(client, world, stage["id"], email, name="Dana Sponsor", message="Please review.")
-    assert asked["ok"] is True and asked["email"]["status"] == "queued"
+    assert asked["ok"] is True
+    assert asked["email"]["status"] == "queued"
     got = stage_of(client, world, stage["id"])
-    assert got["status"] == "in_review" and got["latest_request"]["email_status"] == "saved"
+    assert got["status"] == "in_review"
+    assert got["latest_request"]["email_status"] == "saved"
 
     [msg] = outbox_messages(data_dir, email)
     text, html = parts(msg)
     token = token_in(msg)
     assert asked["token_link"] == f"http://testserver/signoff/{token}"
-    assert "Test" in str(msg["Subject"]) and "expires on" in text and "Please review." in html
-    assert "Test strategy.txt" in text and doc1.sha256 in text
+    assert "Test" in str(msg["Subject"])
+    assert "expires on" in text
+    assert "Please review." in html
+    assert "Test strategy.txt" in text
+    assert doc1.sha256 in text
 
     page = client.get(f"/signoff/{token}", headers={"User-Agent": "HumanBrowser/1.0"})
     assert page.status_code == 200
     assert page.headers["referrer-policy"] == "no-referrer"
     assert "noindex" in page.headers["x-robots-tag"]
-    assert "UAT complete" in page.text and doc1.sha256 in page.text and '<form method="post"' in page.text
+    assert "UAT complete" in page.text
+    assert doc1.sha256 in page.text
+    assert '<form method="post"' in page.text
     assert not re.search(r"(src|href)=\"https?://", page.text), "no third-party assets"
     assert stage_of(client, world, stage["id"])["status"] == "in_review", "opening decides nothing"
 
     done = client.post(f"/signoff/{token}", data={"decision": "approve", "name": "Dana Sponsor", "note": "OK"},
                        headers={"User-Agent": "HumanBrowser/1.0"})
-    assert done.status_code == 200 and "You approved" in done.text
+    assert done.status_code == 200
+    assert "You approved" in done.text
     assert stage_of(client, world, stage["id"])["status"] == "signed_off"
 
     cert = client.get(f"/api/stages/{stage['id']}/signoff-certificate", params=pa, headers=world.h("member"))
-    assert cert.status_code == 200 and cert.headers["content-type"].startswith("text/html")
+    assert cert.status_code == 200
+    assert cert.headers["content-type"].startswith("text/html")
     assert "attachment" in cert.headers["content-disposition"]
     for needle in (doc1.sha256, doc2.sha256, "Dana Sponsor", email, "APPROVED", "HumanBrowser/1.0",
                    "Test strategy.txt", "opened", "decided", "emailed", "created"):
@@ -104,11 +113,15 @@ def test_external_link_is_single_use(client: TestClient, world: World, data_dir:
     first = client.post(f"/signoff/{token}", data={"decision": "approve", "name": "Dana"})
     assert first.status_code == 200
     replay = client.post(f"/signoff/{token}", data={"decision": "reject", "name": "Eve", "note": "no"})
-    assert replay.status_code == 409 and "Already decided" in replay.text and "approved" in replay.text
+    assert replay.status_code == 409
+    assert "Already decided" in replay.text
+    assert "approved" in replay.text
     again = client.post(f"/api/signoff/{token}", json={"decision": "reject", "name": "Eve", "note": "no"})
-    assert again.status_code == 409 and again.json()["error"]["code"] == "already_decided"
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "already_decided"
     reopened = client.get(f"/signoff/{token}")
-    assert reopened.status_code == 200 and "Already decided" in reopened.text
+    assert reopened.status_code == 200
+    assert "Already decided" in reopened.text
     assert stage_of(client, world, stage["id"])["status"] == "signed_off"
 
 
@@ -123,11 +136,14 @@ def test_scanner_get_then_human_post_still_works(client: TestClient, world: Worl
         assert client.head(f"/signoff/{token}").status_code in (200, 405)
     assert client.get(f"/api/signoff/{token}").json()["signoff"]["status"] == "pending"
     done = client.post(f"/signoff/{token}", data={"decision": "reject", "name": "Dana", "note": "Fix CR-004"})
-    assert done.status_code == 200 and "You rejected" in done.text
+    assert done.status_code == 200
+    assert "You rejected" in done.text
     assert stage_of(client, world, stage["id"])["status"] == "rejected"
     with db.service_session() as s:
         req = s.get(SignoffRequest, uuid.UUID(asked["request_id"]))
-        assert req is not None and req.open_count >= 4 and req.opened_at is not None
+        assert req is not None
+        assert req.open_count >= 4
+        assert req.opened_at is not None
 
 
 def test_reject_needs_a_note_and_a_name(client: TestClient, world: World, data_dir: Path) -> None:
@@ -136,13 +152,17 @@ def test_reject_needs_a_note_and_a_name(client: TestClient, world: World, data_d
     ask_signoff(client, world, stage["id"], email)
     token = token_in(outbox_messages(data_dir, email)[0])
     page = client.post(f"/signoff/{token}", data={"decision": "reject", "name": "Dana"})
-    assert page.status_code == 422 and "A note is required to reject" in page.text
+    assert page.status_code == 422
+    assert "A note is required to reject" in page.text
     page = client.post(f"/signoff/{token}", data={"decision": "approve", "name": ""})
-    assert page.status_code == 422 and "Enter your name" in page.text
+    assert page.status_code == 422
+    assert "Enter your name" in page.text
     page = client.post(f"/signoff/{token}", data={"decision": "maybe", "name": "Dana"})
-    assert page.status_code == 422 and "Choose approve or reject" in page.text
+    assert page.status_code == 422
+    assert "Choose approve or reject" in page.text
     api = client.post(f"/api/signoff/{token}", json={"decision": "reject", "name": "Dana"})
-    assert api.status_code == 422 and api.json()["error"]["code"] == "validation_error"
+    assert api.status_code == 422
+    assert api.json()["error"]["code"] == "validation_error"
     assert stage_of(client, world, stage["id"])["status"] == "in_review"
 
 
@@ -154,14 +174,19 @@ def test_html_in_name_and_note_is_escaped_everywhere(client: TestClient, world: 
     msg = outbox_messages(data_dir, email)[0]
     _, html = parts(msg)
     token = token_in(msg)
-    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
     page = client.get(f"/signoff/{token}")
-    assert "<script>" not in page.text and "&lt;script&gt;" in page.text
+    assert "<script>" not in page.text
+    assert "&lt;script&gt;" in page.text
     done = client.post(f"/signoff/{token}", data={"decision": "reject", "name": HOSTILE, "note": HOSTILE})
-    assert done.status_code == 200 and "<script>" not in done.text
+    assert done.status_code == 200
+    assert "<script>" not in done.text
     cert = client.get(f"/api/stages/{stage['id']}/signoff-certificate", params=pa, headers=world.h("member"))
     assert cert.status_code == 200
-    assert "<script>" not in cert.text and "<img" not in cert.text and "&lt;script&gt;" in cert.text
+    assert "<script>" not in cert.text
+    assert "<img" not in cert.text
+    assert "&lt;script&gt;" in cert.text
 
 
 def _invalid(response: object, status: int) -> None:
@@ -181,7 +206,8 @@ def test_unknown_and_tampered_tokens_get_the_same_plain_404(client: TestClient, 
         _invalid(client.get(f"/signoff/{bad}"), 404)
         _invalid(client.post(f"/signoff/{bad}", data={"decision": "approve", "name": "x"}), 404)
         api = client.get(f"/api/signoff/{bad}")
-        assert api.status_code == 404 and api.json()["error"]["code"] == "link_invalid"
+        assert api.status_code == 404
+        assert api.json()["error"]["code"] == "link_invalid"
     assert client.get(f"/signoff/{token}").status_code == 200
 
 
@@ -202,7 +228,8 @@ def test_expired_link_gets_410_and_the_job_marks_it(client: TestClient, world: W
     assert expire_overdue(db) == 0
     with db.service_session() as s:
         req = s.get(SignoffRequest, uuid.UUID(asked["request_id"]))
-        assert req is not None and req.status == "expired"
+        assert req is not None
+        assert req.status == "expired"
     assert "signoff.expired" in _audit_actions(db, asked["request_id"])
     assert stage_of(client, world, stage["id"])["status"] == "in_progress"
 
@@ -226,7 +253,8 @@ def test_revoked_link_gets_410(client: TestClient, world: World, data_dir: Path,
     url = f"/api/stages/{stage['id']}/signoff-requests/{asked['request_id']}/revoke"
     assert client.post(url, params=pa, headers=world.h("member")).status_code == 403
     revoked = client.post(url, params=pa, headers=world.h("pm"))
-    assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
+    assert revoked.status_code == 200
+    assert revoked.json()["status"] == "revoked"
     assert client.post(url, params=pa, headers=world.h("pm")).status_code == 409
     _invalid(client.get(f"/signoff/{token}"), 410)
     _invalid(client.post(f"/signoff/{token}", data={"decision": "approve", "name": "Dana"}), 410)
@@ -247,7 +275,8 @@ def test_resend_kills_the_old_link_and_mails_a_new_one(client: TestClient, world
     messages = outbox_messages(data_dir, email)
     assert len(messages) == 2
     new = token_in(messages[1])
-    assert new != old and resent.json()["token_link"].endswith(new)
+    assert new != old
+    assert resent.json()["token_link"].endswith(new)
     _invalid(client.get(f"/signoff/{old}"), 410)
     assert client.post(url, params=pa, headers=world.h("pm")).status_code == 409
     assert client.post(f"/signoff/{new}", data={"decision": "approve", "name": "Dana"}).status_code == 200
@@ -265,7 +294,8 @@ def test_one_open_link_per_stage(client: TestClient, world: World, pa: dict[str,
     ask_signoff(client, world, stage["id"], recipient())
     second = client.post(f"/api/stages/{stage['id']}/signoff-requests", params=pa,
                          json={"email_to": recipient()}, headers=world.h("pm"))
-    assert second.status_code == 409 and second.json()["error"]["code"] == "signoff_pending"
+    assert second.status_code == 409
+    assert second.json()["error"]["code"] == "signoff_pending"
 
 
 def test_token_for_a_deleted_stage_stops_working(client: TestClient, world: World, data_dir: Path,
@@ -289,13 +319,18 @@ def test_requests_list_never_shows_tokens_and_only_hashes_are_stored(client: Tes
     token = token_in(outbox_messages(data_dir, email)[0])
     assert len(token) >= 22, "at least 128 random bits"
     listed = client.get(f"/api/stages/{stage['id']}/signoff-requests", params=pa, headers=world.h("member"))
-    assert listed.status_code == 200 and token not in listed.text and "token" not in listed.text
+    assert listed.status_code == 200
+    assert token not in listed.text
+    assert "token" not in listed.text
     assert token not in client.get("/api/stages", params=pa, headers=world.h("member")).text
     with db.service_session() as s:
         req = s.get(SignoffRequest, uuid.UUID(asked["request_id"]))
-        assert req is not None and req.token_hash == hash_token(token)
+        assert req is not None
+        assert req.token_hash == hash_token(token)
         log = s.scalar(select(EmailLog).where(EmailLog.recipient == email))
-        assert log is not None and log.kind == "signoff" and log.project_id == world.project_a
+        assert log is not None
+        assert log.kind == "signoff"
+        assert log.project_id == world.project_a
 
 
 def test_project_b_routes_cannot_reach_project_a_requests(client: TestClient, world: World, data_dir: Path) -> None:
@@ -319,8 +354,10 @@ def test_project_b_routes_cannot_reach_project_a_requests(client: TestClient, wo
 
 def test_error_pages_keep_the_privacy_headers(client: TestClient) -> None:
     page = client.get("/signoff/not-a-real-token")
-    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
-    assert page.headers["referrer-policy"] == "no-referrer" and "noindex" in page.headers["x-robots-tag"]
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert "noindex" in page.headers["x-robots-tag"]
     assert "default-src 'none'" in page.headers["content-security-policy"]
 
 
@@ -330,7 +367,8 @@ def test_sentinel_sees_no_stage_rows_across_projects(client: TestClient, world: 
     response = client.get("/api/sentinel/tenant-leak", headers=world.h("b_member"),
                           params={"project_id": str(world.project_b), "target_project_id": str(world.project_a)})
     body = response.json()
-    assert response.status_code == 200 and body["leak"] is False
+    assert response.status_code == 200
+    assert body["leak"] is False
     names = {c["check"] for c in body["checks"]}
     assert {"table:stages", "table:signoff_requests", "table:stage_artifacts", "table:stage_signers"} <= names
 
@@ -347,4 +385,5 @@ def test_request_mail_names_a_person_never_a_user_id(client: TestClient, world: 
     [msg] = outbox_messages(data_dir, email)
     text, html = parts(msg)
     assert "The project team asks you to sign off" in text
-    assert str(world.users["pm"]) not in text and str(world.users["pm"]) not in html
+    assert str(world.users["pm"]) not in text
+    assert str(world.users["pm"]) not in html

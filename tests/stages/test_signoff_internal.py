@@ -30,10 +30,12 @@ def test_admin_records_a_decision_and_the_open_link_dies(client: TestClient, wor
     decided = client.post(f"/api/stages/{stage['id']}/decision", params=pa, headers=world.h("admin"),
                           json={"decision": "reject", "note": "Missing <b>CR-004</b>"})
     assert decided.status_code == 200, decided.text
-    assert decided.json()["channel"] == "internal" and decided.json()["status"] == "rejected"
+    assert decided.json()["channel"] == "internal"
+    assert decided.json()["status"] == "rejected"
     assert client.get(f"/signoff/{token}").status_code == 410
     cert = client.get(f"/api/stages/{stage['id']}/signoff-certificate", params=pa, headers=world.h("member"))
-    assert "REJECTED" in cert.text and "&lt;b&gt;CR-004&lt;/b&gt;" in cert.text
+    assert "REJECTED" in cert.text
+    assert "&lt;b&gt;CR-004&lt;/b&gt;" in cert.text
     statuses = [r["status"] for r in client.get(f"/api/stages/{stage['id']}/signoff-requests", params=pa,
                                                 headers=world.h("member")).json()["requests"]]
     assert sorted(statuses) == ["rejected", "revoked"]
@@ -43,7 +45,8 @@ def test_members_decide_only_with_the_can_sign_flag(client: TestClient, world: W
     stage = make_stage(client, world)
     url = f"/api/stages/{stage['id']}/decision"
     refused = client.post(url, params=pa, json={"decision": "approve"}, headers=world.h("pm"))
-    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "forbidden"
     member = str(world.users["member"])
     assert client.put(f"/api/stage-signers/{member}", params=pa, headers=world.h("pm")).status_code == 403
     assert client.put(f"/api/stage-signers/{member}", params=pa, headers=world.h("admin")).status_code == 200
@@ -51,7 +54,8 @@ def test_members_decide_only_with_the_can_sign_flag(client: TestClient, world: W
     assert [s["user_id"] for s in signers] == [member]
     allowed = client.post(url, params=pa, json={"decision": "approve", "name": "Morgan Member"},
                           headers=world.h("member"))
-    assert allowed.status_code == 200 and allowed.json()["signer_name"] == "Morgan Member"
+    assert allowed.status_code == 200
+    assert allowed.json()["signer_name"] == "Morgan Member"
     twice = client.post(url, params=pa, json={"decision": "approve"}, headers=world.h("member"))
     assert twice.status_code == 409
     assert client.delete(f"/api/stage-signers/{member}", params=pa, headers=world.h("admin")).status_code == 200
@@ -66,13 +70,15 @@ def test_service_api_for_the_smoke_runner(runtime: Runtime, world: World, db: Da
         assert service.ensure_stage(ctx, "discovery").id == stage.id
         request, link, mail = signoff.request_signoff(ctx, stage.id, email, name="Dana", mailer=runtime.mailer,
                                                       settings=runtime.settings)
-        assert link.startswith("http://testserver/signoff/") and request.status == "pending"
+        assert link.startswith("http://testserver/signoff/")
+        assert request.status == "pending"
     # Mail is out once the transaction is committed, whichever path the mailer took.
     [msg] = outbox_messages(data_dir, email)
     assert link.endswith(token_in(msg))
     with db.service_session() as s:
         row = s.get(SignoffRequest, request.id)
-        assert row is not None and row.email_status == "saved"
+        assert row is not None
+        assert row.email_status == "saved"
     # The answer is given inside the transaction: the mail is only queued then.
     assert mail["status"] == "queued"
 
@@ -80,10 +86,14 @@ def test_service_api_for_the_smoke_runner(runtime: Runtime, world: World, db: Da
 def test_mail_is_dropped_when_the_transaction_rolls_back(runtime: Runtime, world: World, db: Database,
                                                         data_dir: Path) -> None:
     email = recipient()
-    with pytest.raises(RuntimeError), project_context(db, world.users["admin"], world.project_a) as ctx:
-        stage = service.ensure_stage(ctx, f"Rollback {uuid.uuid4().hex[:6]}")
-        signoff.request_signoff(ctx, stage.id, email, mailer=runtime.mailer, settings=runtime.settings)
-        raise RuntimeError("boom")
+    def request_then_fail() -> None:
+        with project_context(db, world.users["admin"], world.project_a) as ctx:
+            stage = service.ensure_stage(ctx, f"Rollback {uuid.uuid4().hex[:6]}")
+            signoff.request_signoff(ctx, stage.id, email, mailer=runtime.mailer, settings=runtime.settings)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        request_then_fail()
     with db.service_session() as s:
         assert s.scalar(select(SignoffRequest).where(SignoffRequest.recipient_email == email)) is None
     assert outbox_messages(data_dir, email) == []
@@ -107,4 +117,5 @@ def test_expiry_runs_every_five_minutes(runtime: Runtime, client: TestClient, wo
         jobs.unbind_runtime(runtime)
     with db.service_session() as s:
         row = s.get(SignoffRequest, uuid.UUID(asked["request_id"]))
-        assert row is not None and row.status == "expired"
+        assert row is not None
+        assert row.status == "expired"

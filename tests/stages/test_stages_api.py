@@ -25,14 +25,16 @@ def test_members_read_and_pms_edit(client: TestClient, world: World, pa: dict[st
     stage = make_stage(client, world, "Design", planned_start="2026-01-05", planned_end="2026-02-27",
                        owner_id=str(world.users["lead"]), summary="Workday tenant design")
     listed = client.get("/api/stages", params=pa, headers=world.h("member"))
-    assert listed.status_code == 200 and stage["id"] in listed.text
+    assert listed.status_code == 200
+    assert stage["id"] in listed.text
     assert client.post("/api/stages", params=pa, json={"title": "x"}, headers=world.h("lead")).status_code == 403
     patched = client.patch(f"/api/stages/{stage['id']}", params=pa, headers=world.h("pm"),
                            json={"title": "Design v2", "status": "in_progress", "planned_end": None, "order": 7})
     assert patched.status_code == 200, patched.text
     body = patched.json()
     assert (body["title"], body["status"], body["planned_end"], body["order"]) == ("Design v2", "in_progress", None, 7)
-    assert body["owner_id"] == str(world.users["lead"]) and body["planned_start"] == "2026-01-05"
+    assert body["owner_id"] == str(world.users["lead"])
+    assert body["planned_start"] == "2026-01-05"
 
 
 def test_bad_stage_input_is_refused_with_json_errors(client: TestClient, world: World, db: Database,
@@ -53,7 +55,8 @@ def test_bad_stage_input_is_refused_with_json_errors(client: TestClient, world: 
         assert response.json()["ok"] is False
     other = add_artifact(db, world.org1, world.project_b, "Test strategy.txt")
     response = client.post("/api/stages", params=pa, json={"title": "x", "artifact_ids": [str(other.id)]}, headers=pm)
-    assert response.status_code == 422 and response.json()["error"]["details"]["artifact_ids"] == [str(other.id)]
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]["artifact_ids"] == [str(other.id)]
     stage = make_stage(client, world)
     response = client.patch(f"/api/stages/{stage['id']}", params=pa, json={"planned_start": "2030-01-01",
                                                                           "planned_end": "2029-01-01"}, headers=pm)
@@ -65,12 +68,15 @@ def test_in_review_status_belongs_to_the_signoff(client: TestClient, world: Worl
     ask_signoff(client, world, stage["id"], recipient())
     response = client.patch(f"/api/stages/{stage['id']}", params=pa, json={"status": "pending"},
                             headers=world.h("pm"))
-    assert response.status_code == 409 and response.json()["error"]["code"] == "signoff_pending"
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "signoff_pending"
     summary = client.patch(f"/api/stages/{stage['id']}", params=pa, json={"summary": "updated"},
                            headers=world.h("pm"))
-    assert summary.status_code == 200 and summary.json()["status"] == "in_review"
+    assert summary.status_code == 200
+    assert summary.json()["status"] == "in_review"
     latest = summary.json()["latest_request"]
-    assert latest["status"] == "pending" and "token" not in str(latest)
+    assert latest["status"] == "pending"
+    assert "token" not in str(latest)
 
 
 def test_attachments_are_listed_and_replaced(client: TestClient, world: World, db: Database,
@@ -99,7 +105,8 @@ def test_signed_off_stage_can_be_reopened_but_not_asked_again(client: TestClient
     assert decided.status_code == 200
     again = client.post(f"/api/stages/{stage['id']}/signoff-requests", params=pa, json={"email_to": recipient()},
                         headers=world.h("pm"))
-    assert again.status_code == 409 and again.json()["error"]["code"] == "already_signed_off"
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "already_signed_off"
     reopened = client.patch(f"/api/stages/{stage['id']}", params=pa, json={"status": "in_progress"},
                             headers=world.h("pm"))
     assert reopened.json()["status"] == "in_progress"

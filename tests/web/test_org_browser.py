@@ -24,7 +24,7 @@ def _png() -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("width,height", [(1440, 900), (390, 844)])
+@pytest.mark.parametrize(("width", "height"), [(1440, 900), (390, 844)])
 def test_org_owner_sets_name_and_logo(browser: Any, tmp_path: Path, width: int, height: int) -> None:
     server = start_server(tmp_path)
     context = browser.new_context(viewport={"width": width, "height": height})
@@ -69,7 +69,8 @@ def test_org_owner_sets_name_and_logo(browser: Any, tmp_path: Path, width: int, 
         shot(page, f"org-settings-{width}")
         errors, failed = watch.take()
         errors = [e for e in errors if "status of 415" not in e]  # the refused file, shown as an alert above
-        assert errors == [] and failed == [], (errors, failed)
+        assert errors == [], (errors, failed)
+        assert failed == [], (errors, failed)
     finally:
         context.close()
         server.stop()

@@ -68,11 +68,13 @@ def test_every_project_page_route_is_in_the_table() -> None:
 def test_page_access_matches_the_api(app: Any, client: TestClient, world: World, path: str, action: str) -> None:
     url = _url(path, world)
     anonymous = client.get(url, follow_redirects=False)
-    assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login?next=")
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"].startswith("/login?next=")
     browsers: dict[str, TestClient] = {}
     for stranger in ("outsider", "b_member"):
         page = _browser(app, world, stranger, browsers).get(url)
-        assert page.status_code == 404 and "Project not found" in page.text, (stranger, page.text[:300])
+        assert page.status_code == 404, (stranger, page.text[:300])
+        assert "Project not found" in page.text, (stranger, page.text[:300])
         assert "not a member of it" in page.text
     needed = ACTIONS[action]
     allowed = _browser(app, world, needed, browsers).get(url)
@@ -87,7 +89,8 @@ def test_page_access_matches_the_api(app: Any, client: TestClient, world: World,
         refused = _browser(app, world, below, browsers).get(url)
         assert refused.status_code == 403
         assert f"needs {'an' if ROLE_LABELS[needed][0] in 'aeiou' else 'a'} {ROLE_LABELS[needed]}" in refused.text
-        assert action not in refused.text and "Pick a project" not in refused.text
+        assert action not in refused.text
+        assert "Pick a project" not in refused.text
     org_admin = _browser(app, world, "org_admin", browsers).get(url)
     assert org_admin.status_code == allowed.status_code
     for browser in browsers.values():
@@ -97,11 +100,13 @@ def test_page_access_matches_the_api(app: Any, client: TestClient, world: World,
 def test_a_dashboard_panel_shows_only_what_its_api_allows(app: Any, world: World) -> None:
     with signed_in(app, world.users["member"]) as member:
         dash = member.get(f"/p/{world.project_a}/dashboard").text
-        assert 'id="panel-activity"' not in dash and 'id="panel-restore-activity"' not in dash
+        assert 'id="panel-activity"' not in dash
+        assert 'id="panel-restore-activity"' not in dash
         assert 'id="panel-recent-documents"' in dash
     with signed_in(app, world.users["admin"]) as admin:
         dash = admin.get(f"/p/{world.project_a}/dashboard").text
-        assert 'id="panel-activity"' in dash and 'id="panel-restore-activity"' in dash
+        assert 'id="panel-activity"' in dash
+        assert 'id="panel-restore-activity"' in dash
         assert 'id="telemetry-table"' not in admin.get(f"/p/{world.project_a}/admin").text
     with signed_in(app, world.users["org_admin"]) as org_admin:
         assert 'id="telemetry-table"' in org_admin.get(f"/p/{world.project_a}/admin").text

@@ -26,15 +26,18 @@ def test_a_pdf_page_is_rendered_once_and_shown_beside_its_text(app: Any, client:
     base = f"/p/{world.project_a}/documents/{doc['id']}"
     with signed_in(app, world.users["member"]) as browser:
         first = browser.get(f"{base}/pages/1.png")
-        assert first.status_code == 200 and first.headers["content-type"] == "image/png"
+        assert first.status_code == 200
+        assert first.headers["content-type"] == "image/png"
         with Image.open(io.BytesIO(first.content)) as image:
-            assert image.width == 1000 and image.height > 1000
+            assert image.width == 1000
+            assert image.height > 1000
         assert len(list(runtime.storage.artifacts.list(f"previews/{world.project_a}/{doc['id']}/"))) == 1
         assert browser.get(f"{base}/pages/1.png").content == first.content
         assert browser.get(f"{base}/pages/99.png").status_code == 404
         assert browser.get(f"{base}/pages/0.png").status_code == 404
         page = browser.get(base).text
-        assert f'src="{base}/pages/1.png"' in page and 'id="page-1"' in page
+        assert f'src="{base}/pages/1.png"' in page
+        assert 'id="page-1"' in page
         assert "Northwind" in page.split('id="page-1"', 1)[1]
     with signed_in(app, world.users["outsider"]) as stranger:
         assert stranger.get(f"{base}/pages/1.png").status_code == 404
@@ -46,10 +49,12 @@ def test_a_scan_waiting_for_ocr_shows_its_image_in_the_paste_view(app: Any, clie
     base = f"/p/{world.project_a}/documents/{doc['id']}"
     with signed_in(app, world.users["lead"]) as browser:
         image = browser.get(f"{base}/pages/1.png")
-        assert image.status_code == 200 and image.content[:8] == b"\x89PNG\r\n\x1a\n"
+        assert image.status_code == 200
+        assert image.content[:8] == b"\x89PNG\r\n\x1a\n"
         lane = browser.get(f"/p/{world.project_a}/ocr").text
         if doc["status"] == "needs_ocr":
-            assert f'src="{base}/pages/1.png"' in lane and "Save text" in lane
+            assert f'src="{base}/pages/1.png"' in lane
+            assert "Save text" in lane
 
 
 def test_documents_without_pages_have_no_images(app: Any, client: TestClient, world: World) -> None:

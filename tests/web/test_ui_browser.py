@@ -206,7 +206,8 @@ def test_deep_links_open_their_project_whatever_was_visited_last(browser: Any, w
             expect(page.locator(f"#page-{citation.rsplit('=', 1)[1]}")).to_have_class(re.compile("highlight"))
         shot(page, "deep-link-citation")
         links = [i["url"] for s in digest["sections"] for i in s["items"] if i.get("url")]
-        assert links and all(f"/p/{world.project}/" in u for u in links), links
+        assert links, links
+        assert all(f"/p/{world.project}/" in u for u in links), links
         page.goto(f"{world.url}/p/{world.other_project}/dashboard")
         page.goto(links[0])
         assert f"/p/{world.project}/" in page.url

@@ -52,8 +52,11 @@ def assert_readable_alert(page: Any, selector: str, text: str) -> Any:
     alert.wait_for(state="visible", timeout=20_000)
     box = alert.bounding_box()
     viewport = page.viewport_size
-    assert box and box["width"] > 40 and box["height"] > 10, box
-    assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"] + 1, (box, viewport)
+    assert box, box
+    assert box["width"] > 40, box
+    assert box["height"] > 10, box
+    assert box["x"] >= 0, (box, viewport)
+    assert box["x"] + box["width"] <= viewport["width"] + 1, (box, viewport)
     ratio = contrast(alert)
     assert ratio >= 4.5, f"alert {text!r}: contrast {ratio:.2f}"
     shown = alert.inner_text()

@@ -145,7 +145,8 @@ def configured_embedder(settings: Settings) -> Embedder | None:
 
 def _build(kind: str, settings: Settings) -> Embedder:
     if kind == "api":
-        assert settings.kap_embeddings_url and settings.kap_embeddings_model
+        assert settings.kap_embeddings_url
+        assert settings.kap_embeddings_model
         return ApiEmbedder(settings.kap_embeddings_url, settings.kap_embeddings_model,
                            settings.kap_embeddings_api_key, settings.kap_embeddings_timeout_sec)
     return LocalEmbedder()

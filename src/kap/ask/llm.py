@@ -88,7 +88,8 @@ def build_messages(question: str, candidates: Sequence[Candidate],
 
 def complete(settings: Settings, messages: list[dict[str, str]]) -> str:
     """Send the messages to the configured model and return its reply text."""
-    assert settings.kap_llm_base_url and settings.kap_llm_model
+    assert settings.kap_llm_base_url
+    assert settings.kap_llm_model
     headers = {"Authorization": f"Bearer {settings.kap_llm_api_key}"} if settings.kap_llm_api_key else {}
     payload: dict[str, Any] = {"model": settings.kap_llm_model, "messages": messages, "temperature": 0,
                                "max_tokens": 400}

@@ -63,7 +63,8 @@ def notify_decided(session: Session, mailer: Mailer, settings: Settings, request
         return []
     stage = session.get(Stage, req.stage_id)
     project = session.get(Project, req.project_id)
-    assert stage is not None and project is not None
+    assert stage is not None
+    assert project is not None
     who = actor or Actor(org_id=req.org_id, project_id=req.project_id, user_id=req.signer_user_id,
                          label=f"link:{req.recipient_email}" if req.channel == "external" else (req.signer_email or ""))
     return decision_mails(session, mailer, settings, who, stage, req, project.name)
