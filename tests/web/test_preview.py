@@ -63,3 +63,24 @@ def test_documents_without_pages_have_no_images(app: Any, client: TestClient, wo
     with signed_in(app, world.users["member"]) as browser:
         assert browser.get(f"{base}/pages/1.png").status_code == 404
         assert "/pages/1.png" not in browser.get(base).text
+
+
+def test_cached_page_images_go_with_their_version_and_their_document(app: Any, client: TestClient, world: World,
+                                                                      runtime: Any) -> None:
+    doc = _upload(client, world, "SOW-2026-014 Northwind Workday.pdf")
+    base = f"/p/{world.project_a}/documents/{doc['id']}"
+    cached = f"previews/{world.project_a}/{doc['id']}/"
+    with signed_in(app, world.users["member"]) as browser:
+        assert browser.get(f"{base}/pages/1.png").status_code == 200
+    assert [k.split("/")[3] for k in runtime.storage.artifacts.list(cached)] == ["v1"]
+    again = client.post("/api/reingest-stored", params={"project_id": str(world.project_a), "artifact_id": doc["id"]},
+                        headers=world.h("owner"))
+    assert again.status_code == 200, again.text
+    assert list(runtime.storage.artifacts.list(cached)) == []  # the old version's images were stale
+    with signed_in(app, world.users["member"]) as browser:
+        assert browser.get(f"{base}/pages/1.png").status_code == 200
+    assert [k.split("/")[3] for k in runtime.storage.artifacts.list(cached)] == ["v2"]
+    gone = client.delete(f"/api/documents/{doc['id']}", params={"project_id": str(world.project_a)},
+                         headers=world.h("owner"))
+    assert gone.status_code in (200, 204), gone.text
+    assert list(runtime.storage.artifacts.list(cached)) == []

@@ -106,14 +106,15 @@ def _record_ocr(artifact: Artifact, session: Any, reason: str | None, segments: 
 
 @task(retries=5, retry_delay=30)
 def delete_stored_files(keys: list[str]) -> None:
-    """Remove stored files of deleted or replaced documents."""
+    """Remove stored files of deleted or replaced documents; a key ending in "/" removes all below it."""
     _delete_keys(keys)
 
 
 def _delete_keys(keys: list[str]) -> None:
     storage = current_runtime().storage.artifacts
     for key in keys:
-        storage.delete(key)
+        for stored in list(storage.list(key)) if key.endswith("/") else [key]:
+            storage.delete(stored)
 
 
 def stuck_documents(session: Any) -> list[uuid.UUID]:

@@ -13,7 +13,7 @@ from kap.core.deps import ProjectContext
 from kap.core.errors import NotFound
 from kap.core.runtime import Runtime
 from kap.documents.models import Artifact
-from kap.documents.service import get_artifact
+from kap.documents.service import get_artifact, previews_below
 
 WIDTH = 1000  # pixels: sharp enough to read a scan beside its text, small enough to load on a phone
 MAX_PAGES = 500
@@ -28,7 +28,7 @@ def has_pages(artifact: Artifact) -> bool:
 
 def preview_key(artifact: Artifact, page: int) -> str:
     """Where the image of one page of one version is cached."""
-    return f"previews/{artifact.project_id}/{artifact.id}/v{artifact.version}/p{page}-w{WIDTH}.png"
+    return f"{previews_below(artifact, artifact.version)}p{page}-w{WIDTH}.png"
 
 
 def page_image(ctx: ProjectContext, runtime: Runtime, artifact_id: uuid.UUID, page: int) -> bytes:

@@ -122,8 +122,10 @@ def reingest(ctx: ProjectContext, runtime: Runtime, artifact_id: uuid.UUID) -> I
     try:
         tree = ingest.extract_tree(runtime.settings, path, artifact.kind, ingest.depth(ctx.session, artifact))
         artifact = get_artifact(ctx, artifact_id)
+        stale_previews = previews_below(artifact, artifact.version)
         artifact.version += 1
         children, replaced = ingest.write_tree(ctx.session, runtime.storage.artifacts, artifact, tree)
+        replaced.append(stale_previews)
         ingest.cleanup_tree(tree)
     finally:
         shutil.rmtree(path.parent, ignore_errors=True)
@@ -131,6 +133,12 @@ def reingest(ctx: ProjectContext, runtime: Runtime, artifact_id: uuid.UUID) -> I
     ctx.session.flush()
     _delete_files_after_commit(ctx.session, replaced)
     return IngestResult(document=ArtifactRead.of(artifact), children=[ArtifactRead.of(c) for c in children])
+
+
+def previews_below(artifact: Artifact, version: int | None = None) -> str:
+    """The storage prefix of a document's cached page images: all versions, or one."""
+    below = f"previews/{artifact.project_id}/{artifact.id}/"
+    return below if version is None else f"{below}v{version}/"
 
 
 def _delete_files_after_commit(session: Session, keys: list[str]) -> None:
@@ -202,13 +210,14 @@ def delete_document(ctx: ProjectContext, artifact_id: uuid.UUID) -> None:
     for child in ingest.existing_children(ctx.session, artifact):
         keys += _keys_below(ctx.session, child)
     _audit(ctx, "document.deleted", artifact, size=artifact.size, children=len(keys) - 1)
+    keys.append(previews_below(artifact))
     ctx.session.delete(artifact)
     ctx.session.flush()
     _delete_files_after_commit(ctx.session, keys)
 
 
 def _keys_below(session: Session, artifact: Artifact) -> list[str]:
-    keys = [artifact.storage_key]
+    keys = [artifact.storage_key, previews_below(artifact)]
     for child in ingest.existing_children(session, artifact):
         keys += _keys_below(session, child)
     return keys
