@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import FIXTURES, PG_ADMIN_URL, TEST_DB
 from tests.web.conftest import Server, shot, start_server
-from tests.web.ui import UUID_RE, Seeded, Watch, assert_readable_alert, page_facts, seed
+from tests.web.ui import UUID_RE, Seeded, Watch, assert_readable_alert, contrast, page_facts, seed
 
 pytestmark = pytest.mark.slow
 VIEWPORTS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
@@ -119,6 +119,10 @@ def test_every_error_a_person_can_reach_is_readable(browser: Any, world: Seeded,
         assert_readable_alert(page, ".toast.alert-error", "The file is empty. Pick a file that has content")
         _upload(page, "tool.exe", b"MZ\x90\x00\x03\x00\x00\x00" + bytes(range(256)) * 4)
         assert_readable_alert(page, ".toast.alert-error", "Files of type .exe are not supported. Kap takes PDF")
+        refused = page.locator("#uploads li.refused", has_text="tool.exe")
+        expect(refused.locator(".status-failed")).to_have_text("Refused")
+        expect(refused.locator("progress")).to_have_count(0)
+        assert contrast(refused.locator(".status-failed")) >= 4.5
         strategy = (FIXTURES / "northwind" / "Test strategy.txt").read_bytes()
         _upload(page, "Test strategy copy.txt", strategy, "text/plain")
         dup = assert_readable_alert(page, ".toast.alert-error",

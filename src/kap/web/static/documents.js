@@ -75,11 +75,11 @@ function progressRow(file) {
   note.className = "muted";
   item.append(label, bar, note);
   document.getElementById("uploads").append(item);
-  return { bar, note };
+  return { item, bar, note };
 }
 
 async function uploadAndWatch(projectId, file) {
-  const { bar, note } = progressRow(file);
+  const { item, bar, note } = progressRow(file);
   try {
     const result = await uploadOne(projectId, file, bar, note);
     note.textContent = "queued";
@@ -87,7 +87,11 @@ async function uploadAndWatch(projectId, file) {
     await refreshList();
     await watch(projectId, result.document.id, file.name, note);
   } catch (error) {
-    note.textContent = "refused";
+    // A refused file has no progress left to show: its row says so in the colours of a failed document.
+    bar.remove();
+    note.className = "status status-failed";
+    note.textContent = "Refused";
+    item.classList.add("refused");
     const link = error.data?.error?.details?.link;
     const action = error.status === 401 ? signInLink() : link ? { href: link, text: "Open the document" } : undefined;
     toast(`${file.name}: ${error.message}`, "error", action);
