@@ -20,6 +20,7 @@ from kap.core.runtime import Runtime
 from kap.core.scope import ProjectScope, reach, trusted_scope
 from kap.stages.models import SignoffRequest, Stage
 from tests.comms.conftest import add_artifact, digest_log
+from tests.comms.test_settings_api import put_settings
 from tests.conftest import Factory, World
 
 
@@ -187,3 +188,15 @@ def test_send_now_without_any_address_is_422(client: TestClient, world: World) -
                            headers=world.h("pm"))
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "no_recipient"
+
+
+def test_the_period_reads_in_the_project_time_zone(client: TestClient, world: World) -> None:
+    sent = put_settings(client, world, {"timezone": "Pacific/Auckland", "quiet_start": None, "quiet_end": None,
+                                        "daily_cap": 20, "digest_weekday": 0, "digest_hour": 9})
+    assert sent.status_code == 200, sent.text
+    with time_machine.travel(datetime(2026, 3, 1, 20, 0, tzinfo=UTC), tick=False):  # Mon 09:00 Auckland, Sun UTC
+        body = preview(client, world)
+    assert "(UTC)" not in body["text"]
+    assert "23 Feb – 02 Mar 2026 (Pacific/Auckland)" in body["text"]
+    assert "23 Feb – 02 Mar 2026 (Pacific/Auckland)" in body["html"]
+    assert "UTC" not in body["subject"]

@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from kap.backups.service import restored_between
+from kap.comms.models import CommsSettings
 from kap.core.errors import NotFound
 from kap.core.links import document_link, project_link, stage_link
 from kap.core.mail import one_line
@@ -330,6 +332,15 @@ def project_summary(session: Session, scope: ProjectScope) -> dict[str, Any]:
     return {"id": str(project.id), "name": project.name}
 
 
+def period_label(session: Session, scope: ProjectScope, period: Period, *, zone: bool = True) -> str:
+    """The period as the project's people read it: dates in the project's time zone, named."""
+    name = session.scalar(select(CommsSettings.timezone).where(CommsSettings.project_id == scope.project_id)) or "UTC"
+    local = ZoneInfo(name)
+    start, end = period.start.astimezone(local), period.end.astimezone(local)
+    label = f"{start:%d %b} – {end:%d %b %Y}"
+    return f"{label} ({name.replace('_', ' ')})" if zone else label
+
+
 def build_sections(src: Source, builders: list[SectionBuilder] | None = None) -> list[Section]:
     """Run every section builder; empty sections are left out."""
     return [s for s in (build(src) for build in (builders or SECTION_BUILDERS)) if s is not None]
@@ -349,8 +360,9 @@ def build_digest(session: Session, scope: ProjectScope, period: Period, recipien
         key = (project_id, period.start, period.end, recipient.view, src.base_url)
         sections = cache.get_or_build(key, lambda: build_sections(src))
     counts = dict.fromkeys(COUNT_KEYS, 0) | {key: n for s in sections for key, n in s.counts.items()}
-    subject = one_line(f"{project['name']}: weekly digest {period.start:%d %b} – {period.end:%d %b %Y}")
-    context = {"project": project, "period": period, "sections": sections, "recipient": recipient,
+    subject = one_line(f"{project['name']}: weekly digest {period_label(session, scope, period, zone=False)}")
+    context = {"project": project, "period_label": period_label(session, scope, period), "sections": sections,
+               "recipient": recipient,
                "project_url": src.link(project_link(project_id)), "unsubscribe_url": unsubscribe_url}
     return Digest(project=project, period=period, recipient=recipient, counts=counts, sections=sections,
                   subject=subject, html=TEMPLATES.get_template("digest.html").render(**context),
