@@ -16,17 +16,20 @@ import importlib
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from huey import Huey, crontab
 from huey.api import Task, TaskWrapper
-from huey.consumer import Consumer
+from huey.constants import EmptyData
+from huey.consumer import Consumer, Scheduler
 from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from kap.core.audit import record_telemetry
+from kap.core.owner import owner_tag
 
 if TYPE_CHECKING:
     from kap.core.runtime import Runtime
@@ -43,6 +46,8 @@ _runtimes: list[Runtime] = []
 _backend_key: tuple[str, str] | None = None
 _lock = threading.Lock()
 _PENDING = "kap_jobs_pending"
+TICK_PREFIX = "kap:tick:"
+TICK_KEEP = timedelta(hours=1)  # how long a claimed tick is remembered
 
 
 def task(retries: int = 3, retry_delay: int = 10, *, retry_backoff: float = 2.0,
@@ -200,7 +205,75 @@ def _record_final_failure(job: Task, value: Any, exc: BaseException | None) -> N
                                                       "error": f"{exc.__class__.__name__}: {exc}"[:500]})
 
 
-class _EmbeddedConsumer(Consumer):
+# ---- the schedule, once per tick across every process -----------------------------------------
+
+def tick_key(tick: datetime) -> str:
+    return f"{TICK_PREFIX}{tick:%Y%m%dT%H%M}"
+
+
+def claim_tick(tick: datetime) -> str | None:
+    """Claim the schedule's tick (a UTC minute) for this process; None when another claimed it first.
+
+    Every process that runs the schedule (each `kap worker`, or each `kap serve` without Redis)
+    checks it once a minute; the first to claim a minute enqueues its jobs, the others skip it.
+    The claim lives in the queue's own store: a Redis key with an expiry, or a row of the
+    SQLite queue file every process of one data folder shares. Returns who holds the claim.
+    """
+    key, me = tick_key(tick), owner_tag()
+    storage = huey.storage
+    if isinstance(storage, RedisStorage):
+        won = storage.conn.set(key, me, nx=True, ex=int(TICK_KEEP.total_seconds()))
+        return me if won else None
+    if isinstance(storage, SqliteStorage):
+        if not storage.put_if_empty(key, me.encode()):
+            return None
+        storage.sql("delete from kv where queue = ? and key like ? and key < ?",
+                    (storage.name, f"{TICK_PREFIX}%", tick_key(tick - TICK_KEEP)), commit=True)
+        return me
+    return me  # the in-memory queue belongs to one process
+
+
+def tick_holder(tick: datetime) -> str | None:
+    """Which process claimed a tick (None if none did, or the claim expired)."""
+    storage = huey.storage
+    if isinstance(storage, RedisStorage):
+        value = storage.conn.get(tick_key(tick))
+        return value.decode() if value else None
+    data = storage.peek_data(tick_key(tick))
+    return None if data is EmptyData or data is None else bytes(data).decode()
+
+
+def enqueue_due(now: datetime | None = None) -> list[str]:
+    """Enqueue the periodic jobs due at this minute if this process claims it; return their names."""
+    tick = (now or huey._get_timestamp()).replace(second=0, microsecond=0)
+    due = huey.read_periodic(tick)
+    if not due:
+        return []
+    if claim_tick(tick) is None:
+        log.info("schedule tick %s already claimed by another process", f"{tick:%Y-%m-%dT%H:%M}")
+        return []
+    names = [_task_key(type(job)) for job in due]
+    log.info("schedule tick %s claimed by %s: %s", f"{tick:%Y-%m-%dT%H:%M}", owner_tag(), ", ".join(names))
+    for job in due:
+        try:
+            huey.enqueue(job)
+        except Exception:
+            log.exception("could not enqueue periodic job %s", _task_key(type(job)))
+    return names
+
+
+class _ClusterScheduler(Scheduler):
+    """huey's scheduler, except that a minute's periodic jobs are enqueued by one process only."""
+
+    def enqueue_periodic_tasks(self, now: datetime | None) -> None:
+        enqueue_due(now)
+
+
+class _Consumer(Consumer):
+    scheduler_class = _ClusterScheduler
+
+
+class _EmbeddedConsumer(_Consumer):
     """A consumer that leaves the process's signal handlers to the web server."""
 
     def _set_signal_handlers(self) -> None:
@@ -211,7 +284,7 @@ def start_consumer(*, workers: int = 2, periodic_tasks: bool = True, embedded: b
     """Start consumer threads for the configured queue and return the consumer (call `.stop()`)."""
     if huey.immediate:
         raise RuntimeError("the queue is in immediate mode; no consumer is needed")
-    cls = _EmbeddedConsumer if embedded else Consumer
+    cls = _EmbeddedConsumer if embedded else _Consumer
     consumer = cls(huey, workers=workers, periodic=periodic_tasks, worker_type="thread",
                    check_worker_health=False)
     if embedded:
