@@ -164,7 +164,7 @@ def _embedded_consumer(settings: Settings) -> Any:
 def worker(
     threads: Annotated[int, typer.Option(help="Jobs run at the same time in this process.")] = 2,
     periodic: Annotated[bool, typer.Option("--periodic/--no-periodic",
-                                           help="Also run the schedule (each tick runs once across all workers).")] = True,
+                                           help="Also run the schedule (each tick runs once among workers).")] = True,
 ) -> None:
     """Run a job consumer on the Redis queue (KAP_REDIS_URL)."""
     from kap.app import configure_logging
