@@ -39,6 +39,7 @@ LOOKUP_CALLS = {"get", "query"}
 TRUSTED_MODULES: dict[str, str] = {
     "kap.core.scope": "the resolver itself: it decides who reaches which project",
     "kap.comms.scheduler": "the digest schedule walks every project on the service engine",
+    "kap.stages.reminders": "sign-off reminders and expiry notices walk every project on the service engine",
     "kap.documents.jobs": "extraction jobs, named by an artifact id the request already scoped",
     "kap.raid.jobs": "the RAID extraction job, named by an artifact id the ingest already scoped",
     "kap.backups.writer": "nightly backups and retention walk every project on the service engine",

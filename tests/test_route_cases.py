@@ -29,7 +29,7 @@ from kap.core.models import AuditEvent, EmailLog, LoginToken, Org, Project, Proj
 from kap.core.security import CSRF_COOKIE, CSRF_HEADER
 from kap.documents.models import Artifact
 from kap.raid.models import RaidComment, RaidItem
-from kap.stages.models import SignoffRequest, Stage, StageArtifact, StageSigner
+from kap.stages.models import SignoffRequest, Stage, StageArtifact, StageSettings, StageSigner
 from kap.stages.previews import encode_png
 from tests.comms.test_mailgun import SIGNING_KEY, signed
 from tests.conftest import FIXTURES, Factory, World
@@ -473,6 +473,17 @@ def _signers(env: Env) -> None:
     assert str(uid) in {s["user_id"] for s in listed}
     ok(env.api("DELETE", f"/api/stage-signers/{uid}", "admin"))
     assert env.count(StageSigner, StageSigner.project_id == env.world.project_a, StageSigner.user_id == uid) == 0
+
+
+@case("GET /api/signoff-settings", "PUT /api/signoff-settings")
+def _signoff_settings(env: Env) -> None:
+    ok(env.api("PUT", "/api/signoff-settings", "pm", json={"reminder_days": 5, "require_code": True}))
+    with env.db.service_session() as s:
+        row = s.scalar(select(StageSettings).where(StageSettings.project_id == env.world.project_a))
+        assert row is not None
+        assert (row.reminder_days, row.require_code) == (5, True)
+    assert ok(env.api("GET", "/api/signoff-settings", "member")).json()["reminder_days"] == 5
+    assert "Sign-off settings" in ok(env.page("/p/{a}/stages", "pm")).text
 
 
 @case("GET /signoff/{token}", "POST /signoff/{token}")

@@ -13,7 +13,7 @@ from kap.core.deps import ProjectContext, RuntimeDep, require
 from kap.core.http import attachment_headers, content_types
 from kap.core.schemas import Strict
 from kap.stages import jobs as _jobs  # noqa: F401  (registers the expiry schedule)
-from kap.stages import service, signoff
+from kap.stages import project_settings, service, signoff
 from kap.stages.certificate import certificate
 from kap.stages.notify import notify_decided, record_certificate
 from kap.stages.records import actor_of
@@ -23,6 +23,8 @@ from kap.stages.schemas import (
     InternalDecisionIn,
     SignoffRequestCreate,
     SignoffRequestRead,
+    SignoffSettingsRead,
+    SignoffSettingsUpdate,
     StageCreate,
     StageRead,
     StageUpdate,
@@ -149,6 +151,18 @@ def signoff_certificate(stage_id: uuid.UUID, ctx: StagesRead, request_id: uuid.U
         return Response(data, media_type="application/pdf",
                         headers=attachment_headers(f"{cert.filename}.pdf", len(data)))
     return HTMLResponse(cert.html(), headers=attachment_headers(f"{cert.filename}.html"))
+
+
+@router.get("/signoff-settings")
+def get_signoff_settings(ctx: StagesRead) -> SignoffSettingsRead:
+    """The project's sign-off settings: reminder delay (days, 0 = off) and whether signers confirm a code."""
+    return project_settings.get_settings(ctx)
+
+
+@router.put("/signoff-settings")
+def update_signoff_settings(body: SignoffSettingsUpdate, ctx: StagesWrite) -> SignoffSettingsRead:
+    """Change the project's sign-off settings (only the fields given)."""
+    return project_settings.update_settings(ctx, body)
 
 
 @router.get("/stage-signers")

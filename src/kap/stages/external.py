@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from kap.core.branding import Brand, brand_of
@@ -107,7 +107,7 @@ def _lookup(session: Session, token_hash: str) -> tuple[SignoffRequest, Stage, P
         select(SignoffRequest, Stage, Project)
         .join(Stage, Stage.id == SignoffRequest.stage_id)
         .join(Project, Project.id == SignoffRequest.project_id)
-        .where(SignoffRequest.token_hash == token_hash)
+        .where(or_(SignoffRequest.token_hash == token_hash, SignoffRequest.reminder_token_hash == token_hash))
         .execution_options(populate_existing=True)
     ).first()
     if row is None:
@@ -217,7 +217,7 @@ def decide_by_token(session: Session, token: str, body: DecisionIn, *, ip: str |
         raise ContentChanged(_view(session, req, stage, project))
     won = session.execute(
         update(SignoffRequest)
-        .where(SignoffRequest.token_hash == token_hash, SignoffRequest.status == "pending",
+        .where(SignoffRequest.id == req.id, SignoffRequest.status == "pending",
                SignoffRequest.expires_at > now,
                SignoffRequest.stage_id.in_(select(Stage.id).where(Stage.deleted_at.is_(None))))
         .values(status=status, decided_at=now, signer_name=body.name, signer_email=SignoffRequest.recipient_email,

@@ -132,6 +132,8 @@ class SignoffRequest(Base):
     reminder_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expiry_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The newest reminder's own link to this request (the first link keeps working too).
+    reminder_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     code_hash: Mapped[str | None] = mapped_column(String(64))
     code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     code_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

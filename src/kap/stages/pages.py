@@ -12,7 +12,7 @@ from kap.core.deps import ProjectContext, RuntimeDep
 from kap.core.links import project_link, stage_link
 from kap.documents.service import list_documents
 from kap.projects.service import list_members
-from kap.stages import service, signoff
+from kap.stages import project_settings, service, signoff
 from kap.stages.schemas import SignoffRequestRead, StageRead
 from kap.web.pages import legacy_redirect, project_page
 from kap.web.registry import Panel, Row, dashboard_panel, nav_item
@@ -50,6 +50,7 @@ def stages_page(project_id: str, request: Request, runtime: RuntimeDep) -> Respo
                 "can_decide": ctx.allows("signoff.decide_internal"), "api_q": f"project_id={ctx.project_id}",
                 "missing_defaults": service.missing_template_titles(ctx), "field_labels": FIELD_LABELS,
                 "documents_href": project_link(ctx.project_id, "documents"),
+                "signoff_settings": project_settings.get_settings(ctx),
                 "documents": list_documents(ctx, limit=200).documents if ctx.allows("stages.write") else []}
     return project_page(request, runtime, project_id, "stages.html", "stages.read", values)
 

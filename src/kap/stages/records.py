@@ -105,7 +105,9 @@ def request_read(req: SignoffRequest) -> SignoffRequestRead:
         email_status=req.email_status, created_at=req.created_at, expires_at=req.expires_at,
         opened_at=req.opened_at, open_count=req.open_count, decided_at=req.decided_at,
         revoked_at=req.revoked_at, replaced_by_id=req.replaced_by_id, signer_name=req.signer_name,
-        signer_email=req.signer_email, note=req.note)
+        signer_email=req.signer_email, note=req.note, reminder_count=req.reminder_count or 0,
+        reminded_at=req.reminded_at, expiry_notified_at=req.expiry_notified_at,
+        code_verified_at=req.code_verified_at)
 
 
 def revoke_open_requests(session: Session, actor: Actor, stage: Stage, *, reason: str,

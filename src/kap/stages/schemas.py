@@ -112,6 +112,24 @@ class SignoffRequestRead(BaseModel):
     signer_name: str | None
     signer_email: str | None
     note: str | None
+    reminder_count: int = 0
+    reminded_at: datetime | None = None
+    expiry_notified_at: datetime | None = None
+    code_verified_at: datetime | None = None
+
+
+class SignoffSettingsRead(BaseModel):
+    """A project's sign-off settings: when signers are reminded and whether they confirm a mailed code."""
+
+    reminder_days: int
+    max_reminders: int
+    require_code: bool
+
+
+class SignoffSettingsUpdate(Strict):
+    # 0 turns reminders off.
+    reminder_days: int | None = Field(default=None, ge=0, le=30)
+    require_code: bool | None = None
 
 
 class RevisionRead(BaseModel):

@@ -86,6 +86,9 @@ def _expire_stale(session: Session, actor: Actor, stage: Stage) -> None:
     stale = _open_request(session, stage)
     if stale is not None and stale.expires_at <= utcnow():
         _expire(session, [stale.id], utcnow())
+        # Whoever asks again already knows the link lapsed: no expiry notice for it.
+        session.execute(update(SignoffRequest).where(SignoffRequest.id == stale.id)
+                        .values(expiry_notified_at=utcnow()).execution_options(synchronize_session=False))
         move_stage(session, actor, stage, "in_progress", reason="sign-off link expired")
 
 
