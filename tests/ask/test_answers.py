@@ -139,3 +139,13 @@ def test_a_follow_up_borrows_the_previous_question(ask_client: TestClient, world
     assert body["found"]
     assert "Dana Whitfield" in body["answer"]
     assert "R-07" in body["answer"]
+
+
+def test_a_decision_about_a_subject_no_document_names_is_refused(ask_client: TestClient, world: World) -> None:
+    ingest_corpus(ask_client, world)
+    hotel = ask(ask_client, world, "What did the steering committee decide about the hotel policy?")
+    assert hotel["found"] is False, hotel["answer"]
+    assert hotel["citations"] == []
+    position = ask(ask_client, world, "What did the steering committee decide about position management?")
+    assert position["found"], position
+    assert "Position management instead of job management" in position["answer"]
