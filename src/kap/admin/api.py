@@ -14,6 +14,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from kap.admin.activity import actor_name, details_text, filter_events, people, sentence
+from kap.admin.schemas import AuditEventRead, AuditPage, TelemetryPage, TelemetryRead
 from kap.core.deps import CurrentIdentity, ProjectContext, UserSession, require, resolve_org_admin
 from kap.core.http import content_types
 from kap.core.models import AuditEvent, TelemetryEvent
@@ -60,25 +61,25 @@ Filters = Annotated[AuditFilters, Depends()]
 AuditRead = Annotated[ProjectContext, require("audit.read")]
 
 
-def _audit_answer(session: Session, stmt: Select[Any], f: AuditFilters) -> dict[str, Any] | Response:
+def _audit_answer(session: Session, stmt: Select[Any], f: AuditFilters) -> AuditPage | Response:
     stmt = f.apply(session, stmt.order_by(AuditEvent.created_at.desc(), AuditEvent.id))
     total, events = _page(stmt, session, f.limit if f.format == "json" else 100_000, f.offset)
     if f.format == "csv":
         return _csv(session, events)
-    return {"ok": True, "total": total, "limit": f.limit, "offset": f.offset,
-            "events": [_row(e) for e in events]}
+    return AuditPage(total=total, limit=f.limit, offset=f.offset,
+                     events=[AuditEventRead.model_validate(e) for e in events])
 
 
-@router.get("/api/audit", response_model=None, responses=content_types("text/csv"))
-def project_audit(ctx: AuditRead, filters: Filters) -> dict[str, Any] | Response:
+@router.get("/api/audit", response_model=AuditPage, responses=content_types("text/csv"))
+def project_audit(ctx: AuditRead, filters: Filters) -> AuditPage | Response:
     """Audit events of one project, for its owners and admins (JSON or CSV)."""
     stmt = select(AuditEvent).where(AuditEvent.project_id == ctx.project_id)
     return _audit_answer(ctx.session, stmt, filters)
 
 
-@router.get("/api/orgs/{org_id}/audit", response_model=None, responses=content_types("text/csv"))
+@router.get("/api/orgs/{org_id}/audit", response_model=AuditPage, responses=content_types("text/csv"))
 def org_audit(org_id: uuid.UUID, identity: CurrentIdentity, session: UserSession,
-              filters: Filters) -> dict[str, Any] | Response:
+              filters: Filters) -> AuditPage | Response:
     """Audit events of a whole org, for org owners and admins (JSON or CSV)."""
     org = resolve_org_admin(session, identity, org_id)
     return _audit_answer(session, select(AuditEvent).where(AuditEvent.org_id == org.org_id), filters)
@@ -111,7 +112,7 @@ def telemetry_events(
     identity: CurrentIdentity, session: UserSession, org_id: uuid.UUID | None = None,
     kind: str | None = Query(default=None, max_length=40),
     limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
-) -> dict[str, Any]:
+) -> TelemetryPage:
     """Telemetry (429s, 5xx, job failures) of an org the caller administers."""
     org = resolve_org_admin(session, identity, org_id)
     stmt = select(TelemetryEvent).where(TelemetryEvent.org_id == org.org_id) \
@@ -119,7 +120,4 @@ def telemetry_events(
     if kind:
         stmt = stmt.where(TelemetryEvent.kind == kind)
     total, events = _page(stmt, session, limit, offset)
-    return {"ok": True, "total": total, "events": [
-        {"id": e.id, "created_at": e.created_at, "kind": e.kind, "status": e.status, "method": e.method,
-         "path": e.path, "request_id": e.request_id, "user_id": e.user_id, "project_id": e.project_id,
-         "details": e.details} for e in events]}
+    return TelemetryPage(total=total, events=[TelemetryRead.model_validate(e) for e in events])

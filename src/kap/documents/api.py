@@ -22,6 +22,7 @@ from kap.core.deps import (
 from kap.core.errors import Unauthorized
 from kap.core.http import attachment_headers, content_types
 from kap.core.permissions import ACTIONS
+from kap.core.schemas import Ok
 from kap.core.security import Identity
 from kap.documents import service
 from kap.documents.schemas import (
@@ -125,10 +126,10 @@ def download_document(ctx: DocumentsRead, artifact_id: uuid.UUID, runtime: Runti
 
 
 @router.delete("/documents/{artifact_id}")
-def delete_document(ctx: DocumentsWrite, artifact_id: uuid.UUID) -> dict[str, Any]:
+def delete_document(ctx: DocumentsWrite, artifact_id: uuid.UUID) -> Ok:
     """Delete a document with its chunks and attachments."""
     service.delete_document(ctx, artifact_id)
-    return {"ok": True}
+    return Ok()
 
 
 @router.get("/ocr/queue")
@@ -137,7 +138,7 @@ def ocr_queue(ctx: DocumentsRead) -> OcrQueue:
     return service.ocr_queue(ctx)
 
 
-@router.post("/ocr/resolve", response_model=None)
+@router.post("/ocr/resolve", response_model=ArtifactRead)
 def ocr_resolve(ctx: DocumentsWrite, artifact_id: uuid.UUID, body: OcrResolve) -> ArtifactRead | JSONResponse:
     """Resolve a lane document by OCR (a job; 202) or with pasted text (200)."""
     if body.mode == "text":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Request, status
 from sqlalchemy import select
@@ -18,8 +18,18 @@ from kap.core.deps import (
 )
 from kap.core.login import send_invitation
 from kap.core.models import User
+from kap.core.schemas import Ok
 from kap.projects import service
-from kap.projects.schemas import MemberAdd, MemberRead, MemberUpdate, ProjectCreate, ProjectRead, ProjectUpdate
+from kap.projects.schemas import (
+    MemberAdd,
+    MemberList,
+    MemberRead,
+    MemberUpdate,
+    ProjectCreate,
+    ProjectList,
+    ProjectRead,
+    ProjectUpdate,
+)
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
@@ -41,10 +51,9 @@ def create_project(body: ProjectCreate, request: Request, identity: CurrentIdent
 
 @router.get("")
 def list_projects(identity: CurrentIdentity, session: UserSession,
-                  include_archived: bool = False) -> dict[str, Any]:
+                  include_archived: bool = False) -> ProjectList:
     """List the projects the caller can reach."""
-    return {"ok": True, "projects": service.list_projects(session, identity,
-                                                          include_archived=include_archived)}
+    return ProjectList(projects=service.list_projects(session, identity, include_archived=include_archived))
 
 
 @router.get("/{project_id}")
@@ -67,8 +76,8 @@ def archive_project(ctx: ProjectOwner) -> ProjectRead:
 
 
 @router.get("/{project_id}/members")
-def list_members(ctx: MembersRead) -> dict[str, Any]:
-    return {"ok": True, "members": service.list_members(ctx)}
+def list_members(ctx: MembersRead) -> MemberList:
+    return MemberList(members=service.list_members(ctx))
 
 
 @router.post("/{project_id}/members", status_code=status.HTTP_201_CREATED)
@@ -99,7 +108,7 @@ def change_member_role(user_id: uuid.UUID, body: MemberUpdate, ctx: MembersManag
 
 
 @router.delete("/{project_id}/members/{user_id}")
-def remove_member(user_id: uuid.UUID, ctx: MembersRead) -> dict[str, Any]:
+def remove_member(user_id: uuid.UUID, ctx: MembersRead) -> Ok:
     """Remove a member; any member may remove themselves (leave)."""
     service.remove_member(ctx, user_id)
-    return {"ok": True}
+    return Ok()

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, EmailStr, Field, model_validator
 
-from kap.core.schemas import Strict
+from kap.core.schemas import Ok, Strict
 
 ProjectRole = Literal["owner", "admin", "pm", "lead", "member"]
 
@@ -29,6 +29,10 @@ class ProjectRead(BaseModel):
     role: str
     created_at: datetime
     archived_at: datetime | None = None
+
+
+class ProjectList(Ok):
+    projects: list[ProjectRead]
 
 
 class MemberAdd(Strict):
@@ -53,3 +57,7 @@ class MemberRead(BaseModel):
     name: str | None
     role: str
     created_at: datetime
+
+
+class MemberList(Ok):
+    members: list[MemberRead]
