@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -11,7 +11,7 @@ from pydantic import Field
 
 from kap.core.deps import ProjectContext, RuntimeDep, require
 from kap.core.http import attachment_headers, content_types
-from kap.core.schemas import Strict
+from kap.core.schemas import Ok, Strict
 from kap.stages import jobs as _jobs  # noqa: F401  (registers the expiry schedule)
 from kap.stages import project_settings, service, signoff
 from kap.stages.certificate import certificate
@@ -21,11 +21,16 @@ from kap.stages.schemas import (
     MAX_EXPIRY_HOURS,
     DocumentsIn,
     InternalDecisionIn,
+    RequestList,
+    SignerFlag,
+    SignerList,
     SignoffRequestCreate,
+    SignoffRequested,
     SignoffRequestRead,
     SignoffSettingsRead,
     SignoffSettingsUpdate,
     StageCreate,
+    StageList,
     StageRead,
     StageUpdate,
 )
@@ -45,15 +50,15 @@ class ResendIn(Strict):
     expires_in_hours: int | None = Field(default=None, ge=1, le=MAX_EXPIRY_HOURS)
 
 
-def _issued(issued: signoff.IssuedRequest) -> dict[str, Any]:
-    return {"ok": True, "request_id": issued.request.id, "token_link": issued.token_link,
-            "expires_at": issued.request.expires_at, "email": issued.email, "request": issued.request}
+def _issued(issued: signoff.IssuedRequest) -> SignoffRequested:
+    return SignoffRequested(request_id=issued.request.id, token_link=issued.token_link,
+                            expires_at=issued.request.expires_at, email=issued.email, request=issued.request)
 
 
 @router.get("/stages")
-def list_stages(ctx: StagesRead, include_archived: bool = False) -> dict[str, Any]:
+def list_stages(ctx: StagesRead, include_archived: bool = False) -> StageList:
     """The project's stages in order (archived ones too with include_archived=true)."""
-    return {"ok": True, "stages": service.list_stages(ctx, archived=include_archived)}
+    return StageList(stages=service.list_stages(ctx, archived=include_archived))
 
 
 @router.post("/stages", status_code=status.HTTP_201_CREATED)
@@ -63,9 +68,9 @@ def create_stage(body: StageCreate, ctx: StagesWrite) -> StageRead:
 
 
 @router.post("/stages/apply-template")
-def apply_template(ctx: StagesWrite) -> dict[str, Any]:
+def apply_template(ctx: StagesWrite) -> StageList:
     """Add the default stages (Discovery to Hypercare) the project lacks."""
-    return {"ok": True, "stages": service.apply_template(ctx)}
+    return StageList(stages=service.apply_template(ctx))
 
 
 @router.get("/stages/{stage_id}")
@@ -92,15 +97,15 @@ def archive_stage(stage_id: uuid.UUID, ctx: StagesWrite) -> StageRead:
 
 
 @router.delete("/stages/{stage_id}")
-def delete_stage(stage_id: uuid.UUID, ctx: StagesWrite) -> dict[str, Any]:
+def delete_stage(stage_id: uuid.UUID, ctx: StagesWrite) -> Ok:
     """Remove a stage never signed off (409 stage_signed_off otherwise: archive it)."""
     service.delete_stage(ctx, stage_id)
-    return {"ok": True}
+    return Ok()
 
 
 @router.post("/stages/{stage_id}/signoff-requests", status_code=status.HTTP_201_CREATED)
 def request_signoff(stage_id: uuid.UUID, body: SignoffRequestCreate, ctx: SignoffRequester,
-                    runtime: RuntimeDep) -> dict[str, Any]:
+                    runtime: RuntimeDep) -> SignoffRequested:
     """Mail a single-use sign-off link for the stage to an outside signer."""
     issued = signoff.request_signoff(ctx, stage_id, str(body.email_to), body.name, body.message,
                                      body.expires_in_hours, mailer=runtime.mailer, settings=runtime.settings)
@@ -108,9 +113,9 @@ def request_signoff(stage_id: uuid.UUID, body: SignoffRequestCreate, ctx: Signof
 
 
 @router.get("/stages/{stage_id}/signoff-requests")
-def list_requests(stage_id: uuid.UUID, ctx: StagesRead) -> dict[str, Any]:
+def list_requests(stage_id: uuid.UUID, ctx: StagesRead) -> RequestList:
     """The stage's sign-off requests with their status (never their tokens)."""
-    return {"ok": True, "requests": signoff.list_requests(ctx, stage_id)}
+    return RequestList(requests=signoff.list_requests(ctx, stage_id))
 
 
 @router.post("/stages/{stage_id}/signoff-requests/{request_id}/revoke")
@@ -121,7 +126,7 @@ def revoke_request(stage_id: uuid.UUID, request_id: uuid.UUID, ctx: SignoffReque
 
 @router.post("/stages/{stage_id}/signoff-requests/{request_id}/resend", status_code=status.HTTP_201_CREATED)
 def resend_request(stage_id: uuid.UUID, request_id: uuid.UUID, ctx: SignoffRequester, runtime: RuntimeDep,
-                   body: ResendIn | None = None) -> dict[str, Any]:
+                   body: ResendIn | None = None) -> SignoffRequested:
     """Mail a fresh link to the same signer; the old one stops working."""
     issued = signoff.resend_request(ctx, stage_id, request_id, mailer=runtime.mailer, settings=runtime.settings,
                                     expires_in_hours=body.expires_in_hours if body else None)
@@ -166,20 +171,20 @@ def update_signoff_settings(body: SignoffSettingsUpdate, ctx: StagesWrite) -> Si
 
 
 @router.get("/stage-signers")
-def list_signers(ctx: MembersRead) -> dict[str, Any]:
+def list_signers(ctx: MembersRead) -> SignerList:
     """Members who may record decisions in the app without the admin role."""
-    return {"ok": True, "signers": signoff.list_signers(ctx)}
+    return SignerList(signers=signoff.list_signers(ctx))
 
 
 @router.put("/stage-signers/{user_id}")
-def add_signer(user_id: uuid.UUID, ctx: MembersManage) -> dict[str, Any]:
+def add_signer(user_id: uuid.UUID, ctx: MembersManage) -> SignerFlag:
     """Give a project member the can_sign flag."""
     signoff.set_signer(ctx, user_id, True)
-    return {"ok": True, "user_id": user_id, "can_sign": True}
+    return SignerFlag(user_id=user_id, can_sign=True)
 
 
 @router.delete("/stage-signers/{user_id}")
-def remove_signer(user_id: uuid.UUID, ctx: MembersManage) -> dict[str, Any]:
+def remove_signer(user_id: uuid.UUID, ctx: MembersManage) -> SignerFlag:
     """Take the can_sign flag away."""
     signoff.set_signer(ctx, user_id, False)
-    return {"ok": True, "user_id": user_id, "can_sign": False}
+    return SignerFlag(user_id=user_id, can_sign=False)

@@ -26,7 +26,7 @@ from kap.stages.external import (
 from kap.stages.notify import notify_decided
 from kap.stages.previews import MAX_PREVIEW_PAGES, pdf_page_png
 from kap.stages.render import render
-from kap.stages.schemas import DecisionIn
+from kap.stages.schemas import DecisionIn, SignoffLinkAnswer, SignoffLinkRead
 
 router = APIRouter(tags=["signoff"])
 Anonymous = Annotated[None, Depends(limit_anonymous)]
@@ -137,20 +137,20 @@ def signoff_preview(token: str, artifact_id: uuid.UUID, _: Anonymous, session: S
     return Response(image, media_type="image/png", headers=FILE_HEADERS)
 
 
-def _json(view: LinkView) -> dict[str, Any]:
-    return {"ok": True, "signoff": view.as_json()}
+def _json(view: LinkView) -> SignoffLinkAnswer:
+    return SignoffLinkAnswer(signoff=SignoffLinkRead.model_validate(view.as_json()))
 
 
 @router.get("/api/signoff/{token}")
 def signoff_read(token: str, request: Request, _: Anonymous, session: ServiceSession,
-                 runtime: RuntimeDep) -> dict[str, Any]:
+                 runtime: RuntimeDep) -> SignoffLinkAnswer:
     """The request behind a token, for integrations; reading decides nothing."""
     return _json(open_link(session, token, **_client(request, runtime)))
 
 
 @router.post("/api/signoff/{token}")
 def signoff_decide(token: str, body: DecisionIn, request: Request, _: Anonymous, session: ServiceSession,
-                   runtime: RuntimeDep) -> dict[str, Any]:
+                   runtime: RuntimeDep) -> SignoffLinkAnswer:
     """Record a decision for a token, once: 409 already_decided after that."""
     done = decide_by_token(session, token, body, **_client(request, runtime))
     notify_decided(session, runtime.mailer, runtime.settings, done.request_id)

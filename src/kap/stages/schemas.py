@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, EmailStr, Field, model_validator
 
-from kap.core.schemas import Strict
+from kap.core.schemas import Ok, Strict
 
 EditableStatus = Literal["pending", "in_progress"]
 Decision = Literal["approve", "reject"]
@@ -177,12 +177,20 @@ class StageRead(BaseModel):
     updated_at: datetime
 
 
-class SignoffRequested(BaseModel):
-    ok: bool = True
+class StageList(Ok):
+    stages: list[StageRead]
+
+
+class SignoffRequested(Ok):
     request_id: uuid.UUID
     token_link: str
     expires_at: datetime
     email: dict[str, Any]
+    request: SignoffRequestRead
+
+
+class RequestList(Ok):
+    requests: list[SignoffRequestRead]
 
 
 class SignerRead(BaseModel):
@@ -190,3 +198,50 @@ class SignerRead(BaseModel):
     email: str | None
     name: str | None
     created_at: datetime
+
+
+class SignerList(Ok):
+    signers: list[SignerRead]
+
+
+class SignerFlag(Ok):
+    user_id: uuid.UUID
+    can_sign: bool
+
+
+class SignoffDocumentRef(BaseModel):
+    artifact_id: str | None
+    name: str | None
+    version: int | None
+    sha256: str | None
+    size: int | None
+    media_type: str | None
+
+
+class SignoffStageView(BaseModel):
+    title: str
+    summary: str | None
+    planned_start: str | None
+    planned_end: str | None
+
+
+class SignoffLinkRead(BaseModel):
+    """A request as its token holder sees it; dates stay as the ISO strings the link page shows."""
+
+    request_id: uuid.UUID
+    status: str
+    project: str
+    stage: SignoffStageView
+    requester: str
+    recipient_email: str
+    message: str | None
+    expires_at: str
+    documents: list[SignoffDocumentRef]
+    decided_at: str | None
+    signer_name: str | None
+    content_digest: str | None
+    org: str
+
+
+class SignoffLinkAnswer(Ok):
+    signoff: SignoffLinkRead
