@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import html
-from typing import Annotated, Any
+import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import EmailStr
+from pydantic import BaseModel, EmailStr
 from sqlalchemy import select
 
 from kap.core.deps import CurrentIdentity, RuntimeDep, ServiceSession, UserSession, limit_anonymous
 from kap.core.errors import Gone
 from kap.core.login import consume_login_token, end_session, send_login_link, set_session_cookies
 from kap.core.models import Org, OrgMember, User
-from kap.core.schemas import Strict
+from kap.core.schemas import Ok, Strict
 from kap.core.security import CSRF_COOKIE, SESSION_COOKIE
+from kap.projects.schemas import ProjectRead
 from kap.projects.service import list_projects
 
 router = APIRouter(tags=["accounts"])
@@ -30,48 +32,77 @@ class MagicLinkConsume(Strict):
     token: str
 
 
+class UserRead(BaseModel):
+    id: uuid.UUID | None
+    email: str | None
+    name: str | None
+
+
+class OrgMembershipRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    role: str
+
+
+class MeRead(Ok):
+    user: UserRead
+    auth: str
+    dev_role: str | None
+    csrf_token: str | None
+    orgs: list[OrgMembershipRead]
+    projects: list[ProjectRead]
+
+
+class MagicLinkSent(Ok):
+    message: str
+
+
+class SignedIn(Ok):
+    user_id: uuid.UUID
+    csrf_token: str
+
+
 @router.get("/api/me")
-def me(identity: CurrentIdentity, session: UserSession) -> dict[str, Any]:
+def me(identity: CurrentIdentity, session: UserSession) -> MeRead:
     """The caller, their orgs and the projects they can reach."""
     user = session.get(User, identity.user_id)
     orgs = session.execute(
         select(Org.id, Org.name, OrgMember.role).join(OrgMember, OrgMember.org_id == Org.id)
         .where(OrgMember.user_id == identity.user_id).order_by(Org.name)
     ).all()
-    return {
-        "ok": True,
-        "user": {"id": identity.user_id, "email": user.email if user else identity.email,
-                 "name": user.name if user else None},
-        "auth": identity.via,
-        "dev_role": identity.dev_role,
-        "csrf_token": identity.csrf_token,
-        "orgs": [{"id": o.id, "name": o.name, "role": o.role} for o in orgs],
-        "projects": list_projects(session, identity),
-    }
+    return MeRead(
+        user=UserRead(id=identity.user_id, email=user.email if user else identity.email,
+                      name=user.name if user else None),
+        auth=identity.via,
+        dev_role=identity.dev_role,
+        csrf_token=identity.csrf_token,
+        orgs=[OrgMembershipRead(id=o.id, name=o.name, role=o.role) for o in orgs],
+        projects=list_projects(session, identity),
+    )
 
 
 @router.post("/api/auth/magic-link")
 def request_magic_link(body: MagicLinkRequest, _: Anonymous, session: ServiceSession,
-                       runtime: RuntimeDep) -> dict[str, Any]:
+                       runtime: RuntimeDep) -> MagicLinkSent:
     """Mail a sign-in link to a known user; the answer never says whether the email is known."""
     user = session.scalar(select(User).where(User.email == body.email.lower()))
     if user is not None:
         send_login_link(session, runtime.mailer, runtime.settings, user)
-    return {"ok": True, "message": "If this address belongs to a Kap user, a sign-in link is on its way."}
+    return MagicLinkSent(message="If this address belongs to a Kap user, a sign-in link is on its way.")
 
 
 @router.post("/api/auth/magic-link/consume")
 def consume_magic_link(body: MagicLinkConsume, _: Anonymous, session: ServiceSession,
-                       runtime: RuntimeDep, response: Response) -> dict[str, Any]:
+                       runtime: RuntimeDep, response: Response) -> SignedIn:
     """Exchange a magic-link token for a session cookie."""
     user_id, new = consume_login_token(session, body.token, runtime.settings.kap_session_days)
     set_session_cookies(response, runtime.settings, new)
-    return {"ok": True, "user_id": user_id, "csrf_token": new.csrf_token}
+    return SignedIn(user_id=user_id, csrf_token=new.csrf_token)
 
 
 @router.post("/api/auth/logout")
 def logout(request: Request, identity: CurrentIdentity, runtime: RuntimeDep,
-           response: Response) -> dict[str, Any]:
+           response: Response) -> Ok:
     """End the cookie session, if any."""
     raw = request.cookies.get(SESSION_COOKIE)
     if raw:
@@ -79,7 +110,7 @@ def logout(request: Request, identity: CurrentIdentity, runtime: RuntimeDep,
             end_session(svc, raw)
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
-    return {"ok": True}
+    return Ok()
 
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">

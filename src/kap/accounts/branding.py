@@ -13,7 +13,7 @@ from kap.core.branding import MAX_LOGO_BYTES, brand_of, sniff_logo
 from kap.core.deps import CurrentIdentity, OrgContext, UserSession, resolve_org_admin
 from kap.core.errors import KapError, NotFound, ValidationFailed
 from kap.core.models import Org, OrgMember
-from kap.core.schemas import Strict
+from kap.core.schemas import Ok, Strict
 
 router = APIRouter(prefix="/api/orgs", tags=["accounts"])
 Logo = Annotated[UploadFile | None, File(description="PNG, JPEG, GIF or WebP, up to 256 KB.")]
@@ -21,6 +21,15 @@ Logo = Annotated[UploadFile | None, File(description="PNG, JPEG, GIF or WebP, up
 
 class BrandingIn(Strict):
     display_name: str | None = Field(default=None, max_length=200)
+
+
+class BrandingRead(Ok):
+    org_id: uuid.UUID
+    name: str
+    display_name: str | None
+    shown_as: str
+    from_: str = Field(serialization_alias="from")
+    logo: str | None
 
 
 class LogoRefused(KapError):
@@ -31,11 +40,11 @@ class LogoTooLarge(KapError):
     status, code = 413, "logo_too_large"
 
 
-def _answer(ctx_session: Any, org_id: uuid.UUID) -> dict[str, Any]:
+def _answer(ctx_session: Any, org_id: uuid.UUID) -> BrandingRead:
     org = ctx_session.get(Org, org_id)
     brand = brand_of(ctx_session, org_id)
-    return {"ok": True, "org_id": org_id, "name": org.name, "display_name": org.display_name,
-            "shown_as": brand.name, "from": f"{brand.name} via Kap", "logo": brand.logo_data_uri}
+    return BrandingRead(org_id=org_id, name=org.name, display_name=org.display_name, shown_as=brand.name,
+                        from_=f"{brand.name} via Kap", logo=brand.logo_data_uri)
 
 
 def _org_admin(session: Any, identity: Any, org_id: uuid.UUID) -> OrgContext:
@@ -43,7 +52,7 @@ def _org_admin(session: Any, identity: Any, org_id: uuid.UUID) -> OrgContext:
 
 
 @router.get("/{org_id}/branding")
-def get_branding(org_id: uuid.UUID, identity: CurrentIdentity, session: UserSession) -> dict[str, Any]:
+def get_branding(org_id: uuid.UUID, identity: CurrentIdentity, session: UserSession) -> BrandingRead:
     """How the org appears to clients (any member of the org)."""
     member = session.scalar(select(OrgMember.id).where(OrgMember.org_id == org_id,
                                                        OrgMember.user_id == identity.user_id))
@@ -54,7 +63,7 @@ def get_branding(org_id: uuid.UUID, identity: CurrentIdentity, session: UserSess
 
 @router.put("/{org_id}/branding")
 def set_branding(org_id: uuid.UUID, body: BrandingIn, identity: CurrentIdentity,
-                 session: UserSession) -> dict[str, Any]:
+                 session: UserSession) -> BrandingRead:
     """Set the display name clients see (org owners and admins); empty falls back to the org's name."""
     ctx = _org_admin(session, identity, org_id)
     org = session.get(Org, ctx.org_id)
@@ -66,7 +75,7 @@ def set_branding(org_id: uuid.UUID, body: BrandingIn, identity: CurrentIdentity,
 
 @router.put("/{org_id}/logo")
 async def set_logo(org_id: uuid.UUID, identity: CurrentIdentity, session: UserSession,
-                   file: Logo = None) -> dict[str, Any]:
+                   file: Logo = None) -> BrandingRead:
     """Upload the logo shown on the signer's page (org owners and admins)."""
     ctx = _org_admin(session, identity, org_id)  # before the body: an org id is checked first
     if file is None:
@@ -85,7 +94,7 @@ async def set_logo(org_id: uuid.UUID, identity: CurrentIdentity, session: UserSe
 
 
 @router.delete("/{org_id}/logo")
-def delete_logo(org_id: uuid.UUID, identity: CurrentIdentity, session: UserSession) -> dict[str, Any]:
+def delete_logo(org_id: uuid.UUID, identity: CurrentIdentity, session: UserSession) -> BrandingRead:
     """Remove the logo."""
     ctx = _org_admin(session, identity, org_id)
     org = session.get(Org, ctx.org_id)

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from kap.backups import pages as _pages  # noqa: F401  (registers the Restore Activity panel)
 from kap.backups import service
-from kap.backups.schemas import BackupContents, BackupList, ReingestResult, RestoreCreate, RestoreResult, RunResult
+from kap.backups.schemas import (
+    BackupContents,
+    BackupList,
+    ReingestResult,
+    RestoreActivityList,
+    RestoreCreate,
+    RestoreResult,
+    RunResult,
+)
 from kap.core.deps import ProjectContext, RuntimeDep, require
 from kap.core.http import attachment_headers, content_types
 
@@ -61,6 +69,6 @@ def restore_backup(ctx: BackupsRestore, runtime: RuntimeDep, backup_key: Key, bo
 
 
 @router.get("/restore-activity")
-def restore_activity(ctx: BackupsRead) -> dict[str, Any]:
+def restore_activity(ctx: BackupsRead) -> RestoreActivityList:
     """What was restored from backups in this project, by whom, when."""
-    return {"ok": True, "activity": service.restore_activity(ctx.session, ctx.scope)}
+    return RestoreActivityList(activity=service.restore_activity(ctx.session, ctx.scope))

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from kap.core.schemas import Strict
+from kap.core.schemas import Ok, Strict
 
 
 class BackupRead(BaseModel):
@@ -94,3 +94,7 @@ class RunResult(BaseModel):
     entries: int
     row_counts: dict[str, int]
     replaced: bool
+
+
+class RestoreActivityList(Ok):
+    activity: list[RestoreActivityRead]

@@ -11,7 +11,18 @@ from fastapi.responses import HTMLResponse
 from kap.comms import jobs as _jobs  # noqa: F401  (registers the digest tick and send jobs)
 from kap.comms import service, webhooks
 from kap.comms.digest import TEMPLATES
-from kap.comms.schemas import CommsSettingsUpdate, DigestSendRequest, SubscriptionsRead, SubscriptionsUpdate
+from kap.comms.schemas import (
+    CommsSettingsAnswer,
+    CommsSettingsPage,
+    CommsSettingsUpdate,
+    DigestPreviewRead,
+    DigestSendRequest,
+    DigestSent,
+    SchedulerStatus,
+    SubscriptionsRead,
+    SubscriptionsUpdate,
+    WebhookAccepted,
+)
 from kap.core.db import utcnow
 from kap.core.deps import ProjectContext, RuntimeDep, ServiceSession, limit_anonymous, request_address, require
 from kap.core.errors import NotFound, ServiceUnavailable
@@ -30,15 +41,16 @@ Anonymous = Annotated[None, Depends(limit_anonymous)]
 
 
 @router.get("/api/comms/settings")
-def get_comms_settings(ctx: CommsManage) -> dict[str, Any]:
+def get_comms_settings(ctx: CommsManage) -> CommsSettingsPage:
     """The project's timezone, quiet hours, daily cap and digest schedule."""
-    return {"ok": True, "settings": service.get_settings(ctx), "flags": service.bounce_flags(ctx)}
+    return CommsSettingsPage.model_validate({"settings": service.get_settings(ctx),
+                                             "flags": service.bounce_flags(ctx)})
 
 
 @router.put("/api/comms/settings")
-def put_comms_settings(body: CommsSettingsUpdate, ctx: CommsManage) -> dict[str, Any]:
+def put_comms_settings(body: CommsSettingsUpdate, ctx: CommsManage) -> CommsSettingsAnswer:
     """Change comms settings; an invalid value is a 422 naming the field."""
-    return {"ok": True, "settings": service.update_settings(ctx, body)}
+    return CommsSettingsAnswer(settings=service.update_settings(ctx, body))
 
 
 def _subscriptions(ctx: ProjectContext, runtime: Runtime) -> SubscriptionsRead:
@@ -64,28 +76,27 @@ def put_subscriptions(body: SubscriptionsUpdate, ctx: SubscriptionsSelf, runtime
 
 
 @router.get("/api/digest/preview")
-def preview_digest(ctx: DigestPreview, runtime: RuntimeDep) -> dict[str, Any]:
+def preview_digest(ctx: DigestPreview, runtime: RuntimeDep) -> DigestPreviewRead:
     """The digest the caller would receive for the last seven days."""
     digest = service.preview(ctx, base_url=runtime.settings.public_url)
-    return {"ok": True, **digest.as_dict()}
+    return DigestPreviewRead.model_validate(digest.as_dict())
 
 
 @router.post("/api/digest/send")
-def send_digest_now(ctx: DigestSend, runtime: RuntimeDep, body: DigestSendRequest | None = None) -> dict[str, Any]:
+def send_digest_now(ctx: DigestSend, runtime: RuntimeDep, body: DigestSendRequest | None = None) -> DigestSent:
     """Send the digest now to `to`, or to DIGEST_TEST_EMAIL."""
     to, digest, result = service.send_now(ctx, runtime, body.to if body else None)
     if result.status == "failed":
         raise ServiceUnavailable(f"the mail backend refused the message: {result.error}", code="mail_failed",
                                  details={"email_log_id": str(result.log_id)})
-    return {"ok": True, "to": to, "status": result.status,
-            "provider": result.provider, "provider_id": result.provider_id, "error": result.error,
-            "email_log_id": result.log_id, "counts": digest.counts}
+    return DigestSent(to=to, status=result.status, provider=result.provider, provider_id=result.provider_id,
+                      error=result.error, email_log_id=result.log_id, counts=digest.counts)
 
 
 @router.get("/api/scheduler/status")
-def scheduler_status(ctx: CommsRead) -> dict[str, Any]:
+def scheduler_status(ctx: CommsRead) -> SchedulerStatus:
     """Last digest sent, the next window (project time and UTC), what waits, backups."""
-    return service.scheduler_status(ctx)
+    return SchedulerStatus.model_validate(service.scheduler_status(ctx))
 
 
 def _page(title: str, message: str, status: int = 200, *, action: str | None = None) -> HTMLResponse:
@@ -132,7 +143,7 @@ def unsubscribe_now(token: str, request: Request, _: Anonymous, session: Service
 
 
 @router.post("/api/webhooks/mailgun")
-def mailgun_webhook(body: webhooks.MailgunWebhook, runtime: RuntimeDep) -> dict[str, Any]:
+def mailgun_webhook(body: webhooks.MailgunWebhook, runtime: RuntimeDep) -> WebhookAccepted:
     """Record a Mailgun delivery event; unsigned, badly signed or replayed posts are refused."""
     webhooks.verify(runtime.settings.mailgun_webhook_signing_key, body.signature, utcnow())
     assert body.signature is not None
@@ -144,7 +155,7 @@ def mailgun_webhook(body: webhooks.MailgunWebhook, runtime: RuntimeDep) -> dict[
         alert = _pm_alert(session, flag, runtime.settings.public_url) if flag is not None else []
     for mail in alert:
         runtime.mailer.send(mail)
-    return {"ok": True, "flagged": flag is not None}
+    return WebhookAccepted(flagged=flag is not None)
 
 
 def _pm_alert(session: Any, flag: webhooks.BounceFlag, public_url: str) -> list[Mail]:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, EmailStr, Field, field_validator
 
 from kap.comms.schedule import parse_hhmm
-from kap.core.schemas import Strict
+from kap.core.schemas import Ok, Strict
 
 Category = Literal["digest", "signoff", "alerts"]
 ExternalCategory = Literal["digest", "signoff"]
@@ -95,3 +96,111 @@ class WindowRead(BaseModel):
     start_utc: datetime
     end_utc: datetime
     timezone: str
+
+
+class BounceFlag(BaseModel):
+    at: str
+    email: str | None
+    reason: str | None
+
+
+class CommsSettingsAnswer(Ok):
+    settings: CommsSettingsRead
+
+
+class CommsSettingsPage(CommsSettingsAnswer):
+    flags: list[BounceFlag]
+
+
+class DigestProject(BaseModel):
+    id: uuid.UUID
+    name: str
+
+
+class DigestPeriod(BaseModel):
+    start: str
+    end: str
+
+
+class DigestRecipient(BaseModel):
+    email: str
+    external: bool
+
+
+class DigestItem(BaseModel):
+    title: str
+    detail: str
+    url: str | None
+
+
+class DigestSection(BaseModel):
+    key: str
+    title: str
+    counts: dict[str, int]
+    more: int
+    items: list[DigestItem]
+
+
+class DigestPreviewRead(Ok):
+    """The digest as built for the caller; dates are the ISO strings the mail shows."""
+
+    project: DigestProject
+    period: DigestPeriod
+    recipient: DigestRecipient
+    counts: dict[str, int]
+    sections: list[DigestSection]
+    subject: str
+    html: str
+    text: str
+
+
+class DigestSent(Ok):
+    to: str
+    status: str
+    provider: str
+    provider_id: str | None
+    error: str | None
+    email_log_id: uuid.UUID | None
+    counts: dict[str, int]
+
+
+class LastDigest(BaseModel):
+    at: str
+    iso_week: str
+    recipients: int
+
+
+class ScheduleWindow(BaseModel):
+    """A send window in project time and in UTC, as ISO strings with their offsets."""
+
+    start: str
+    end: str
+    start_utc: str
+    end_utc: str
+    timezone: str
+
+
+class WaitingMail(BaseModel):
+    total: int
+    by_reason: dict[str, int]
+    next_attempt: str | None
+
+
+class BackupSchedule(BaseModel):
+    last: dict[str, Any] | None
+    next: datetime
+    last_failure: dict[str, Any] | None
+
+
+class SchedulerStatus(Ok):
+    digest_enabled: bool
+    last_digest: LastDigest | None
+    next_window: ScheduleWindow | None
+    current_window: ScheduleWindow
+    waiting: WaitingMail
+    quiet_now: bool
+    backups: BackupSchedule
+
+
+class WebhookAccepted(Ok):
+    flagged: bool

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
@@ -12,6 +12,7 @@ from kap.core.deps import ProjectContext, RuntimeDep, require
 from kap.core.errors import NotFound
 from kap.core.schemas import Strict
 from kap.qa import service
+from kap.qa.schemas import Seeded, SmokePassed
 
 
 def qa_tools_enabled(runtime: RuntimeDep) -> None:
@@ -29,16 +30,16 @@ class SmokeRequest(Strict):
 
 
 @router.post("/seed-simple")
-def seed_simple(ctx: QaRun, runtime: RuntimeDep) -> dict[str, Any]:
+def seed_simple(ctx: QaRun, runtime: RuntimeDep) -> Seeded:
     """Seed the project with generated sample documents, the stage plan and two members."""
-    return service.seed_simple(ctx, runtime)
+    return Seeded.model_validate(service.seed_simple(ctx, runtime))
 
 
-@router.post("/smoke-run", response_model=None)
-def smoke_run(ctx: QaRun, runtime: RuntimeDep, body: SmokeRequest | None = None) -> dict[str, Any] | JSONResponse:
+@router.post("/smoke-run", response_model=SmokePassed)
+def smoke_run(ctx: QaRun, runtime: RuntimeDep, body: SmokeRequest | None = None) -> SmokePassed | JSONResponse:
     """Discovery stage, external sign-off link and digest preview; each step with ok and ms."""
     result = service.smoke_run(ctx, runtime, str(body.email_to) if body and body.email_to else None)
     if not result["ok"]:
         return JSONResponse(result, status_code=503)
-    return result
+    return SmokePassed.model_validate(result)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import Response
@@ -13,9 +13,12 @@ from kap.raid import jobs as _jobs  # noqa: F401  (registers the extraction job)
 from kap.raid import service
 from kap.raid.schemas import (
     CommentCreate,
+    CommentList,
     CommentRead,
     Kind,
     RaidItemCreate,
+    RaidItemDetail,
+    RaidItemList,
     RaidItemRead,
     RaidItemUpdate,
     State,
@@ -38,9 +41,9 @@ def _filtered(ctx: ProjectContext, kind: Kind | None, status: StatusFilter, owne
 @router.get("/raid")
 def list_items(ctx: RaidRead, kind: Kind | None = None, status: StatusFilter = None,
                owner: Annotated[str | None, Query(max_length=200)] = None, state: State | None = None,
-               overdue: bool | None = None, q: Annotated[str | None, Query(max_length=200)] = None) -> dict[str, Any]:
+               overdue: bool | None = None, q: Annotated[str | None, Query(max_length=200)] = None) -> RaidItemList:
     """The project's actions, risks, issues and decisions, each with the document text it came from."""
-    return {"ok": True, "items": _filtered(ctx, kind, status, owner, state, overdue, q)}
+    return RaidItemList(items=_filtered(ctx, kind, status, owner, state, overdue, q))
 
 
 @router.get("/raid/export.csv", response_model=None)
@@ -59,11 +62,11 @@ def create_item(body: RaidItemCreate, ctx: RaidWrite) -> RaidItemRead:
 
 
 @router.get("/raid/{item_id}")
-def get_item(item_id: uuid.UUID, ctx: RaidRead) -> dict[str, Any]:
+def get_item(item_id: uuid.UUID, ctx: RaidRead) -> RaidItemDetail:
     """One item with its comments and what changed in it."""
     item = service.item_read(ctx, service.find_item(ctx, item_id))
-    return {"ok": True, "item": item, "comments": service.list_comments(ctx, item_id),
-            "changes": service.list_changes(ctx, item_id)}
+    return RaidItemDetail(item=item, comments=service.list_comments(ctx, item_id),
+                          changes=service.list_changes(ctx, item_id))
 
 
 @router.patch("/raid/{item_id}")
@@ -87,8 +90,8 @@ def dismiss_item(item_id: uuid.UUID, ctx: RaidWrite) -> RaidItemRead:
 
 
 @router.get("/raid/{item_id}/comments")
-def list_comments(item_id: uuid.UUID, ctx: RaidRead) -> dict[str, Any]:
-    return {"ok": True, "comments": service.list_comments(ctx, item_id)}
+def list_comments(item_id: uuid.UUID, ctx: RaidRead) -> CommentList:
+    return CommentList(comments=service.list_comments(ctx, item_id))
 
 
 @router.post("/raid/{item_id}/comments", status_code=status.HTTP_201_CREATED)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from kap.core.schemas import Strict
+from kap.core.schemas import Ok, Strict
 
 Kind = Literal["action", "risk", "issue", "decision"]
 State = Literal["suggested", "accepted", "dismissed"]
@@ -86,3 +86,16 @@ class ChangeRead(BaseModel):
     artifact_id: uuid.UUID | None
     changes: dict[str, Any]
     created_at: datetime
+
+
+class RaidItemList(Ok):
+    items: list[RaidItemRead]
+
+
+class CommentList(Ok):
+    comments: list[CommentRead]
+
+
+class RaidItemDetail(CommentList):
+    item: RaidItemRead
+    changes: list[ChangeRead]

@@ -14,6 +14,7 @@ from kap.core.db import Base
 from kap.core.deps import ProjectContext, RuntimeDep, require, resolve_project, visible_projects
 from kap.core.errors import KapError, NotFound
 from kap.sentinel.reads import PROBES, Hints, leaked, target_words
+from kap.sentinel.schemas import EntitledReport, LeakReport
 
 router = APIRouter(tags=["sentinel"])
 SentinelRun = Annotated[ProjectContext, require("sentinel.run")]
@@ -30,7 +31,8 @@ def _key(table: Table) -> Any:
 
 
 @router.get("/api/sentinel/tenant-leak")
-def tenant_leak(target_project_id: uuid.UUID, ctx: SentinelRun, runtime: RuntimeDep) -> dict[str, Any]:
+def tenant_leak(target_project_id: uuid.UUID, ctx: SentinelRun,
+                runtime: RuntimeDep) -> EntitledReport | LeakReport:
     """Run every project-scoped read with the caller's identity against the target project.
 
     Three walls are checked: the service reads themselves (each domain's real read
@@ -48,7 +50,7 @@ def tenant_leak(target_project_id: uuid.UUID, ctx: SentinelRun, runtime: Runtime
     checks: list[dict[str, Any]] = [{"check": "access", "denied": not reachable}]
     if reachable:
         # The caller is entitled to the target: whatever comes back is theirs to see.
-        return {"ok": True, "leak": False, "authorized": True, "checks": checks}
+        return EntitledReport.model_validate({"leak": False, "checks": checks})
     leak = False
     with runtime.db.service_session() as trusted:
         for read in _service_reads(ctx, trusted, target_project_id):
@@ -69,7 +71,7 @@ def tenant_leak(target_project_id: uuid.UUID, ctx: SentinelRun, runtime: Runtime
             check["rls_rows"] = None
         leak = leak or app_rows > 0
         checks.append(check)
-    return {"ok": True, "leak": leak, "checks": checks}
+    return LeakReport.model_validate({"leak": leak, "checks": checks})
 
 
 def _service_reads(ctx: ProjectContext, trusted: Any, target: uuid.UUID) -> list[dict[str, Any]]:
