@@ -21,7 +21,7 @@ from tests.conftest import World
 
 # API routes that answer without a user on purpose (they authorise by other means, or not at all).
 PUBLIC_API = {"/api/auth/magic-link", "/api/auth/magic-link/consume", "/api/signoff/{token}",
-              "/api/webhooks/mailgun"}
+              "/api/signoff/{token}/code", "/api/webhooks/mailgun"}
 
 
 @dataclass

@@ -504,6 +504,15 @@ def _external_api(env: Env) -> None:
     assert env.get(SignoffRequest, uuid.UUID(sent["request_id"])).status == "rejected"
 
 
+@case("POST /api/signoff/{token}/code", "POST /signoff/{token}/code")
+def _signer_code(env: Env) -> None:
+    ok(env.api("PUT", "/api/signoff-settings", "pm", json={"require_code": True}))
+    first, second = (token_of(env.signoff(_fresh_stage(env))["token_link"]) for _ in range(2))
+    assert ok(env.client.post(f"/api/signoff/{first}/code")).json()["sent_to"]
+    assert "We sent a 6-digit code" in ok(env.client.post(f"/signoff/{second}/code")).text
+    assert env.count(EmailLog, EmailLog.kind == "signoff_code", EmailLog.project_id == env.world.project_a) == 2
+
+
 @case("PUT /api/stages/{stage_id}/documents")
 def _stage_documents(env: Env) -> None:
     stage, doc = _fresh_stage(env), env.upload()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
@@ -97,4 +101,73 @@ def test_signer_page_on_a_phone_and_a_desktop(browser: Any, server: Server) -> N
         assert page.locator("h1").inner_text() == "Thank you"
         _check(page, f"signer-{label}-done", problems)
         shot(page, f"signer-page-{label}-done")
+        context.close()
+
+
+def _code_links(server: Server, count: int) -> list[str]:
+    """A project that requires signer codes, with `count` open links (one per stage)."""
+    headers = {"X-Dev-User": str(uuid.uuid4()), "X-Dev-Org": str(uuid.uuid4()), "X-Dev-Role": "owner"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
+        q = {"project_id": http.post("/api/projects", json={"name": "Northwind Workday"}).json()["id"]}
+        assert http.put("/api/signoff-settings", params=q, json={"require_code": True}).status_code == 200
+        links = []
+        for n in range(count):
+            stage = http.post("/api/stages", params=q, json={"title": f"Build {n + 1}",
+                                                             "summary": "Payroll build."}).json()
+            asked = http.post(f"/api/stages/{stage['id']}/signoff-requests", params=q,
+                              json={"email_to": f"dana{n}@northwind.example", "name": "Dana Sponsor"})
+            assert asked.status_code == 201, asked.text
+            links.append(asked.json()["token_link"])
+    return links
+
+
+def _mailed_code(server: Server, to: str) -> str:
+    for path in sorted((server.data_dir / "outbox").glob("*.eml")):
+        msg = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        if str(msg["To"]) == to and str(msg["Subject"]).startswith("Your code"):
+            body = msg.get_body(("plain",))
+            assert isinstance(body, EmailMessage)
+            found = re.search(r"^\s+(\d{6})$", str(body.get_content()), re.MULTILINE)
+            assert found
+            return found.group(1)
+    raise AssertionError(f"no code mailed to {to}")
+
+
+def test_signer_page_code_step_on_a_phone_and_a_desktop(browser: Any, server: Server) -> None:
+    links = _code_links(server, 2)
+    for n, ((label, viewport), link) in enumerate(zip(VIEWPORTS.items(), links, strict=True)):
+        context = browser.new_context(viewport=viewport)
+        page = context.new_page()
+        problems = _watch(page)
+        page.goto(link)
+        assert page.get_by_role("heading", name="Confirm it is you").is_visible()
+        _check(page, f"code-{label}", problems)
+        page.get_by_role("button", name="Send me a code").click()
+        page.wait_for_load_state("networkidle")
+        assert page.get_by_role("status").inner_text().startswith("We sent a 6-digit code to d")
+        code_field = page.get_by_label("6-digit code from the email")
+        assert code_field.is_visible()
+        _check(page, f"code-{label}-sent", problems)
+        shot(page, f"signer-code-{label}-sent")
+
+        code = _mailed_code(server, f"dana{n}@northwind.example")
+        page.get_by_label("Approve").check()
+        page.get_by_label("Your name").fill("Dana Sponsor")
+        code_field.fill("000000" if code != "000000" else "111111")
+        page.get_by_role("button", name="Record my decision").click()
+        page.wait_for_load_state("networkidle")
+        alert = page.get_by_role("alert")
+        assert alert.is_visible()
+        assert alert.inner_text() == "This code is not right: 4 tries left."
+        problems.clear()  # the refusal is answered 422 on purpose
+        _check(page, f"code-{label}-wrong", problems)
+        shot(page, f"signer-code-{label}-wrong")
+
+        page.get_by_label("Approve").check()
+        page.get_by_label("Your name").fill("Dana Sponsor")
+        page.get_by_label("6-digit code from the email").fill(code)
+        page.get_by_role("button", name="Record my decision").click()
+        page.wait_for_load_state("networkidle")
+        assert page.locator("h1").inner_text() == "Thank you"
+        _check(page, f"code-{label}-done", problems)
         context.close()

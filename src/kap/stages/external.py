@@ -18,14 +18,17 @@ from sqlalchemy.orm import Session
 from kap.core.branding import Brand, brand_of
 from kap.core.db import utcnow
 from kap.core.errors import Conflict, KapError, NotFound
+from kap.core.mail import Mailer
 from kap.core.models import Project, User
 from kap.core.security import hash_token
 from kap.documents.models import Artifact
 from kap.stages.models import SignoffRequest, Stage, StageArtifact
 from kap.stages.previews import MAX_PREVIEW_PAGES, text_excerpt
+from kap.stages.project_settings import requires_code
 from kap.stages.records import LINK_INVALID, Actor, audit, move_stage, snapshot
 from kap.stages.revisions import content_digest, content_of, seal
 from kap.stages.schemas import DecisionIn
+from kap.stages.verification import CodeRefused, CodeState, check_code, issue_code, state_of
 
 MAX_TOKEN_LENGTH = 128
 
@@ -60,6 +63,7 @@ class LinkView:
     signer_name: str | None = None
     content_digest: str | None = None
     brand: Brand = field(default_factory=lambda: Brand(name="Kap"))
+    verification: CodeState = field(default_factory=lambda: CodeState(required=False))
 
     def as_json(self) -> dict[str, Any]:
         """The JSON shape for integrations."""
@@ -71,7 +75,10 @@ class LinkView:
                 "documents": [{k: d.get(k) for k in ("artifact_id", "name", "version", "sha256", "size",
                                                       "media_type")} for d in self.documents],
                 "decided_at": _iso(self.decided_at), "signer_name": self.signer_name,
-                "content_digest": self.content_digest, "org": self.brand.name}
+                "content_digest": self.content_digest, "org": self.brand.name,
+                "code": {"required": self.verification.required, "sent": self.verification.sent,
+                         "locked": self.verification.locked, "expires_at": _iso(self.verification.expires_at),
+                         "tries_left": self.verification.tries_left}}
 
 
 class ContentChanged(Conflict):
@@ -150,7 +157,8 @@ def _view(session: Session, req: SignoffRequest, stage: Stage, project: Project)
                     expires_at=req.expires_at, documents=docs, decided_at=req.decided_at,
                     signer_name=req.signer_name,
                     content_digest=req.content_digest if decided else content_digest(content_of(session, stage)),
-                    brand=brand_of(session, req.org_id))
+                    brand=brand_of(session, req.org_id),
+                    verification=state_of(req, not decided and requires_code(session, req), utcnow()))
 
 
 def link_document(session: Session, token: str, artifact_id: uuid.UUID, *, ip: str | None = None,
@@ -176,6 +184,14 @@ def _usable(req: SignoffRequest, stage: Stage, now: datetime) -> bool:
 def _signer(req: SignoffRequest, ip: str | None, user_agent: str | None) -> Actor:
     return Actor(org_id=req.org_id, project_id=req.project_id, label=f"link:{req.recipient_email}",
                  ip=ip, user_agent=user_agent)
+
+
+def _code_to_spend(session: Session, req: SignoffRequest, stage: Stage, token: str, code: str | None,
+                   now: datetime) -> str | None:
+    """The code hash this decision spends when the project requires a code (None when it does not)."""
+    if not _usable(req, stage, now) or not requires_code(session, req):
+        return None
+    return check_code(session, req, token, code, now)
 
 
 def view_link(session: Session, token: str) -> LinkView:
@@ -204,6 +220,22 @@ def open_link(session: Session, token: str, *, ip: str | None, user_agent: str |
     return view
 
 
+def request_code(session: Session, token: str, *, mailer: Mailer, ip: str | None,
+                 user_agent: str | None) -> LinkView:
+    """Mail a verification code to the request's address, when its project requires one."""
+    req, stage, project = _lookup(session, _token_hash(token))
+    if req.status in ("approved", "rejected"):
+        raise AlreadyDecided(_view(session, req, stage, project))
+    if not _usable(req, stage, utcnow()):
+        raise LinkInvalid()
+    if not requires_code(session, req):
+        raise Conflict("this sign-off does not need a code", code="code_not_required")
+    issue_code(session, req, token, mailer=mailer, actor=_signer(req, ip, user_agent),
+               org=brand_of(session, req.org_id).name, stage_title=stage.title, project_name=project.name,
+               now=utcnow())
+    return _view(session, req, stage, project)
+
+
 def decide_by_token(session: Session, token: str, body: DecisionIn, *, ip: str | None,
                     user_agent: str | None) -> LinkView:
     """Record the signer's decision once; raise AlreadyDecided or LinkInvalid otherwise."""
@@ -215,13 +247,16 @@ def decide_by_token(session: Session, token: str, body: DecisionIn, *, ip: str |
     shown = body.content_digest or req.content_digest
     if _usable(req, stage, now) and shown and shown != digest:
         raise ContentChanged(_view(session, req, stage, project))
+    spend = _code_to_spend(session, req, stage, token, body.code, now)
     won = session.execute(
         update(SignoffRequest)
         .where(SignoffRequest.id == req.id, SignoffRequest.status == "pending",
                SignoffRequest.expires_at > now,
-               SignoffRequest.stage_id.in_(select(Stage.id).where(Stage.deleted_at.is_(None))))
+               SignoffRequest.stage_id.in_(select(Stage.id).where(Stage.deleted_at.is_(None))),
+               *([SignoffRequest.code_hash == spend] if spend else []))
         .values(status=status, decided_at=now, signer_name=body.name, signer_email=SignoffRequest.recipient_email,
-                note=body.note or None, decided_ip=ip, decided_user_agent=(user_agent or "")[:400] or None)
+                note=body.note or None, decided_ip=ip, decided_user_agent=(user_agent or "")[:400] or None,
+                **({"code_hash": None, "code_verified_at": now} if spend else {}))
         .returning(SignoffRequest.id)
         .execution_options(synchronize_session=False)
     ).first()
@@ -229,6 +264,8 @@ def decide_by_token(session: Session, token: str, body: DecisionIn, *, ip: str |
     if won is None:
         if req.status in ("approved", "rejected"):
             raise AlreadyDecided(_view(session, req, stage, project))
+        if spend and _usable(req, stage, now):
+            raise CodeRefused("this code was already used: ask for a new one", code="code_used")
         raise LinkInvalid()
     req.snapshot = {**snapshot(session, stage, project.name), "content_digest": digest}
     req.content_digest = digest

@@ -21,12 +21,14 @@ from kap.stages.external import (
     decide_by_token,
     link_document,
     open_link,
+    request_code,
     view_link,
 )
 from kap.stages.notify import notify_decided
 from kap.stages.previews import MAX_PREVIEW_PAGES, pdf_page_png
 from kap.stages.render import render
-from kap.stages.schemas import DecisionIn, SignoffLinkAnswer, SignoffLinkRead
+from kap.stages.schemas import DecisionIn, SignoffCodeSent, SignoffLinkAnswer, SignoffLinkRead
+from kap.stages.verification import CodeRefused
 
 router = APIRouter(tags=["signoff"])
 Anonymous = Annotated[None, Depends(limit_anonymous)]
@@ -50,6 +52,7 @@ def _page(state: str, status: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("message", "")
     context.setdefault("error", "")
     context.setdefault("form", {"decision": "", "name": "", "note": ""})
+    context.setdefault("notice", "")
     context.setdefault("action", "")
     return HTMLResponse(render("signoff_page.html", state=state, **context), status_code=status,
                         headers=PAGE_HEADERS)
@@ -87,7 +90,8 @@ def signoff_submit(token: str, request: Request, _: Anonymous, session: ServiceS
                    decision: Annotated[str, Form()] = "",
                    name: Annotated[str, Form()] = "",
                    note: Annotated[str, Form()] = "",
-                   content_digest: Annotated[str, Form(max_length=64)] = "") -> HTMLResponse:
+                   content_digest: Annotated[str, Form(max_length=64)] = "",
+                   code: Annotated[str, Form(max_length=12)] = "") -> HTMLResponse:
     """Record the decision sent from the page, once."""
     form = {"decision": decision, "name": name, "note": note}
     try:
@@ -95,7 +99,8 @@ def signoff_submit(token: str, request: Request, _: Anonymous, session: ServiceS
         if view.status in DECIDED:
             raise AlreadyDecided(view)
         try:
-            body = DecisionIn(decision=decision, name=name, note=note, content_digest=content_digest or None)
+            body = DecisionIn(decision=decision, name=name, note=note, content_digest=content_digest or None,
+                              code=code or None)
         except ValidationError as exc:
             return _page("form", 422, view=view, form=form, error=_form_error(exc), action=request.url.path)
         done = decide_by_token(session, token, body, **_client(request, runtime))
@@ -104,12 +109,38 @@ def signoff_submit(token: str, request: Request, _: Anonymous, session: ServiceS
         return _page("invalid", exc.status, message=exc.message)
     except AlreadyDecided as exc:
         return _page("decided", 409, view=exc.view)
+    except CodeRefused as exc:
+        return _page("form", exc.status, view=view_link(session, token), form=form, action=request.url.path,
+                     error=_code_error(exc))
     except ContentChanged:
         fresh = open_link(session, token, **_client(request, runtime))
         return _page("form", 409, view=fresh, form=form, action=request.url.path,
                      error="The stage or its documents changed while this page was open. "
                            "Please review them again before you decide.")
     return _page("done", view=done)
+
+
+def _code_error(exc: CodeRefused) -> str:
+    if exc.code == "code_required":
+        return "Enter the 6-digit code we mailed you. Use 'Send me a code' first if you have none."
+    return exc.message[:1].upper() + exc.message[1:] + "."
+
+
+@router.post("/signoff/{token}/code", include_in_schema=False)
+def signoff_code_page(token: str, request: Request, _: Anonymous, session: ServiceSession,
+                      runtime: RuntimeDep) -> HTMLResponse:
+    """Mail the signer a verification code and show the form with the code field."""
+    action = request.url.path.removesuffix("/code")
+    try:
+        view = request_code(session, token, mailer=runtime.mailer, **_client(request, runtime))
+    except LinkInvalid as exc:
+        return _page("invalid", exc.status, message=exc.message)
+    except AlreadyDecided as exc:
+        return _page("decided", 409, view=exc.view)
+    except CodeRefused as exc:
+        return _page("form", exc.status, view=view_link(session, token), action=action, error=_code_error(exc))
+    return _page("form", view=view, action=action,
+                 notice=f"We sent a 6-digit code to {view.verification.sent_to}. It works for 10 minutes.")
 
 
 @router.get("/signoff/{token}/documents/{artifact_id}", include_in_schema=False)
@@ -146,6 +177,15 @@ def signoff_read(token: str, request: Request, _: Anonymous, session: ServiceSes
                  runtime: RuntimeDep) -> SignoffLinkAnswer:
     """The request behind a token, for integrations; reading decides nothing."""
     return _json(open_link(session, token, **_client(request, runtime)))
+
+
+@router.post("/api/signoff/{token}/code")
+def signoff_code(token: str, request: Request, _: Anonymous, session: ServiceSession,
+                 runtime: RuntimeDep) -> SignoffCodeSent:
+    """Mail the signer a 6-digit code (10 minutes, single use) when the project requires one to decide."""
+    view = request_code(session, token, mailer=runtime.mailer, **_client(request, runtime))
+    return SignoffCodeSent(sent_to=view.verification.sent_to, expires_at=view.verification.expires_at,
+                           tries_left=view.verification.tries_left)
 
 
 @router.post("/api/signoff/{token}")

@@ -241,6 +241,23 @@ class SignoffLinkRead(BaseModel):
     signer_name: str | None
     content_digest: str | None
     org: str
+    code: SignoffCodeState | None = None
+
+
+class SignoffCodeState(BaseModel):
+    """Whether the signer must confirm a mailed code, and where that step stands."""
+
+    required: bool
+    sent: bool
+    locked: bool
+    expires_at: str | None
+    tries_left: int
+
+
+class SignoffCodeSent(Ok):
+    sent_to: str
+    expires_at: datetime | None
+    tries_left: int
 
 
 class SignoffLinkAnswer(Ok):
