@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from kap.core.deps import ActionDependency, internal_only, require_identity
-from kap.core.permissions import ACTIONS, PROJECT_ROLE_RANK, role_below
+from kap.core.permissions import ACTIONS, PROJECT_ROLE_RANK, Action, role_below
 from tests.conftest import World
 
 # API routes that answer without a user on purpose (they authorise by other means, or not at all).
@@ -204,8 +204,8 @@ SECOND = [(c, extra) for c in CASES for extra in c.also]
 
 def test_second_permissions_are_declared_on_their_routes() -> None:
     assert {(c.id, extra) for c, extra in SECOND} >= {
-        ("GET /api/subscriptions", "comms.manage"), ("PUT /api/subscriptions", "comms.manage"),
-        ("POST /api/stages/{stage_id}/decision", "signoff.decide_internal")}
+        ("GET /api/subscriptions", Action.COMMS_MANAGE), ("PUT /api/subscriptions", Action.COMMS_MANAGE),
+        ("POST /api/stages/{stage_id}/decision", Action.SIGNOFF_DECIDE_INTERNAL)}
     assert all(extra in ACTIONS and extra != c.action for c, extra in SECOND)
 
 

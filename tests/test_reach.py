@@ -11,6 +11,7 @@ from kap.core.db import Database
 from kap.core.permissions import (
     ORG_ROLE_RANK,
     PROJECT_ROLE_RANK,
+    Action,
     effective_role,
     org_admin_roles,
     outranks,
@@ -83,7 +84,7 @@ def test_row_level_security_functions_are_the_same_rule(db: Database, crowd: Wor
 def test_role_helpers_come_from_the_one_table() -> None:
     assert org_admin_roles() == ("owner", "admin")
     assert set(org_admin_roles()) <= set(ORG_ROLE_RANK)
-    assert roles_allowed("signoff.alerts") == ("owner", "admin", "pm")
+    assert roles_allowed(Action.SIGNOFF_ALERTS) == ("owner", "admin", "pm")
     assert outranks("owner", "admin")
     assert not outranks("pm", "pm")
     assert effective_role("member", "admin") == "admin"
@@ -118,9 +119,9 @@ def test_a_second_permission_must_be_declared_on_the_route(db: Database, world: 
 
     with db.service_session() as s:
         ctx = resolve_project(s, Identity(via="dev", user_id=world.users["pm"]), world.project_a)
-        assert ctx.may("comms.manage")  # outside a route's declaration: the table alone
-        declared = replace(ctx, declared=frozenset({"subscriptions.self", "comms.manage"}))
-        assert declared.may("comms.manage")
-        assert declared.may("subscriptions.self") is not False
+        assert ctx.may(Action.COMMS_MANAGE)  # outside a route's declaration: the table alone
+        declared = replace(ctx, declared=frozenset({Action.SUBSCRIPTIONS_SELF, Action.COMMS_MANAGE}))
+        assert declared.may(Action.COMMS_MANAGE)
+        assert declared.may(Action.SUBSCRIPTIONS_SELF) is not False
         with pytest.raises(UndeclaredAction):
-            declared.may("backups.restore")
+            declared.may(Action.BACKUPS_RESTORE)

@@ -13,26 +13,26 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from kap.core.permissions import ACTIONS, ROLE_LABELS, role_below
+from kap.core.permissions import ACTIONS, ROLE_LABELS, Action, role_below
 from tests.conftest import World
 from tests.test_web_shell import signed_in
 
 PAGE_ACTIONS = {
-    "/p/{project_id}/dashboard": "project.read",
-    "/p/{project_id}/documents": "documents.read",
-    "/p/{project_id}/documents/{artifact_id}": "documents.read",
-    "/p/{project_id}/documents/{artifact_id}/pages/{page}.png": "documents.read",
-    "/p/{project_id}/ocr": "documents.read",
-    "/p/{project_id}/ask": "ask.use",
-    "/p/{project_id}/stages": "stages.read",
-    "/p/{project_id}/backups": "backups.read",
-    "/p/{project_id}/settings": "members.read",
-    "/p/{project_id}/admin": "audit.read",
-    "/p/{project_id}/digest": "digest.preview",
-    "/p/{project_id}/digest/mail": "digest.preview",
-    "/p/{project_id}/raid": "raid.read",
-    "/p/{project_id}/raid/review": "raid.read",
-    "/p/{project_id}/raid/items/{item_id}": "raid.read",
+    "/p/{project_id}/dashboard": Action.PROJECT_READ,
+    "/p/{project_id}/documents": Action.DOCUMENTS_READ,
+    "/p/{project_id}/documents/{artifact_id}": Action.DOCUMENTS_READ,
+    "/p/{project_id}/documents/{artifact_id}/pages/{page}.png": Action.DOCUMENTS_READ,
+    "/p/{project_id}/ocr": Action.DOCUMENTS_READ,
+    "/p/{project_id}/ask": Action.ASK_USE,
+    "/p/{project_id}/stages": Action.STAGES_READ,
+    "/p/{project_id}/backups": Action.BACKUPS_READ,
+    "/p/{project_id}/settings": Action.MEMBERS_READ,
+    "/p/{project_id}/admin": Action.AUDIT_READ,
+    "/p/{project_id}/digest": Action.DIGEST_PREVIEW,
+    "/p/{project_id}/digest/mail": Action.DIGEST_PREVIEW,
+    "/p/{project_id}/raid": Action.RAID_READ,
+    "/p/{project_id}/raid/review": Action.RAID_READ,
+    "/p/{project_id}/raid/items/{item_id}": Action.RAID_READ,
 }
 CASES = sorted(PAGE_ACTIONS.items())
 

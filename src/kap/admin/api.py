@@ -18,6 +18,7 @@ from kap.admin.schemas import AuditEventRead, AuditPage, TelemetryPage, Telemetr
 from kap.core.deps import CurrentIdentity, ProjectContext, UserSession, require, resolve_org_admin
 from kap.core.http import content_types
 from kap.core.models import AuditEvent, TelemetryEvent
+from kap.core.permissions import Action
 
 router = APIRouter(tags=["admin"])
 
@@ -58,7 +59,7 @@ class AuditFilters:
 
 
 Filters = Annotated[AuditFilters, Depends()]
-AuditRead = Annotated[ProjectContext, require("audit.read")]
+AuditRead = Annotated[ProjectContext, require(Action.AUDIT_READ)]
 
 
 def _audit_answer(session: Session, stmt: Select[Any], f: AuditFilters) -> AuditPage | Response:

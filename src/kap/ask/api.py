@@ -10,12 +10,13 @@ from kap.ask import service
 from kap.ask.embeddings import describe
 from kap.ask.schemas import AskCreate, AskLog, AskRead
 from kap.core.deps import ProjectContext, RuntimeDep, require
+from kap.core.permissions import Action
 from kap.core.runtime import Runtime
 
 router = APIRouter(prefix="/api", tags=["ask"])
 
-AskUse = Annotated[ProjectContext, require("ask.use")]
-AskAudit = Annotated[ProjectContext, require("ask.audit")]
+AskUse = Annotated[ProjectContext, require(Action.ASK_USE)]
+AskAudit = Annotated[ProjectContext, require(Action.ASK_AUDIT)]
 
 
 @router.post("/ask")

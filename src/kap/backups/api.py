@@ -20,12 +20,13 @@ from kap.backups.schemas import (
 )
 from kap.core.deps import ProjectContext, RuntimeDep, require
 from kap.core.http import attachment_headers, content_types
+from kap.core.permissions import Action
 
 router = APIRouter(prefix="/api", tags=["backups"])
 
-BackupsRead = Annotated[ProjectContext, require("backups.read")]
-BackupsRun = Annotated[ProjectContext, require("backups.run")]
-BackupsRestore = Annotated[ProjectContext, require("backups.restore")]
+BackupsRead = Annotated[ProjectContext, require(Action.BACKUPS_READ)]
+BackupsRun = Annotated[ProjectContext, require(Action.BACKUPS_RUN)]
+BackupsRestore = Annotated[ProjectContext, require(Action.BACKUPS_RESTORE)]
 Key = Annotated[str, Query(max_length=400, description="backups/<org>/<project>/YYYYMMDD.zip")]
 
 

@@ -14,6 +14,7 @@ from kap.backups.schemas import BackupContents
 from kap.backups.service import contents, list_backups, restore_activity
 from kap.core.deps import ProjectContext, RuntimeDep
 from kap.core.errors import KapError
+from kap.core.permissions import Action
 from kap.core.runtime import Runtime
 from kap.web.pages import legacy_redirect, project_page
 from kap.web.registry import Panel, Row, dashboard_panel, nav_item, project_zone
@@ -24,7 +25,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 if TEMPLATES not in TEMPLATE_DIRS:
     TEMPLATE_DIRS.append(TEMPLATES)
 
-nav_item("backups", "Backups", "backups.read", 70)
+nav_item("backups", "Backups", Action.BACKUPS_READ, 70)
 legacy_redirect(router, "/backups", "backups")
 
 
@@ -51,14 +52,14 @@ def backups_page(project_id: str, request: Request, runtime: RuntimeDep,
         shown, problem = _contents(ctx, runtime, chosen)
         activity = restore_activity(ctx.session, ctx.scope, limit=20)
         return {"listing": listing, "chosen": chosen, "shown": shown, "problem": problem,
-                "q": lambda **p: _query(ctx, **p), "can_run": ctx.allows("backups.run"),
-                "can_restore": ctx.allows("backups.restore"),
+                "q": lambda **p: _query(ctx, **p), "can_run": ctx.allows(Action.BACKUPS_RUN),
+                "can_restore": ctx.allows(Action.BACKUPS_RESTORE),
                 "activity": activity, "names": label_names(ctx.session, [i.actor_label for i in activity]),
                 "label_name": label_name}
-    return project_page(request, runtime, project_id, "backups.html", "backups.read", values)
+    return project_page(request, runtime, project_id, "backups.html", Action.BACKUPS_READ, values)
 
 
-@dashboard_panel(order=60, action="backups.read")
+@dashboard_panel(order=60, action=Action.BACKUPS_READ)
 def restore_activity_panel(ctx: ProjectContext) -> Panel | None:
     """What was restored from backups, by whom and when; each row opens the document."""
     rows = []

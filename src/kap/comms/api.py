@@ -28,15 +28,16 @@ from kap.core.deps import ProjectContext, RuntimeDep, ServiceSession, limit_anon
 from kap.core.errors import NotFound, ServiceUnavailable
 from kap.core.mail import Mail
 from kap.core.models import Project
+from kap.core.permissions import Action
 from kap.core.runtime import Runtime
 
 router = APIRouter(tags=["comms"])
 
-CommsRead = Annotated[ProjectContext, require("comms.read")]
-CommsManage = Annotated[ProjectContext, require("comms.manage")]
-SubscriptionsSelf = Annotated[ProjectContext, require("subscriptions.self", also=("comms.manage",))]
-DigestPreview = Annotated[ProjectContext, require("digest.preview")]
-DigestSend = Annotated[ProjectContext, require("digest.send")]
+CommsRead = Annotated[ProjectContext, require(Action.COMMS_READ)]
+CommsManage = Annotated[ProjectContext, require(Action.COMMS_MANAGE)]
+SubscriptionsSelf = Annotated[ProjectContext, require(Action.SUBSCRIPTIONS_SELF, also=(Action.COMMS_MANAGE,))]
+DigestPreview = Annotated[ProjectContext, require(Action.DIGEST_PREVIEW)]
+DigestSend = Annotated[ProjectContext, require(Action.DIGEST_SEND)]
 Anonymous = Annotated[None, Depends(limit_anonymous)]
 
 
@@ -55,7 +56,7 @@ def put_comms_settings(body: CommsSettingsUpdate, ctx: CommsManage) -> CommsSett
 
 def _subscriptions(ctx: ProjectContext, runtime: Runtime) -> SubscriptionsRead:
     suppressed: dict[str, str] = {}
-    if ctx.may("comms.manage"):
+    if ctx.may(Action.COMMS_MANAGE):
         emails = [e.email for e in service.get_subscriptions(ctx).external or []]
         with runtime.db.service_session() as trusted:
             suppressed = service.suppressed_addresses(trusted, emails)

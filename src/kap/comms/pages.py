@@ -16,6 +16,7 @@ from kap.comms.digest import Recipient, build_digest
 from kap.core.db import utcnow
 from kap.core.deps import ProjectContext, RuntimeDep
 from kap.core.links import project_link
+from kap.core.permissions import Action
 from kap.projects.service import list_members
 from kap.web.pages import project_page
 from kap.web.registry import Panel, Row, dashboard_panel, nav_item, project_zone_source, settings_section
@@ -27,7 +28,7 @@ if TEMPLATES not in TEMPLATE_DIRS:
     TEMPLATE_DIRS.append(TEMPLATES)
 
 ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/"))) + ["UTC"]
-nav_item("digest", "Digest", "digest.preview", 60)
+nav_item("digest", "Digest", Action.DIGEST_PREVIEW, 60)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 CATEGORY_LABELS = {"digest": "Weekly digest", "signoff": "Sign-off news", "alerts": "Alerts"}
 
@@ -43,13 +44,13 @@ def project_timezone(ctx: ProjectContext) -> str:
     return service.get_settings(ctx).timezone
 
 
-@settings_section(order=20, action="comms.manage")
+@settings_section(order=20, action=Action.COMMS_MANAGE)
 def comms_settings_section(ctx: ProjectContext) -> str | None:
     """Time zone, quiet hours, daily cap and the digest schedule (pm and above)."""
     return _render("comms_settings.html", ctx, settings=service.get_settings(ctx), zones=ZONES)
 
 
-@settings_section(order=30, action="subscriptions.self")
+@settings_section(order=30, action=Action.SUBSCRIPTIONS_SELF)
 def subscriptions_section(ctx: ProjectContext) -> str | None:
     """The caller's own subscriptions and, for pm and above, the external recipients."""
     return _render("comms_subscriptions.html", ctx, subs=service.get_subscriptions(ctx))
@@ -66,7 +67,7 @@ def scheduler_chip(status: dict[str, Any]) -> str:
     return f"{sent} · next window {when(window['start'], window['timezone'])}"
 
 
-@dashboard_panel(order=30, action="comms.read")
+@dashboard_panel(order=30, action=Action.COMMS_READ)
 def scheduler_panel(ctx: ProjectContext) -> Panel | None:
     """The scheduler chip: last digest and next window, with the last and next backup."""
     status = service.scheduler_status(ctx)
@@ -91,7 +92,7 @@ def _recipients(ctx: ProjectContext) -> dict[str, tuple[str, Recipient]]:
         if m.email and f"user:{m.user_id}" != me.key:
             choices[f"user:{m.user_id}"] = (f"{m.name or m.email} (member)",
                                              Recipient.member(m.user_id, m.email, m.name))
-    if ctx.allows("comms.manage"):
+    if ctx.allows(Action.COMMS_MANAGE):
         for e in service.get_subscriptions(ctx).external or []:
             choices[f"email:{e.email}"] = (f"{e.name or e.email} (outside the project)",
                                             Recipient.outside(e.email, e.name))
@@ -115,7 +116,7 @@ def digest_page(project_id: str, request: Request, runtime: RuntimeDep,
         return {"choices": {k: label for k, (label, _) in _recipients(ctx).items()}, "chosen": key,
                 "digest": digest, "mail_src": f"{project_link(ctx.project_id, 'digest/mail')}?"
                                               f"{urlencode({'recipient': key})}"}
-    return project_page(request, runtime, project_id, "digest_preview.html", "digest.preview", values)
+    return project_page(request, runtime, project_id, "digest_preview.html", Action.DIGEST_PREVIEW, values)
 
 
 @router.get("/p/{project_id}/digest/mail")
@@ -131,4 +132,4 @@ def digest_mail(project_id: str, request: Request, runtime: RuntimeDep,
             "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
                                        "frame-ancestors 'self'; base-uri 'none'"})
-    return with_page(request, runtime, build, project_id=project_id, action="digest.preview")
+    return with_page(request, runtime, build, project_id=project_id, action=Action.DIGEST_PREVIEW)

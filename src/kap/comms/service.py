@@ -33,6 +33,7 @@ from kap.core.deps import ProjectContext
 from kap.core.errors import Forbidden, NotFound, ValidationFailed
 from kap.core.mail import Mail, MailSuppression, SendResult, normalise_address
 from kap.core.models import AuditEvent, ProjectMember, User
+from kap.core.permissions import Action
 from kap.core.runtime import Runtime
 from kap.core.scope import ProjectScope
 from kap.core.security import new_token
@@ -134,7 +135,7 @@ def _externals(ctx: ProjectContext) -> list[ExternalRead]:
 
 def get_subscriptions(ctx: ProjectContext, suppressed: dict[str, str] | None = None) -> SubscriptionsRead:
     """The caller's own categories and, for pm and above, the external recipients."""
-    if not ctx.may("comms.manage"):
+    if not ctx.may(Action.COMMS_MANAGE):
         return SubscriptionsRead(mine=_mine(ctx))
     externals = _externals(ctx)
     for entry in externals:
@@ -144,7 +145,7 @@ def get_subscriptions(ctx: ProjectContext, suppressed: dict[str, str] | None = N
 
 def update_subscriptions(ctx: ProjectContext, body: SubscriptionsUpdate) -> None:
     """Set the caller's own categories; pm and above may also replace the external recipients."""
-    if body.external is not None and not ctx.may("comms.manage"):
+    if body.external is not None and not ctx.may(Action.COMMS_MANAGE):
         raise Forbidden("'comms.manage' needs the pm role or higher to manage external recipients")
     if body.mine:
         _set_mine(ctx, {str(k): v for k, v in body.mine.items()})

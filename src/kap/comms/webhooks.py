@@ -27,7 +27,7 @@ from kap.core.db import new_id, utcnow
 from kap.core.errors import Conflict, Forbidden, ServiceUnavailable
 from kap.core.mail import MailSuppression, normalise_address
 from kap.core.models import EmailLog, ProjectMember, User
-from kap.core.permissions import roles_allowed
+from kap.core.permissions import Action, roles_allowed
 from kap.core.scope import ProjectScope, trusted_scope
 from kap.stages.models import SignoffRequest
 
@@ -164,7 +164,7 @@ def _flag(session: Session, row: EmailLog | None, address: str, reason: str) -> 
 def pm_addresses(session: Session, scope: ProjectScope) -> list[str]:
     """Emails of the project's PMs and above who have not turned alerts off."""
     project_id = scope.project_id
-    alerted = roles_allowed("signoff.alerts")
+    alerted = roles_allowed(Action.SIGNOFF_ALERTS)
     rows = session.execute(select(User.id, User.email).join(ProjectMember, ProjectMember.user_id == User.id)
                            .where(ProjectMember.project_id == project_id, ProjectMember.role.in_(alerted),
                                   User.email.is_not(None))).all()

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from kap.core.audit import record_audit
 from kap.core.errors import Forbidden, NotFound, Unauthorized
 from kap.core.models import OrgMember, Project
-from kap.core.permissions import ACTIONS, ORG_ADMIN_FLOOR, forbidden_message, is_org_admin, role_allows
+from kap.core.permissions import ACTIONS, ORG_ADMIN_FLOOR, Action, forbidden_message, is_org_admin, role_allows
 from kap.core.ratelimit import client_address
 from kap.core.runtime import Runtime
 from kap.core.scope import ProjectScope, reach, trusted_scope, visible_project_ids
@@ -169,7 +169,7 @@ class ProjectContext:
     user_agent: str | None = None
     # The actions the route declared (`require(action, also=...)`); None outside a route's
     # declaration (pages, jobs), where `may` asks the table without the check.
-    declared: frozenset[str] | None = None
+    declared: frozenset[Action] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.scope, ProjectScope):
@@ -187,19 +187,19 @@ class ProjectContext:
     def user_id(self) -> uuid.UUID | None:
         return self.identity.user_id
 
-    def allows(self, action: str) -> bool:
+    def allows(self, action: Action) -> bool:
         """Whether the caller's role may perform an action (looked up in the permissions table)."""
         return role_allows(self.role, action)
 
-    def may(self, action: str) -> bool:
+    def may(self, action: Action) -> bool:
         """A second permission a service asks for inside a route: it must be declared on the
         route (`require(action, also=(...))`), so the access matrix sees it."""
         if self.declared is not None and action not in self.declared:
-            raise UndeclaredAction(f"the route asks for {action!r} without declaring it: "
-                                   f"require(..., also=({action!r},))")
+            raise UndeclaredAction(f"the route asks for '{action}' without declaring it: "
+                                   f"require(..., also=(Action.{action.name},))")
         return self.allows(action)
 
-    def require(self, action: str) -> None:
+    def require(self, action: Action) -> None:
         """Raise the one 403 the choke point gives (API and pages alike), in plain words."""
         if not self.allows(action):
             raise Forbidden(forbidden_message(action, self.role), code="forbidden",
@@ -241,9 +241,9 @@ def service_context(session: Session, identity: Identity, project_id: uuid.UUID,
 
 
 class ActionDependency:
-    """`Depends(require("documents.write"))`: resolves the context and checks the action."""
+    """`Depends(require(Action.DOCUMENTS_WRITE))`: resolves the context and checks the action."""
 
-    def __init__(self, action: str, also: tuple[str, ...] = ()) -> None:
+    def __init__(self, action: Action, also: tuple[Action, ...] = ()) -> None:
         for name in (action, *also):
             if name not in ACTIONS:
                 raise KeyError(f"unknown action {name!r}")
@@ -259,10 +259,10 @@ class ActionDependency:
         return replace(ctx, declared=frozenset((self.action, *self.also)))
 
 
-_require_cache: dict[tuple[str, tuple[str, ...]], ActionDependency] = {}
+_require_cache: dict[tuple[Action, tuple[Action, ...]], ActionDependency] = {}
 
 
-def require(action: str, *, also: tuple[str, ...] = ()) -> Any:
+def require(action: Action, *, also: tuple[Action, ...] = ()) -> Any:
     """A dependency that yields a ProjectContext allowed to perform `action`.
 
     `also` names the second permissions the route's service asks for with `ctx.may`

@@ -7,42 +7,79 @@ security is generated from the same names (see `core/rls.py`).
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 PROJECT_ROLE_RANK: dict[str, int] = {"member": 1, "lead": 2, "pm": 3, "admin": 4, "owner": 5}
 ORG_ROLE_RANK: dict[str, int] = {"member": 1, "admin": 4, "owner": 5}
 # Org roles at or above this one reach every project of the org, acting with the same project role.
 ORG_ADMIN_FLOOR = "admin"
 
-ACTIONS: dict[str, str] = {
-    "project.read": "member",
-    "project.update": "admin",
-    "project.archive": "owner",
-    "members.read": "member",
-    "members.manage": "admin",
-    "audit.read": "admin",
-    "telemetry.read": "admin",
-    "sentinel.run": "member",
-    "documents.read": "member",
-    "documents.write": "lead",
-    "search.read": "member",
-    "ask.use": "member",
-    "ask.audit": "owner",
-    "stages.read": "member",
-    "stages.write": "pm",
-    "signoff.request": "pm",
-    "signoff.decide_internal": "admin",
-    "signoff.alerts": "pm",
-    "raid.read": "member",
-    "raid.comment": "member",
-    "raid.write": "lead",
-    "comms.read": "member",
-    "comms.manage": "pm",
-    "subscriptions.self": "member",
-    "digest.preview": "pm",
-    "digest.send": "pm",
-    "backups.read": "admin",
-    "backups.run": "admin",
-    "backups.restore": "owner",
-    "qa.run": "admin",
+class Action(StrEnum):
+    """Everything a project role can be allowed to do; `ACTIONS` says the lowest role for each."""
+
+    PROJECT_READ = "project.read"
+    PROJECT_UPDATE = "project.update"
+    PROJECT_ARCHIVE = "project.archive"
+    MEMBERS_READ = "members.read"
+    MEMBERS_MANAGE = "members.manage"
+    AUDIT_READ = "audit.read"
+    TELEMETRY_READ = "telemetry.read"
+    SENTINEL_RUN = "sentinel.run"
+    DOCUMENTS_READ = "documents.read"
+    DOCUMENTS_WRITE = "documents.write"
+    SEARCH_READ = "search.read"
+    ASK_USE = "ask.use"
+    ASK_AUDIT = "ask.audit"
+    STAGES_READ = "stages.read"
+    STAGES_WRITE = "stages.write"
+    SIGNOFF_REQUEST = "signoff.request"
+    SIGNOFF_DECIDE_INTERNAL = "signoff.decide_internal"
+    SIGNOFF_ALERTS = "signoff.alerts"
+    RAID_READ = "raid.read"
+    RAID_COMMENT = "raid.comment"
+    RAID_WRITE = "raid.write"
+    COMMS_READ = "comms.read"
+    COMMS_MANAGE = "comms.manage"
+    SUBSCRIPTIONS_SELF = "subscriptions.self"
+    DIGEST_PREVIEW = "digest.preview"
+    DIGEST_SEND = "digest.send"
+    BACKUPS_READ = "backups.read"
+    BACKUPS_RUN = "backups.run"
+    BACKUPS_RESTORE = "backups.restore"
+    QA_RUN = "qa.run"
+
+
+ACTIONS: dict[Action, str] = {
+    Action.PROJECT_READ: "member",
+    Action.PROJECT_UPDATE: "admin",
+    Action.PROJECT_ARCHIVE: "owner",
+    Action.MEMBERS_READ: "member",
+    Action.MEMBERS_MANAGE: "admin",
+    Action.AUDIT_READ: "admin",
+    Action.TELEMETRY_READ: "admin",
+    Action.SENTINEL_RUN: "member",
+    Action.DOCUMENTS_READ: "member",
+    Action.DOCUMENTS_WRITE: "lead",
+    Action.SEARCH_READ: "member",
+    Action.ASK_USE: "member",
+    Action.ASK_AUDIT: "owner",
+    Action.STAGES_READ: "member",
+    Action.STAGES_WRITE: "pm",
+    Action.SIGNOFF_REQUEST: "pm",
+    Action.SIGNOFF_DECIDE_INTERNAL: "admin",
+    Action.SIGNOFF_ALERTS: "pm",
+    Action.RAID_READ: "member",
+    Action.RAID_COMMENT: "member",
+    Action.RAID_WRITE: "lead",
+    Action.COMMS_READ: "member",
+    Action.COMMS_MANAGE: "pm",
+    Action.SUBSCRIPTIONS_SELF: "member",
+    Action.DIGEST_PREVIEW: "pm",
+    Action.DIGEST_SEND: "pm",
+    Action.BACKUPS_READ: "admin",
+    Action.BACKUPS_RUN: "admin",
+    Action.BACKUPS_RESTORE: "owner",
+    Action.QA_RUN: "admin",
 }
 
 
@@ -50,23 +87,37 @@ ROLE_LABELS: dict[str, str] = {"member": "member", "lead": "lead", "pm": "projec
                                "admin": "project admin", "owner": "project owner"}
 
 # What each action lets a person do, in words for error messages and the 403 page.
-ACTION_LABELS: dict[str, str] = {
-    "project.read": "Opening this project", "project.update": "Changing the project",
-    "project.archive": "Archiving the project", "members.read": "Seeing the members",
-    "members.manage": "Managing members", "audit.read": "Reading the audit log",
-    "telemetry.read": "Reading telemetry", "sentinel.run": "Running the sentinel",
-    "documents.read": "Reading documents", "documents.write": "Uploading and changing documents",
-    "search.read": "Searching documents", "ask.use": "Asking Kap", "ask.audit": "Reading the Ask Kap log",
-    "stages.read": "Seeing the stages", "stages.write": "Changing the stage plan",
-    "signoff.request": "Requesting a sign-off", "signoff.decide_internal": "Recording a sign-off decision",
-    "comms.read": "Seeing the email settings", "comms.manage": "Changing the email settings",
-    "subscriptions.self": "Changing your subscriptions", "digest.preview": "Previewing the digest",
-    "digest.send": "Sending the digest", "backups.read": "Seeing backups", "backups.run": "Running a backup",
-    "backups.restore": "Restoring a backup", "qa.run": "Running the quality checks",
+ACTION_LABELS: dict[Action, str] = {
+    Action.PROJECT_READ: "Opening this project",
+    Action.PROJECT_UPDATE: "Changing the project",
+    Action.PROJECT_ARCHIVE: "Archiving the project",
+    Action.MEMBERS_READ: "Seeing the members",
+    Action.MEMBERS_MANAGE: "Managing members",
+    Action.AUDIT_READ: "Reading the audit log",
+    Action.TELEMETRY_READ: "Reading telemetry",
+    Action.SENTINEL_RUN: "Running the sentinel",
+    Action.DOCUMENTS_READ: "Reading documents",
+    Action.DOCUMENTS_WRITE: "Uploading and changing documents",
+    Action.SEARCH_READ: "Searching documents",
+    Action.ASK_USE: "Asking Kap",
+    Action.ASK_AUDIT: "Reading the Ask Kap log",
+    Action.STAGES_READ: "Seeing the stages",
+    Action.STAGES_WRITE: "Changing the stage plan",
+    Action.SIGNOFF_REQUEST: "Requesting a sign-off",
+    Action.SIGNOFF_DECIDE_INTERNAL: "Recording a sign-off decision",
+    Action.COMMS_READ: "Seeing the email settings",
+    Action.COMMS_MANAGE: "Changing the email settings",
+    Action.SUBSCRIPTIONS_SELF: "Changing your subscriptions",
+    Action.DIGEST_PREVIEW: "Previewing the digest",
+    Action.DIGEST_SEND: "Sending the digest",
+    Action.BACKUPS_READ: "Seeing backups",
+    Action.BACKUPS_RUN: "Running a backup",
+    Action.BACKUPS_RESTORE: "Restoring a backup",
+    Action.QA_RUN: "Running the quality checks",
 }
 
 
-def forbidden_message(action: str, role: str | None) -> str:
+def forbidden_message(action: Action, role: str | None) -> str:
     """Why an action is refused, in plain words: what it needs and what the caller is."""
     def a(label: str) -> str:
         return f"{'an' if label[0] in 'aeiou' else 'a'} {label}"
@@ -76,7 +127,7 @@ def forbidden_message(action: str, role: str | None) -> str:
             "Ask a project admin if you need it.")
 
 
-def role_allows(role: str, action: str) -> bool:
+def role_allows(role: str, action: Action) -> bool:
     """Whether a project role may perform an action."""
     return PROJECT_ROLE_RANK.get(role, 0) >= PROJECT_ROLE_RANK[ACTIONS[action]]
 
@@ -93,7 +144,7 @@ def roles_at_least(role: str) -> tuple[str, ...]:
                         key=PROJECT_ROLE_RANK.__getitem__, reverse=True))
 
 
-def roles_allowed(action: str) -> tuple[str, ...]:
+def roles_allowed(action: Action) -> tuple[str, ...]:
     """The project roles that may perform an action, highest first."""
     return roles_at_least(ACTIONS[action])
 

@@ -21,7 +21,7 @@ from kap.core.deps import (
 )
 from kap.core.errors import Unauthorized
 from kap.core.http import attachment_headers, content_types
-from kap.core.permissions import ACTIONS
+from kap.core.permissions import ACTIONS, Action
 from kap.core.schemas import Ok
 from kap.core.security import Identity
 from kap.documents import service
@@ -40,9 +40,9 @@ from kap.documents.search import search_chunks
 
 router = APIRouter(prefix="/api", tags=["documents"])
 
-DocumentsRead = Annotated[ProjectContext, require("documents.read")]
-DocumentsWrite = Annotated[ProjectContext, require("documents.write")]
-SearchRead = Annotated[ProjectContext, require("search.read")]
+DocumentsRead = Annotated[ProjectContext, require(Action.DOCUMENTS_READ)]
+DocumentsWrite = Annotated[ProjectContext, require(Action.DOCUMENTS_WRITE)]
+SearchRead = Annotated[ProjectContext, require(Action.SEARCH_READ)]
 Upload = Annotated[UploadFile, File(description="The file to ingest.")]
 
 
@@ -80,7 +80,7 @@ class WriteOrInternal(ActionDependency):
         return ctx
 
 
-IngestAccess = Annotated[ProjectContext, Depends(WriteOrInternal("documents.write"), scope="function")]
+IngestAccess = Annotated[ProjectContext, Depends(WriteOrInternal(Action.DOCUMENTS_WRITE), scope="function")]
 
 
 @router.post("/ingest-sync")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from kap.core.deps import ProjectContext, RuntimeDep, visible_projects
 from kap.core.errors import NotFound
 from kap.core.links import document_link, project_link
+from kap.core.permissions import Action
 from kap.documents import preview, service
 from kap.documents.models import Artifact
 from kap.web.pages import legacy_redirect, project_page
@@ -25,8 +26,8 @@ TEMPLATES = Path(__file__).parent / "templates"
 if TEMPLATES not in TEMPLATE_DIRS:
     TEMPLATE_DIRS.append(TEMPLATES)
 
-nav_item("documents", "Documents", "documents.read", 20)
-nav_item("ocr", "Needs OCR", "documents.read", 25)
+nav_item("documents", "Documents", Action.DOCUMENTS_READ, 20)
+nav_item("ocr", "Needs OCR", Action.DOCUMENTS_READ, 25)
 legacy_redirect(router, "/documents", "documents")
 legacy_redirect(router, "/ocr", "ocr")
 
@@ -45,7 +46,7 @@ def human_size(size: int) -> str:
 
 
 def _common(ctx: ProjectContext) -> dict[str, Any]:
-    return {"can_write": ctx.allows("documents.write"), "labels": STATUS_LABELS, "human_size": human_size,
+    return {"can_write": ctx.allows(Action.DOCUMENTS_WRITE), "labels": STATUS_LABELS, "human_size": human_size,
             "api_q": f"project_id={ctx.project_id}"}
 
 
@@ -56,7 +57,7 @@ def documents_page(project_id: str, request: Request, runtime: RuntimeDep, name:
         listing = service.list_documents(ctx, name=(name or "").strip()[:255] or None, limit=200)
         names = {d.id: d.name for d in listing.documents}
         return {**_common(ctx), "listing": listing, "names": names, "query": name or ""}
-    return project_page(request, runtime, project_id, "documents.html", "documents.read", values)
+    return project_page(request, runtime, project_id, "documents.html", Action.DOCUMENTS_READ, values)
 
 
 @router.get("/p/{project_id}/documents/{artifact_id}")
@@ -68,7 +69,7 @@ def document_page(project_id: str, artifact_id: str, request: Request, runtime: 
         except (ValueError, NotFound):
             return {**_common(ctx), "doc": None}
         return {**_common(ctx), "doc": detail, "views": page_views(ctx, detail)}
-    return project_page(request, runtime, project_id, "document.html", "documents.read", values)
+    return project_page(request, runtime, project_id, "document.html", Action.DOCUMENTS_READ, values)
 
 
 def page_views(ctx: ProjectContext, doc: Any) -> list[dict[str, Any]]:
@@ -95,7 +96,7 @@ def page_image(project_id: str, artifact_id: str, page: int, request: Request, r
             return Response(status_code=404)
         return Response(png, media_type="image/png",
                         headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})
-    return with_page(request, runtime, build, project_id=project_id, action="documents.read")
+    return with_page(request, runtime, build, project_id=project_id, action=Action.DOCUMENTS_READ)
 
 
 @router.get("/documents/{artifact_id}")
@@ -120,10 +121,10 @@ def ocr_page(project_id: str, request: Request, runtime: RuntimeDep) -> Response
     """The Needs OCR lane with its two ways out: run OCR, or paste the text."""
     def values(ctx: ProjectContext) -> dict[str, Any]:
         return {**_common(ctx), "queue": service.ocr_queue(ctx)}
-    return project_page(request, runtime, project_id, "ocr.html", "documents.read", values)
+    return project_page(request, runtime, project_id, "ocr.html", Action.DOCUMENTS_READ, values)
 
 
-@dashboard_panel(order=20, action="documents.read")
+@dashboard_panel(order=20, action=Action.DOCUMENTS_READ)
 def recent_documents_panel(ctx: ProjectContext) -> Panel | None:
     """The newest documents, each opening its row in Documents."""
     listing = service.list_documents(ctx, limit=6)
@@ -132,7 +133,7 @@ def recent_documents_panel(ctx: ProjectContext) -> Panel | None:
                  empty="No documents yet.")
 
 
-@dashboard_panel(order=25, action="documents.read")
+@dashboard_panel(order=25, action=Action.DOCUMENTS_READ)
 def ocr_lane_panel(ctx: ProjectContext) -> Panel | None:
     """How many documents wait in the Needs OCR lane."""
     queue = service.ocr_queue(ctx)

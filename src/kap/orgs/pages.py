@@ -7,7 +7,7 @@ from pathlib import Path
 from kap.core.branding import LOGO_TYPES, MAX_LOGO_BYTES, brand_of
 from kap.core.deps import ProjectContext
 from kap.core.errors import KapError
-from kap.core.permissions import PROJECT_CREATORS_LABELS
+from kap.core.permissions import PROJECT_CREATORS_LABELS, Action
 from kap.orgs import service
 from kap.web.registry import settings_section
 from kap.web.render import TEMPLATE_DIRS, environment
@@ -19,7 +19,7 @@ if TEMPLATES not in TEMPLATE_DIRS:
 
 # Org owners and admins reach every project of the org as its admin or owner, so `project.update`
 # is the floor; the section then asks the same question as the API (`service.manage`).
-@settings_section(order=10, action="project.update")
+@settings_section(order=10, action=Action.PROJECT_UPDATE)
 def org_settings_section(ctx: ProjectContext) -> str | None:
     """The org's display name, logo and who may create projects, for its owners and admins."""
     try:

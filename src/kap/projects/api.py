@@ -18,6 +18,7 @@ from kap.core.deps import (
 )
 from kap.core.login import send_invitation
 from kap.core.models import User
+from kap.core.permissions import Action
 from kap.core.schemas import Ok
 from kap.projects import service
 from kap.projects.schemas import (
@@ -33,11 +34,11 @@ from kap.projects.schemas import (
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
-ProjectRead_ = Annotated[ProjectContext, require("project.read")]
-ProjectAdmin = Annotated[ProjectContext, require("project.update")]
-ProjectOwner = Annotated[ProjectContext, require("project.archive")]
-MembersRead = Annotated[ProjectContext, require("members.read")]
-MembersManage = Annotated[ProjectContext, require("members.manage")]
+ProjectRead_ = Annotated[ProjectContext, require(Action.PROJECT_READ)]
+ProjectAdmin = Annotated[ProjectContext, require(Action.PROJECT_UPDATE)]
+ProjectOwner = Annotated[ProjectContext, require(Action.PROJECT_ARCHIVE)]
+MembersRead = Annotated[ProjectContext, require(Action.MEMBERS_READ)]
+MembersManage = Annotated[ProjectContext, require(Action.MEMBERS_MANAGE)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

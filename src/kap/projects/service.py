@@ -14,7 +14,7 @@ from kap.core.deps import ProjectContext
 from kap.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kap.core.login import Invitation
 from kap.core.models import Org, OrgMember, Project, ProjectMember, User
-from kap.core.permissions import may_create_projects, org_admin_roles, outranks
+from kap.core.permissions import Action, may_create_projects, org_admin_roles, outranks
 from kap.core.scope import reachable_projects
 from kap.core.security import Identity
 from kap.projects.schemas import MemberRead, ProjectRead
@@ -200,7 +200,7 @@ def remove_member(ctx: ProjectContext, user_id: uuid.UUID) -> None:
     member = _member(ctx, user_id)
     leaving = user_id == ctx.user_id
     if not leaving:
-        ctx.require("members.manage")
+        ctx.require(Action.MEMBERS_MANAGE)
     if not leaving and outranks(member.role, ctx.role):
         raise Forbidden("you cannot remove someone ranked above you")
     if member.role == "owner" and _owner_count(ctx) <= 1:

@@ -10,6 +10,7 @@ from pydantic import EmailStr
 
 from kap.core.deps import ProjectContext, RuntimeDep, require
 from kap.core.errors import NotFound
+from kap.core.permissions import Action
 from kap.core.schemas import Strict
 from kap.qa import service
 from kap.qa.schemas import Seeded, SmokePassed
@@ -22,7 +23,7 @@ def qa_tools_enabled(runtime: RuntimeDep) -> None:
 
 
 router = APIRouter(prefix="/api/dev", tags=["qa"], dependencies=[Depends(qa_tools_enabled)])
-QaRun = Annotated[ProjectContext, require("qa.run")]
+QaRun = Annotated[ProjectContext, require(Action.QA_RUN)]
 
 
 class SmokeRequest(Strict):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 from fastapi.responses import Response
 
 from kap.core.deps import ProjectContext, require
+from kap.core.permissions import Action
 from kap.raid import jobs as _jobs  # noqa: F401  (registers the extraction job)
 from kap.raid import service
 from kap.raid.schemas import (
@@ -27,9 +28,9 @@ from kap.raid.schemas import (
 
 router = APIRouter(prefix="/api", tags=["raid"])
 
-RaidRead = Annotated[ProjectContext, require("raid.read")]
-RaidWrite = Annotated[ProjectContext, require("raid.write")]
-RaidComment = Annotated[ProjectContext, require("raid.comment")]
+RaidRead = Annotated[ProjectContext, require(Action.RAID_READ)]
+RaidWrite = Annotated[ProjectContext, require(Action.RAID_WRITE)]
+RaidComment = Annotated[ProjectContext, require(Action.RAID_COMMENT)]
 StatusFilter = Status | None
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from kap.core.deps import ProjectContext, RuntimeDep
 from kap.core.errors import NotFound
 from kap.core.links import project_link
+from kap.core.permissions import Action
 from kap.raid import service
 from kap.raid.models import KINDS, OPEN_STATUSES, SEVERITIES, STATUSES
 from kap.raid.schemas import RaidItemRead
@@ -27,7 +28,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 if TEMPLATES not in TEMPLATE_DIRS:
     TEMPLATE_DIRS.append(TEMPLATES)
 
-nav_item("raid", "RAID log", "raid.read", 35)
+nav_item("raid", "RAID log", Action.RAID_READ, 35)
 legacy_redirect(router, "/raid", "raid")
 legacy_redirect(router, "/raid/review", "raid/review")
 
@@ -48,8 +49,8 @@ SORTS: dict[str, Any] = {
 
 def _common(ctx: ProjectContext) -> dict[str, Any]:
     return {"kinds": KINDS, "statuses": STATUSES, "severities": SEVERITIES, "kind_labels": KIND_LABELS,
-            "status_labels": STATUS_LABELS, "can_edit": ctx.allows("raid.write"),
-            "can_comment": ctx.allows("raid.comment"), "api_q": f"project_id={ctx.project_id}"}
+            "status_labels": STATUS_LABELS, "can_edit": ctx.allows(Action.RAID_WRITE),
+            "can_comment": ctx.allows(Action.RAID_COMMENT), "api_q": f"project_id={ctx.project_id}"}
 
 
 @router.get("/p/{project_id}/raid")
@@ -71,7 +72,7 @@ def raid_log(project_id: str, request: Request, runtime: RuntimeDep, kind: str |
         return {**_common(ctx), "items": items, "filters": filters, "sort": key, "desc": desc, "sort_links": links,
                 "queued": queued, "csv_href": "/api/raid/export.csv?" + urlencode({"project_id": ctx.project_id,
                                                                                   "state": "accepted", **base})}
-    return project_page(request, runtime, project_id, "raid.html", "raid.read", values)
+    return project_page(request, runtime, project_id, "raid.html", Action.RAID_READ, values)
 
 
 @router.get("/p/{project_id}/raid/review")
@@ -79,7 +80,7 @@ def review_queue(project_id: str, request: Request, runtime: RuntimeDep) -> Resp
     """What Kap found in the documents, waiting to be accepted, edited or dismissed."""
     def values(ctx: ProjectContext) -> dict[str, Any]:
         return {**_common(ctx), "items": service.list_items(ctx, state="suggested")}
-    return project_page(request, runtime, project_id, "raid_review.html", "raid.read", values)
+    return project_page(request, runtime, project_id, "raid_review.html", Action.RAID_READ, values)
 
 
 @router.get("/p/{project_id}/raid/items/{item_id}")
@@ -94,7 +95,7 @@ def item_page(project_id: str, item_id: str, request: Request, runtime: RuntimeD
             return page.render("raid_missing.html", status=404)
         return page.render("raid_item.html", **_common(ctx), item=item,
                            comments=service.list_comments(ctx, item.id), changes=service.list_changes(ctx, item.id))
-    return with_page(request, runtime, build, project_id=project_id, action="raid.read")
+    return with_page(request, runtime, build, project_id=project_id, action=Action.RAID_READ)
 
 
 def _due_meta(item: RaidItemRead) -> str:
@@ -102,7 +103,7 @@ def _due_meta(item: RaidItemRead) -> str:
     return f"{owner} · due {item.due:%b %d}" if item.due else owner
 
 
-@dashboard_panel(order=20, action="raid.read")
+@dashboard_panel(order=20, action=Action.RAID_READ)
 def raid_panel(ctx: ProjectContext) -> Panel | None:
     """Overdue actions and open high risks, the two things a PM looks at first."""
     overdue = [i for i in service.list_items(ctx, kind="action", state="accepted", overdue=True)]

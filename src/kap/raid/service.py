@@ -24,6 +24,7 @@ from kap.core.errors import Conflict, NotFound, ValidationFailed
 from kap.core.links import document_link
 from kap.core.mail import one_line
 from kap.core.models import User
+from kap.core.permissions import Action
 from kap.core.scope import ProjectScope
 from kap.documents.models import Artifact, ArtifactChunk
 from kap.raid.extract import Proposal, fingerprint
@@ -452,7 +453,7 @@ def answer_from_log(ctx: ProjectContext, question: str) -> LogAnswer | None:
     None when the question is not about the log (or the caller may not read it): the caller
     then answers from the documents as usual. Dismissed suggestions are never used.
     """
-    if not ctx.allows("raid.read"):
+    if not ctx.allows(Action.RAID_READ):
         return None
     live = select(RaidItem).where(RaidItem.project_id == ctx.project_id, RaidItem.state != "dismissed")
     refs = [f"{a.upper()}-{n}" for a, n in QUESTION_REF.findall(question)]

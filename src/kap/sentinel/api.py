@@ -13,11 +13,12 @@ from sqlalchemy import Table, func, select
 from kap.core.db import Base
 from kap.core.deps import ProjectContext, RuntimeDep, require, resolve_project, visible_projects
 from kap.core.errors import KapError, NotFound
+from kap.core.permissions import Action
 from kap.sentinel.reads import PROBES, Hints, leaked, target_words
 from kap.sentinel.schemas import EntitledReport, LeakReport
 
 router = APIRouter(tags=["sentinel"])
-SentinelRun = Annotated[ProjectContext, require("sentinel.run")]
+SentinelRun = Annotated[ProjectContext, require(Action.SENTINEL_RUN)]
 
 
 def tenant_tables() -> list[Table]:

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from kap.core.deps import ProjectContext, RuntimeDep, require
 from kap.core.http import attachment_headers, content_types
+from kap.core.permissions import Action
 from kap.core.schemas import Ok, Strict
 from kap.stages import jobs as _jobs  # noqa: F401  (registers the expiry schedule)
 from kap.stages import project_settings, service, signoff
@@ -37,13 +38,13 @@ from kap.stages.schemas import (
 
 router = APIRouter(prefix="/api", tags=["stages"])
 
-StagesRead = Annotated[ProjectContext, require("stages.read")]
+StagesRead = Annotated[ProjectContext, require(Action.STAGES_READ)]
 # Members with the can_sign flag record decisions too; admins without it.
-Decider = Annotated[ProjectContext, require("stages.read", also=("signoff.decide_internal",))]
-StagesWrite = Annotated[ProjectContext, require("stages.write")]
-SignoffRequester = Annotated[ProjectContext, require("signoff.request")]
-MembersRead = Annotated[ProjectContext, require("members.read")]
-MembersManage = Annotated[ProjectContext, require("members.manage")]
+Decider = Annotated[ProjectContext, require(Action.STAGES_READ, also=(Action.SIGNOFF_DECIDE_INTERNAL,))]
+StagesWrite = Annotated[ProjectContext, require(Action.STAGES_WRITE)]
+SignoffRequester = Annotated[ProjectContext, require(Action.SIGNOFF_REQUEST)]
+MembersRead = Annotated[ProjectContext, require(Action.MEMBERS_READ)]
+MembersManage = Annotated[ProjectContext, require(Action.MEMBERS_MANAGE)]
 
 
 class ResendIn(Strict):

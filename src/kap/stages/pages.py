@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from kap.core.deps import ProjectContext, RuntimeDep
 from kap.core.links import project_link, stage_link
+from kap.core.permissions import Action
 from kap.documents.service import list_documents
 from kap.projects.service import list_members
 from kap.stages import project_settings, service, signoff
@@ -23,7 +24,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 if TEMPLATES not in TEMPLATE_DIRS:
     TEMPLATE_DIRS.append(TEMPLATES)
 
-nav_item("stages", "Stages", "stages.read", 40)
+nav_item("stages", "Stages", Action.STAGES_READ, 40)
 legacy_redirect(router, "/stages", "stages")
 
 STAGE_LABELS = {"pending": "Not started", "in_progress": "In progress", "in_review": "Awaiting sign-off",
@@ -45,17 +46,17 @@ def stages_page(project_id: str, request: Request, runtime: RuntimeDep) -> Respo
         members = list_members(ctx)
         return {"stages": stages, "requests": _requests(ctx, stages), "members": members,
                 "owners": {m.user_id: m.name or m.email or "a member" for m in members},
-                "labels": STAGE_LABELS, "decided": DECIDED, "can_plan": ctx.allows("stages.write"),
-                "can_request": ctx.allows("signoff.request"),
-                "can_decide": ctx.allows("signoff.decide_internal"), "api_q": f"project_id={ctx.project_id}",
+                "labels": STAGE_LABELS, "decided": DECIDED, "can_plan": ctx.allows(Action.STAGES_WRITE),
+                "can_request": ctx.allows(Action.SIGNOFF_REQUEST),
+                "can_decide": ctx.allows(Action.SIGNOFF_DECIDE_INTERNAL), "api_q": f"project_id={ctx.project_id}",
                 "missing_defaults": service.missing_template_titles(ctx), "field_labels": FIELD_LABELS,
                 "documents_href": project_link(ctx.project_id, "documents"),
                 "signoff_settings": project_settings.get_settings(ctx),
-                "documents": list_documents(ctx, limit=200).documents if ctx.allows("stages.write") else []}
-    return project_page(request, runtime, project_id, "stages.html", "stages.read", values)
+                "documents": list_documents(ctx, limit=200).documents if ctx.allows(Action.STAGES_WRITE) else []}
+    return project_page(request, runtime, project_id, "stages.html", Action.STAGES_READ, values)
 
 
-@dashboard_panel(order=15, action="stages.read")
+@dashboard_panel(order=15, action=Action.STAGES_READ)
 def stage_progress_panel(ctx: ProjectContext) -> Panel | None:
     """How far the project is: each stage with its status, signed-off count as the chip."""
     stages = service.list_stages(ctx)

@@ -22,6 +22,7 @@ from kap.core.deps import ProjectContext
 from kap.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kap.core.mail import Mailer, SendResult
 from kap.core.models import ProjectMember, User
+from kap.core.permissions import Action
 from kap.core.security import hash_token, new_token
 from kap.core.settings import Settings
 from kap.stages.emails import invitation
@@ -208,7 +209,7 @@ def resend_request(ctx: ProjectContext, stage_id: uuid.UUID, request_id: uuid.UU
 
 
 def _check_may_sign(ctx: ProjectContext) -> None:
-    if ctx.may("signoff.decide_internal"):
+    if ctx.may(Action.SIGNOFF_DECIDE_INTERNAL):
         return
     flagged = ctx.session.scalar(select(StageSigner.id).where(
         StageSigner.project_id == ctx.project_id, StageSigner.user_id == ctx.user_id))

@@ -20,7 +20,7 @@ from kap.core.errors import KapError
 from kap.core.links import project_link
 from kap.core.login import end_session, open_session, send_login_link, set_session_cookies
 from kap.core.models import AuditEvent, TelemetryEvent, User
-from kap.core.permissions import ROLE_LABELS, grantable_roles
+from kap.core.permissions import ROLE_LABELS, Action, grantable_roles
 from kap.core.security import CSRF_COOKIE, SESSION_COOKIE, ensure_user
 from kap.projects.service import creation_refusal, list_members, list_projects
 from kap.web.registry import Panel, Row, build_panels, build_sections, dashboard_panel, visible_nav
@@ -109,7 +109,7 @@ def open_project(project_id: str) -> Response:
     return RedirectResponse(project_link(project_id), status_code=303)
 
 
-def project_page(request: Request, runtime: Any, project_id: str, template: str, action: str,
+def project_page(request: Request, runtime: Any, project_id: str, template: str, action: Action,
                  values: Any = None) -> Response:
     """Render a page of the project in the path, authorised for `action` like the API."""
     def build(page: Page, session: Session) -> Response:
@@ -133,7 +133,7 @@ def legacy_redirect(router: APIRouter, path: str, section: str) -> None:
 
 @router.get("/p/{project_id}/dashboard")
 def dashboard(project_id: str, request: Request, runtime: RuntimeDep) -> Response:
-    return project_page(request, runtime, project_id, "dashboard.html", "project.read",
+    return project_page(request, runtime, project_id, "dashboard.html", Action.PROJECT_READ,
                         lambda ctx: {"panels": build_panels(ctx)})
 
 
@@ -145,10 +145,10 @@ def project_root(project_id: str) -> Response:
 @router.get("/p/{project_id}/settings")
 def settings_page(project_id: str, request: Request, runtime: RuntimeDep) -> Response:
     def values(ctx: ProjectContext) -> dict[str, Any]:
-        return {"members": list_members(ctx), "can_manage": ctx.allows("members.manage"),
+        return {"members": list_members(ctx), "can_manage": ctx.allows(Action.MEMBERS_MANAGE),
                 "roles": grantable_roles(ctx.role),
                 "extra_sections": build_sections(ctx)}
-    return project_page(request, runtime, project_id, "settings.html", "members.read", values)
+    return project_page(request, runtime, project_id, "settings.html", Action.MEMBERS_READ, values)
 
 
 AUDIT_PAGE = 200
@@ -209,14 +209,14 @@ def admin_page(project_id: str, request: Request, runtime: RuntimeDep, action: s
                 "prev_href": at(max(first - AUDIT_PAGE, 0)) if first > 0 else None,
                 "next_href": at(first + AUDIT_PAGE) if first + AUDIT_PAGE < total else None,
                 "csv_href": f"/api/audit?{urlencode({k: v for k, v in csv_params.items() if v})}"}
-    return project_page(request, runtime, project_id, "admin.html", "audit.read", values)
+    return project_page(request, runtime, project_id, "admin.html", Action.AUDIT_READ, values)
 
 
 for _path, _section in (("/dashboard", "dashboard"), ("/settings", "settings"), ("/admin", "admin")):
     legacy_redirect(router, _path, _section)
 
 
-@dashboard_panel(order=90, action="audit.read")
+@dashboard_panel(order=90, action=Action.AUDIT_READ)
 def recent_activity(ctx: ProjectContext) -> Panel | None:
     """The last few audit events of the project, as sentences with people's names."""
     events = ctx.session.scalars(select(AuditEvent).where(AuditEvent.project_id == ctx.project_id)

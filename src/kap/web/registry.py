@@ -10,7 +10,7 @@ from markupsafe import Markup
 
 from kap.core.deps import ProjectContext
 from kap.core.links import project_link
-from kap.core.permissions import ACTIONS
+from kap.core.permissions import ACTIONS, Action
 
 
 @dataclass
@@ -33,18 +33,18 @@ class Panel:
 class NavItem:
     href: str
     label: str
-    action: str
+    action: Action
     order: int
 
 
 PanelBuilder = Callable[[ProjectContext], Panel | None]
 SectionBuilder = Callable[[ProjectContext], str | None]
 NAV: list[NavItem] = []
-PANELS: list[tuple[int, str, PanelBuilder]] = []
-SECTIONS: list[tuple[int, str, SectionBuilder]] = []
+PANELS: list[tuple[int, Action, PanelBuilder]] = []
+SECTIONS: list[tuple[int, Action, SectionBuilder]] = []
 
 
-def nav_item(href: str, label: str, action: str, order: int) -> None:
+def nav_item(href: str, label: str, action: Action, order: int) -> None:
     """Add a navigation entry (a section of `/p/<project>/`) shown to roles allowed `action`."""
     if all(item.href != href for item in NAV):
         NAV.append(NavItem(href, label, action, order))
@@ -56,7 +56,7 @@ ZoneSource = Callable[[ProjectContext], str]
 ZONE: list[ZoneSource] = []
 
 
-def _ordered(registry: list[tuple[int, str, B]], order: int, action: str) -> Callable[[B], B]:
+def _ordered(registry: list[tuple[int, Action, B]], order: int, action: Action) -> Callable[[B], B]:
     """A decorator adding a builder with its action to a registry once, kept sorted by `order`."""
     if action not in ACTIONS:
         raise KeyError(f"unknown action {action!r}")
@@ -69,12 +69,12 @@ def _ordered(registry: list[tuple[int, str, B]], order: int, action: str) -> Cal
     return register
 
 
-def dashboard_panel(order: int, action: str) -> Callable[[PanelBuilder], PanelBuilder]:
+def dashboard_panel(order: int, action: Action) -> Callable[[PanelBuilder], PanelBuilder]:
     """Register a dashboard panel shown to roles allowed `action` (the API's action for the same data)."""
     return _ordered(PANELS, order, action)
 
 
-def settings_section(order: int, action: str) -> Callable[[SectionBuilder], SectionBuilder]:
+def settings_section(order: int, action: Action) -> Callable[[SectionBuilder], SectionBuilder]:
     """Register a settings section shown to roles allowed `action`; it returns HTML, or None to hide it."""
     return _ordered(SECTIONS, order, action)
 
@@ -106,6 +106,6 @@ def project_zone(ctx: ProjectContext) -> str:
     return ZONE[0](ctx) if ZONE else "UTC"
 
 
-nav_item("dashboard", "Dashboard", "project.read", 10)
-nav_item("settings", "Settings", "members.read", 80)
-nav_item("admin", "Admin", "audit.read", 90)
+nav_item("dashboard", "Dashboard", Action.PROJECT_READ, 10)
+nav_item("settings", "Settings", Action.MEMBERS_READ, 80)
+nav_item("admin", "Admin", Action.AUDIT_READ, 90)

@@ -21,7 +21,7 @@ from kap import __version__
 from kap.core.deps import ProjectContext, read_credentials, request_address, resolve_project
 from kap.core.errors import DbNotReady, Forbidden, KapError, NotFound
 from kap.core.links import document_link, project_link
-from kap.core.permissions import ACTIONS, ROLE_LABELS
+from kap.core.permissions import ACTIONS, ROLE_LABELS, Action
 from kap.core.runtime import Runtime
 from kap.core.security import Identity
 from kap.web.registry import project_zone
@@ -142,7 +142,7 @@ PageBuilder = Callable[[Page, Session], Response]
 
 
 def with_page(request: Request, runtime: Runtime, build: PageBuilder, *, project_id: str | None = None,
-              action: str = "project.read") -> Response:
+              action: Action = Action.PROJECT_READ) -> Response:
     """Open a page (identity, database, the project in its path), build it, and turn failures into pages.
 
     A project page authorises like the API: `resolve_project` then `ProjectContext.require(action)`; an
