@@ -54,7 +54,7 @@ def _make_project(runtime: Runtime, total_mb: int) -> tuple[uuid.UUID, uuid.UUID
 
 
 def _write_file(runtime: Runtime, key: str, *, compressible: bool) -> tuple[str, int]:
-    path = runtime.storage.artifacts._path(key)
+    path = runtime.storage.artifacts._path(key)  # type: ignore[attr-defined]  # the local backend's file
     path.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     with path.open("wb") as handle:

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 WORDS = ("payroll benefits absence compensation integration conversion workday kronos cutover sponsor "
          "steering decision risk issue mitigation owner deadline testing cycle defect severity budget "
@@ -128,6 +128,8 @@ class Harness:
 
     def fill_chunks(self, project_chunks: int, total_chunks: int) -> None:
         """Insert synthetic chunks: `project_chunks` in the bench project, the rest spread over others."""
+        from sqlalchemy import Table
+
         from kap.core.models import Project
         from kap.documents.models import Artifact, ArtifactChunk
 
@@ -152,7 +154,7 @@ class Harness:
                          "text": _chunk_text(rng)}
                         for i in range(min(5000, count - start))]
                 with self.runtime.db.service_transaction() as s:
-                    s.execute(ArtifactChunk.__table__.insert(), rows)
+                    s.execute(cast(Table, ArtifactChunk.__table__).insert(), rows)
         if self.runtime.db.is_postgres:
             with self.runtime.db.service_engine.connect() as conn:
                 conn.exec_driver_sql("ANALYZE artifact_chunks")

@@ -29,10 +29,10 @@ class RouteCase:
     method: str
     path: str
     route: APIRoute
-    action: str | None
+    action: Action | None
     needs_identity: bool
     internal: bool
-    also: tuple[str, ...] = ()
+    also: tuple[Action, ...] = ()
 
     @property
     def id(self) -> str:
@@ -57,7 +57,7 @@ def _cases() -> list[RouteCase]:
             calls = _walk(route.dependant)
             actions = [c.action for c in calls if isinstance(c, ActionDependency)]
             also = tuple(a for c in calls if isinstance(c, ActionDependency) for a in c.also)
-            for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+            for method in sorted((route.methods or set()) - {"HEAD", "OPTIONS"}):
                 cases.append(RouteCase(method, route.path, route, actions[0] if actions else None,
                                        require_identity in calls or bool(actions), internal_only in calls, also))
     return cases
@@ -211,7 +211,7 @@ def test_second_permissions_are_declared_on_their_routes() -> None:
 
 @pytest.mark.parametrize(("case", "extra"), SECOND, ids=lambda v: v.id if isinstance(v, RouteCase) else v)
 def test_a_second_permission_widens_the_answer_but_never_locks_the_route(
-        client: TestClient, world: World, case: RouteCase, extra: str) -> None:
+        client: TestClient, world: World, case: RouteCase, extra: Action) -> None:
     assert case.action
     below = role_below(ACTIONS[extra])
     for role in {ACTIONS[case.action], ACTIONS[extra], *([below] if below else [])}:

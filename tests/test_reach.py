@@ -108,7 +108,7 @@ def test_only_the_scope_module_mints_a_scope(db: Database, world: World) -> None
         assert user is not None
         assert not user.scope.trusted
     with pytest.raises(AttributeError):
-        scope.project_id = world.project_b  # type: ignore[misc]
+        scope.project_id = world.project_b
 
 
 def test_a_second_permission_must_be_declared_on_the_route(db: Database, world: World) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import cast
 
 import pytest
 from fastapi.testclient import TestClient
@@ -81,7 +82,7 @@ def test_a_read_without_its_project_filter_is_reported(client: TestClient, seede
     monkeypatch.setattr(reads, "PROBES", [*reads.PROBES, reads.Probe("documents.unfiltered", _unfiltered_documents)])
     monkeypatch.setattr("kap.sentinel.api.PROBES", reads.PROBES)
     body = _run(client, seeded, "member", seeded.project_b)
-    checks = {c["check"]: c for c in body["checks"]}  # type: ignore[union-attr]
+    checks = {c["check"]: c for c in cast(list[dict[str, object]], body["checks"])}
     from tests.conftest import TEST_DB
 
     if TEST_DB == "sqlite":  # the application's filter is the only wall

@@ -99,7 +99,7 @@ def test_model_failure_falls_back_to_extractive_with_a_note(llm_client: TestClie
     assert body["found"] is True
     assert "September 1, 2026" in body["answer"]
     assert body["citations"]
-    reason = {"HANG": "timeout", 500: "HTTP 500", "malformed": "empty reply"}[failure]  # type: ignore[index]
+    reason = {"HANG": "timeout", 500: "HTTP 500", "malformed": "empty reply"}[failure]
     assert any(reason in note and "extracted" in note for note in body["notes"]), body["notes"]
 
 

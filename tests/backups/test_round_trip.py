@@ -40,7 +40,7 @@ def _documents(client: TestClient, world: World, project: uuid.UUID) -> dict[str
             chunks = s.execute(select(ArtifactChunk.seq, ArtifactChunk.text, ArtifactChunk.embedding,
                                       ArtifactChunk.embedding_model).where(ArtifactChunk.artifact_id == art.id)
                                .order_by(ArtifactChunk.seq)).all()
-            parent = s.get(Artifact, art.parent_id).name if art.parent_id else None
+            parent = s.get_one(Artifact, art.parent_id).name if art.parent_id else None
             out[art.name] = {"sha256": art.sha256, "bytes_sha256": hashlib.sha256(data).hexdigest(),
                              "status": art.status, "chunks": [tuple(c) for c in chunks], "parent": parent,
                              "version": art.version, "key_project": art.storage_key.split("/")[2]}
@@ -143,7 +143,7 @@ def _assert_stages_and_comms(client: TestClient, old: uuid.UUID, new: uuid.UUID)
         assert not set(subs_new.values()) & set(subs_old.values())  # old unsubscribe links never reach the copy
         audit = s.scalars(select(AuditEvent.action).where(AuditEvent.project_id == new)).all()
         assert "backup.restored" in audit
-        assert "restored" in (s.get(Project, new).name or "")
+        assert "restored" in (s.get_one(Project, new).name or "")
 
 
 def _assert_ids_are_new(client: TestClient, old: uuid.UUID, new: uuid.UUID) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tracemalloc
 import uuid
@@ -25,10 +26,10 @@ def _big_document(client: TestClient, world: World) -> str:
     key = storage_key(world.org1, world.project_a, artifact_id)
     digest = hashlib.sha256()
 
-    class Source:
+    class Source(io.BytesIO):
         left = FILE_MB
 
-        def read(self, size: int = -1) -> bytes:
+        def read(self, size: int | None = -1) -> bytes:
             if not self.left:
                 return b""
             self.left -= 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import time_machine
 from fastapi.testclient import TestClient
@@ -24,7 +25,7 @@ from tests.comms.test_settings_api import put_settings
 from tests.conftest import Factory, World
 
 
-def preview(client: TestClient, world: World, who: str = "pm", project: uuid.UUID | None = None) -> dict:
+def preview(client: TestClient, world: World, who: str = "pm", project: uuid.UUID | None = None) -> dict[str, Any]:
     response = client.get("/api/digest/preview", params={"project_id": str(project or world.project_a)},
                           headers=world.h(who))
     assert response.status_code == 200, response.text

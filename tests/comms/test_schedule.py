@@ -12,8 +12,8 @@ from kap.comms.schedule import Rules
 BERLIN = Rules(timezone="Europe/Berlin", quiet_start="22:00", quiet_end="07:00", digest_weekday=0, digest_hour=9)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("now", "quiet"), [

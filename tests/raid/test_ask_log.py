@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
 
 from tests.conftest import World
 from tests.raid.conftest import CORPUS, by_ref, items, upload
 
 
-def _ask(client: TestClient, world: World, question: str, who: str = "member") -> dict:
+def _ask(client: TestClient, world: World, question: str, who: str = "member") -> dict[str, Any]:
     response = client.post("/api/ask", params={"project_id": str(world.project_a)}, headers=world.h(who),
                            json={"question": question})
     assert response.status_code == 200, response.text

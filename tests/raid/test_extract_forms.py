@@ -10,7 +10,7 @@ from kap.raid.extract import Segment, extract
 MEETING = date(2026, 2, 17)  # a Tuesday
 
 
-def _one(text: str, *, kind: str = "md", locator: str = "", name: str = "Notes.md") -> list[tuple]:
+def _one(text: str, *, kind: str = "md", locator: str = "", name: str = "Notes.md") -> list[tuple[object, ...]]:
     found = extract([Segment(text, None, locator)], name=name, kind=kind, ref_date=MEETING)
     return [(p.kind, p.ref, p.title, p.owner, p.due, p.status, p.severity) for p in found]
 

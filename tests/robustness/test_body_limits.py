@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -23,7 +24,7 @@ def test_json_route_refuses_a_body_declared_multipart_above_the_json_limit(clien
 
 
 def test_json_route_refuses_an_unannounced_streamed_body(client: TestClient) -> None:
-    def chunks():  # no Content-Length: the limit is counted while reading
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit is counted while reading
         for _ in range(40):
             yield b"x" * (64 * 1024)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -115,10 +116,11 @@ def test_leftovers_of_dead_owners_and_old_strays_are_swept(runtime: Runtime, set
     shutil.rmtree(live)
 
 
-class _Bytes:
+class _Bytes(io.BytesIO):
     def __init__(self, data: bytes) -> None:
+        super().__init__()
         self.data = data
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
         out, self.data = self.data, b""
         return out

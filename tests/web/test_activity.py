@@ -86,7 +86,9 @@ def test_audit_csv_follows_the_filters_and_has_no_python_repr(app: Any, client: 
     with signed_in(app, world.users["owner"]) as browser:
         page = browser.get(f"/p/{world.project_a}/admin",
                            params={"actor": "Priya", "since": "2020-01-01", "until": "2099-12-31"}).text
-        href = re.search(r'href="(/api/audit\?[^"]+)"', page).group(1).replace("&amp;", "&")
+        link = re.search(r'href="(/api/audit\?[^"]+)"', page)
+        assert link is not None, page
+        href = link.group(1).replace("&amp;", "&")
         assert "since=2020-01-01T00%3A00%3A00" in href
         assert "until=2100-01-01T00%3A00%3A00" in href
         rows = list(csv.DictReader(io.StringIO(browser.get(href, headers={"X-CSRF-Token": ""}).text)))

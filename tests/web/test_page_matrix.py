@@ -55,7 +55,7 @@ def _page_routes() -> set[str]:
     from kap.app import ROUTERS
 
     return {r.path for router in ROUTERS for r in router.routes
-            if isinstance(r, APIRoute) and r.path.startswith("/p/{project_id}/") and "GET" in r.methods}
+            if isinstance(r, APIRoute) and r.path.startswith("/p/{project_id}/") and "GET" in (r.methods or set())}
 
 
 def test_every_project_page_route_is_in_the_table() -> None:
@@ -65,7 +65,7 @@ def test_every_project_page_route_is_in_the_table() -> None:
 
 
 @pytest.mark.parametrize(("path", "action"), CASES, ids=[p for p, _ in CASES])
-def test_page_access_matches_the_api(app: Any, client: TestClient, world: World, path: str, action: str) -> None:
+def test_page_access_matches_the_api(app: Any, client: TestClient, world: World, path: str, action: Action) -> None:
     url = _url(path, world)
     anonymous = client.get(url, follow_redirects=False)
     assert anonymous.status_code == 303

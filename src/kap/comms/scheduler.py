@@ -41,7 +41,7 @@ CLAIM_STALE_AFTER = timedelta(minutes=30)
 CLAIM_BATCH = 500
 TICK_BUDGET = timedelta(minutes=4)  # below the 5-minute period, so passes rarely overlap
 DELIVERED = ("sent", "saved", "queued", "delivered")
-Dispatch = Callable[[uuid.UUID], None]
+Dispatch = Callable[[uuid.UUID], object]
 # The sends of one window share their project's sections (built once per view, not per recipient).
 SECTIONS = SectionCache(ttl_seconds=600)
 
