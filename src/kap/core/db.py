@@ -7,15 +7,17 @@ trusted work (authentication look-ups, demo data, schedules).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import DateTime, MetaData, create_engine, event, text
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
@@ -107,15 +109,50 @@ def _sqlite_savepoint_writes(conn: Any, _name: str) -> None:
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """Create an engine with Kap's connection settings for SQLite or PostgreSQL."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        # A pool as large as the request threads' concurrency, so no request opens (and sets the
+        # pragmas of) a fresh overflow connection only to close it after.
+        pool: dict[str, Any] = {} if url in ("sqlite://", "sqlite:///:memory:") else \
+            {"pool_size": max(pool_size, 1), "max_overflow": pool_size}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "savepoint", _sqlite_savepoint_writes)
         # SQLite begins lazily; BEGIN IMMEDIATE-free deferred mode is fine with WAL.
         return engine
     if pool_size == 0:
         return create_engine(url, poolclass=NullPool)
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                         pool_recycle=1800, connect_args={"connect_timeout": 5})
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
+                           connect_args={"connect_timeout": 5})
+    _ping_when_idle(engine)
+    return engine
+
+
+PING_AFTER_IDLE = 5.0  # seconds a pooled connection may rest before it is checked at checkout
+_RESTED_SINCE = "kap_rested_since"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled PostgreSQL connection at checkout only if it rested a while.
+
+    `pool_pre_ping` would cost a round trip on every request; a connection handed back
+    milliseconds ago is as alive as the one that just answered. One that rested longer
+    (the database may have restarted meanwhile) is pinged, and replaced if it is dead.
+    A connection that breaks anyway fails its request and invalidates the whole pool.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _rest(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_RESTED_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        rested = record.info.pop(_RESTED_SINCE, None)
+        if rested is None or time.monotonic() - rested < PING_AFTER_IDLE:
+            return
+        try:
+            dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the pool retries with a fresh connection
+            raise DisconnectionError("pooled connection is gone") from exc
 
 
 class Database:
@@ -192,11 +229,17 @@ class Database:
         if uid is None:
             return
         if self._set_role:
-            connection.exec_driver_sql(
-                "select set_config('role', %(role)s, true), set_config('kap.user_id', %(uid)s, true)",
-                {"role": self.settings.kap_app_db_role, "uid": uid})
+            sql = "select set_config('role', %(role)s, true), set_config('kap.user_id', %(uid)s, true)"
+            params = {"role": self.settings.kap_app_db_role, "uid": uid}
         else:
-            connection.exec_driver_sql("select set_config('kap.user_id', %(uid)s, true)", {"uid": uid})
+            sql, params = "select set_config('kap.user_id', %(uid)s, true)", {"uid": uid}
+        raw = connection.connection.dbapi_connection
+        if _PIPELINES and isinstance(raw, psycopg.Connection):
+            with raw.pipeline():  # the driver's BEGIN and the settings leave in one round trip
+                raw.execute(sql, params)
+        else:
+            connection.exec_driver_sql(sql, params)
 
 
 _RLS_USER = "kap_rls_user"
+_PIPELINES = psycopg.Pipeline.is_supported()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
 import anyio
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from kap.core.audit import record_audit
+from kap.core.db import has_written
 from kap.core.errors import Forbidden, NotFound, Unauthorized
 from kap.core.models import OrgMember, Project
 from kap.core.permissions import ACTIONS, ORG_ADMIN_FLOOR, Action, forbidden_message, is_org_admin, role_allows
@@ -61,13 +62,24 @@ def read_credentials(request: Request) -> Credentials:
                        method=request.method)
 
 
-def optional_identity(request: Request, runtime: RuntimeDep) -> Identity | None:
-    """The caller's identity if one was presented; bad credentials are a 401."""
+async def optional_identity(request: Request, runtime: RuntimeDep) -> Identity | None:
+    """The caller's identity if one was presented; bad credentials are a 401.
+
+    On the event loop when no I/O is needed (a user already seen, an in-memory rate limit),
+    else in one worker thread: the look-up and the rate-limit hit together.
+    """
     if "identity" in request.scope.get("state", {}):  # already resolved at the edge (uploads)
         known: Identity | None = request.state.identity
         return known
-    address = request_address(request, runtime)
     credentials = read_credentials(request)
+    if runtime.db.schema_ready and runtime.limiter.backend == "memory" \
+            and runtime.identity.resolves_in_memory(credentials):
+        return _identify(request, runtime, credentials)
+    return await run_in_threadpool(_identify, request, runtime, credentials)
+
+
+def _identify(request: Request, runtime: Runtime, credentials: Credentials) -> Identity | None:
+    address = request_address(request, runtime)
     runtime.ensure_schema()  # identities are looked up in the database
     try:
         identity = runtime.identity.resolve(credentials)
@@ -114,7 +126,8 @@ async def _request_transaction(runtime: Runtime, session: Session) -> AsyncItera
     """Yield the session; commit when the handler returns, roll back on any error.
 
     Async so that opening costs no thread hop (a session does no I/O until first used);
-    the commit or rollback, which talks to the database, runs in one worker thread.
+    the commit or rollback, which talks to the database, runs in one worker thread, except
+    for a SQLite transaction that only read (its commit touches neither file nor lock).
     """
     try:
         if not runtime.db.schema_ready:
@@ -124,6 +137,9 @@ async def _request_transaction(runtime: Runtime, session: Session) -> AsyncItera
         with anyio.CancelScope(shield=True):  # a dropped client must still release the connection
             await run_in_threadpool(_finish, session, False)
         raise
+    if not runtime.db.is_postgres and not has_written(session):
+        _finish(session, True)  # SQLite, nothing written: no lock is held, closing does no I/O
+        return
     with anyio.CancelScope(shield=True):
         await run_in_threadpool(_finish, session, True)
 
@@ -170,6 +186,9 @@ class ProjectContext:
     # The actions the route declared (`require(action, also=...)`); None outside a route's
     # declaration (pages, jobs), where `may` asks the table without the check.
     declared: frozenset[Action] | None = None
+    # The project row the reach query loaded, held so the session's identity map keeps it:
+    # a handler's `session.get(Project, ctx.project_id)` then reads no row again.
+    project_row: Project | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.scope, ProjectScope):
@@ -221,7 +240,8 @@ def resolve_project(session: Session, identity: Identity, project_id: uuid.UUID,
     if found is None:
         raise NotFound("project not found")
     return ProjectContext(identity=identity, scope=found.scope, project_name=found.project_name,
-                          role=found.role, session=session, ip=ip, user_agent=user_agent)
+                          role=found.role, session=session, ip=ip, user_agent=user_agent,
+                          project_row=found.project)
 
 
 def service_context(session: Session, identity: Identity, project_id: uuid.UUID, *, purpose: str,
@@ -237,7 +257,7 @@ def service_context(session: Session, identity: Identity, project_id: uuid.UUID,
     scope = trusted_scope(session, project.id, purpose=purpose, org_id=project.org_id)
     assert scope is not None
     return ProjectContext(identity=identity, scope=scope, project_name=project.name, role=role,
-                          session=session, ip=ip, user_agent=user_agent)
+                          session=session, ip=ip, user_agent=user_agent, project_row=project)
 
 
 class ActionDependency:

@@ -18,7 +18,6 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -285,7 +284,7 @@ async def _authenticate_first(scope: Scope) -> None:
     runtime = scope["app"].state.runtime
     request = Request(scope)
     try:
-        identity = await run_in_threadpool(optional_identity, request, runtime)
+        identity = await optional_identity(request, runtime)
     except KapError as exc:
         raise EdgeRefusal(exc.status, exc.code, exc.message, exc.details, exc.headers) from None
     if identity is None:

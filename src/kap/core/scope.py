@@ -70,11 +70,14 @@ class Reach:
     scope: ProjectScope
     project_name: str
     role: str
+    # The project's row as the reach query loaded it; holding it keeps it in the session's
+    # identity map, so `session.get(Project, id)` later in the request costs no query.
+    project: Project | None = None
 
 
-def _reach_statement(uid: Any) -> Select[Project, str, str]:
+def _reach_statement(uid: Any, *project: Any) -> Select[Any]:
     return (
-        select(Project, ProjectMember.role, OrgMember.role)
+        select(*(project or (Project,)), ProjectMember.role, OrgMember.role)
         .outerjoin(ProjectMember, and_(ProjectMember.project_id == Project.id, ProjectMember.user_id == uid))
         .outerjoin(OrgMember, and_(OrgMember.org_id == Project.org_id, OrgMember.user_id == uid))
     )
@@ -99,20 +102,28 @@ def reach(session: Session, user_id: uuid.UUID, project_id: uuid.UUID,
     role = effective_role(member_role, org_role, dev_role)
     if role is None:
         return None
-    return Reach(ProjectScope(_MINT, project.org_id, project.id, "user"), project.name, role)
+    return Reach(ProjectScope(_MINT, project.org_id, project.id, "user"), project.name, role, project)
+
+
+# What a list of projects shows: plain columns, no ORM objects to build and track.
+PROJECT_LIST_COLUMNS = (Project.id, Project.org_id, Project.name, Project.created_at, Project.archived_at)
 
 
 def reachable_projects(session: Session, user_id: uuid.UUID, dev_role: str | None = None, *,
-                       include_archived: bool = False) -> list[tuple[Project, str]]:
-    """Every project the user reaches, oldest first, with the role they act with."""
-    stmt = _reach_statement(user_id).where(_reaches()).order_by(Project.created_at, Project.id)
+                       include_archived: bool = False) -> list[tuple[Any, str]]:
+    """Every project the user reaches, oldest first, with the role they act with.
+
+    Each project is a row of `PROJECT_LIST_COLUMNS` (id, org_id, name, created_at, archived_at).
+    """
+    stmt = _reach_statement(user_id, *PROJECT_LIST_COLUMNS).where(_reaches()) \
+        .order_by(Project.created_at, Project.id)
     if not include_archived:
         stmt = stmt.where(Project.archived_at.is_(None))
     out = []
-    for project, member_role, org_role in session.execute(stmt):
-        role = effective_role(member_role, org_role, dev_role)
+    for row in session.execute(stmt):
+        role = effective_role(row[-2], row[-1], dev_role)
         if role is not None:
-            out.append((project, role))
+            out.append((row, role))
     return out
 
 

@@ -164,9 +164,13 @@ def list_documents(ctx: ProjectContext, *, status: str | None = None, kind: str 
     if name:
         escaped = name.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         where.append(func.lower(Artifact.name).like(f"%{escaped}%", escape="\\"))
-    total = ctx.session.scalar(select(func.count()).select_from(Artifact).where(*where)) or 0
-    rows = ctx.session.execute(select(*_READ_COLUMNS).where(*where)
-                               .order_by(Artifact.created_at.desc(), Artifact.id).limit(limit).offset(offset))
+    # The page and the total in one statement; a page past the end counts on its own.
+    rows = ctx.session.execute(select(*_READ_COLUMNS, func.count().over().label("total")).where(*where)
+                               .order_by(Artifact.created_at.desc(), Artifact.id).limit(limit).offset(offset)).all()
+    if rows:
+        total = int(rows[0].total)
+    else:
+        total = (ctx.session.scalar(select(func.count()).select_from(Artifact).where(*where)) or 0) if offset else 0
     return ArtifactList(total=total, limit=limit, offset=offset,
                         documents=[ArtifactRead.of(row) for row in rows])  # type: ignore[arg-type]
 
