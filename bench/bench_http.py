@@ -10,12 +10,16 @@ loaded by wrk -t1 -c8 in alternating rounds (median req/s, ratio of medians).
 Ingest: `POST /api/ingest-sync` of PDFs (15 pages; 100 pages; a 1-30 page mix), DOCX and XLSX,
 one file at a time, against the bare extractor (pypdfium2, python-docx, openpyxl) on the same
 files in the same process as the client (median pages/s over alternating rounds).
+Backup: `POST /api/backups/run` of a project holding BENCH_HTTP_BACKUP_MB (default 64) of files,
+half incompressible, half text, against `zipfile` writing the same stored files to a local file
+(median MB/s over alternating rounds).
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import random
 import tempfile
 import time
@@ -23,6 +27,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -288,6 +293,58 @@ def bench_ingest(label: str, url: str, work: Path, rounds: int, quick: bool) -> 
         kap.stop()
 
 
+# ---- backup --------------------------------------------------------------------------------------
+
+def _stored_files(env: dict[str, str], seeded: Seeded, total_mb: int) -> tuple[Any, list[str]]:
+    """Documents written straight into the project's local storage (no ingest); their storage keys."""
+    from bench.bench_backups import FILE_MB, _write_file
+    from kap.core.runtime import Runtime
+    from kap.core.settings import load_settings
+    from kap.documents.ingest import storage_key
+    from kap.documents.models import Artifact
+
+    settings = load_settings(kap_database_url=env["KAP_DATABASE_URL"], kap_data_dir=Path(env["KAP_DATA_DIR"]))
+    runtime = Runtime.build(settings)
+    keys = []
+    with runtime.db.service_transaction() as s:
+        for i in range(max(1, total_mb // FILE_MB)):
+            artifact_id = uuid.uuid4()
+            key = storage_key(seeded.org, seeded.project, artifact_id)
+            digest, size = _write_file(runtime, key, compressible=i % 2 == 1)
+            s.add(Artifact(id=artifact_id, org_id=seeded.org, project_id=seeded.project, name=f"Export {i}.bin",
+                           media_type="application/octet-stream", kind="text", size=size, sha256=digest,
+                           storage_key=key, status="ready", ocr_pages=[], meta={}, uploaded_by=seeded.user))
+            keys.append(key)
+    return runtime, keys
+
+
+def bench_backup(label: str, url: str, work: Path, rounds: int) -> float:
+    from bench.bench_backups import FILE_MB, _baseline_matched
+
+    data = work / f"data-backup-{label}"
+    env = kap_env(url, data)
+    seeded = seed(env, projects=1, documents=0)
+    runtime, keys = _stored_files(env, seeded, int(os.environ.get("BENCH_HTTP_BACKUP_MB", "64")))
+    mb = len(keys) * FILE_MB
+    kap = kap_serve(env, work)
+    try:
+        kap_rates, bare_rates = [], []
+        with httpx.Client(base_url=kap.base, headers=seeded.headers, timeout=600) as client:
+            for _ in range(rounds):
+                started = time.perf_counter()
+                response = client.post("/api/backups/run", params={"project_id": str(seeded.project)})
+                if response.status_code != 200:
+                    raise RuntimeError(f"backup: {response.status_code} {response.text[:300]}")
+                kap_rates.append(mb / (time.perf_counter() - started))
+                bare_rates.append(mb / _baseline_matched(runtime, keys, work / f"bare-{label}.zip"))
+        k, b = median(kap_rates), median(bare_rates)
+        out(f"[{label}] backup {mb} MB        kap {k:7.1f} MB/s   zipfile {b:7.1f} MB/s   kap/bare {k / b:.2f}")
+        return k / b
+    finally:
+        kap.stop()
+        runtime.close()
+
+
 def _pages_per_file(load_: Workload) -> float:
     if "15 pages" in load_.name:
         return 15
@@ -298,7 +355,7 @@ def _pages_per_file(load_: Workload) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["get", "ingest"], help="one part only")
+    parser.add_argument("--only", choices=["get", "ingest", "backup"], help="one part only")
     parser.add_argument("--db", choices=["sqlite", "postgresql"], action="append", help="engines (default both)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3)
@@ -314,6 +371,8 @@ def main() -> None:
                 bench_get(shown, url, work, args.rounds, args.seconds)
             if args.only in (None, "ingest"):
                 bench_ingest(shown, url, work, max(3, args.rounds // 2 + 1), args.quick)
+            if args.only in (None, "backup"):
+                bench_backup(shown, url, work, 3)
 
 
 if __name__ == "__main__":
