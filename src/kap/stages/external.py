@@ -20,6 +20,7 @@ from kap.core.db import utcnow
 from kap.core.errors import Conflict, KapError, NotFound
 from kap.core.mail import Mailer
 from kap.core.models import Project, User
+from kap.core.scope import ProjectScope, trusted_scope
 from kap.core.security import hash_token
 from kap.documents.models import Artifact
 from kap.stages.models import SignoffRequest, Stage, StageArtifact
@@ -122,6 +123,13 @@ def _lookup(session: Session, token_hash: str) -> tuple[SignoffRequest, Stage, P
     return row[0], row[1], row[2]
 
 
+def _token_scope(session: Session, project: Project) -> ProjectScope:
+    """The named service scope of a sign-off link's project: the token is the credential."""
+    scope = trusted_scope(session, project.id, purpose="signoff-token", org_id=project.org_id)
+    assert scope is not None  # the org is given, so a scope always comes back
+    return scope
+
+
 def _documents(session: Session, stage: Stage) -> list[dict[str, Any]]:
     """The attached documents as the signer sees them: what, which version, its hash, and its preview."""
     rows = session.scalars(select(Artifact).join(StageArtifact, StageArtifact.artifact_id == Artifact.id)
@@ -140,6 +148,7 @@ def _documents(session: Session, stage: Stage) -> list[dict[str, Any]]:
 
 def _view(session: Session, req: SignoffRequest, stage: Stage, project: Project) -> LinkView:
     requester = session.get(User, req.created_by) if req.created_by else None
+    scope = _token_scope(session, project)
     decided = req.status in ("approved", "rejected")
     title = stage.title
     if decided and req.snapshot:
@@ -156,7 +165,7 @@ def _view(session: Session, req: SignoffRequest, stage: Stage, project: Project)
                     recipient_email=req.recipient_email, recipient_name=req.recipient_name, message=req.message,
                     expires_at=req.expires_at, documents=docs, decided_at=req.decided_at,
                     signer_name=req.signer_name,
-                    content_digest=req.content_digest if decided else content_digest(content_of(session, stage)),
+                    content_digest=req.content_digest if decided else content_digest(content_of(session, scope, stage)),
                     brand=brand_of(session, req.org_id),
                     verification=state_of(req, not decided and requires_code(session, req), utcnow()))
 
@@ -242,7 +251,7 @@ def decide_by_token(session: Session, token: str, body: DecisionIn, *, ip: str |
     token_hash, now = _token_hash(token), utcnow()
     status = "approved" if body.decision == "approve" else "rejected"
     req, stage, project = _lookup(session, token_hash)
-    content = content_of(session, stage)
+    content = content_of(session, _token_scope(session, project), stage)
     digest = content_digest(content)
     shown = body.content_digest or req.content_digest
     if _usable(req, stage, now) and shown and shown != digest:
@@ -267,7 +276,7 @@ def decide_by_token(session: Session, token: str, body: DecisionIn, *, ip: str |
         if spend and _usable(req, stage, now):
             raise CodeRefused("this code was already used: ask for a new one", code="code_used")
         raise LinkInvalid()
-    req.snapshot = {**snapshot(session, stage, project.name), "content_digest": digest}
+    req.snapshot = {**snapshot(session, _token_scope(session, project), stage, project.name), "content_digest": digest}
     req.content_digest = digest
     actor = _signer(req, ip, user_agent)
     revision = seal(session, actor, stage, req, content) if status == "approved" else None

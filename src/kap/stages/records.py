@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from kap.core.audit import record_audit
 from kap.core.db import utcnow
 from kap.core.deps import ProjectContext
+from kap.core.scope import ProjectScope
 from kap.documents.models import Artifact
 from kap.stages.models import SignoffRequest, Stage, StageArtifact
 from kap.stages.schemas import ArtifactRef, SignoffRequestRead
@@ -57,7 +58,7 @@ def move_stage(session: Session, actor: Actor, stage: Stage, status: str, **deta
           **{"from": old, "to": status}, **details)
 
 
-def stage_artifacts(session: Session, project_id: uuid.UUID,
+def stage_artifacts(session: Session, scope: ProjectScope,
                     stage_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[ArtifactRef]]:
     """The documents attached to each stage, by name."""
     out: dict[uuid.UUID, list[ArtifactRef]] = {sid: [] for sid in stage_ids}
@@ -66,7 +67,7 @@ def stage_artifacts(session: Session, project_id: uuid.UUID,
     rows = session.execute(
         select(StageArtifact.stage_id, Artifact)
         .join(Artifact, Artifact.id == StageArtifact.artifact_id)
-        .where(StageArtifact.project_id == project_id, StageArtifact.stage_id.in_(stage_ids))
+        .where(StageArtifact.project_id == scope.project_id, StageArtifact.stage_id.in_(stage_ids))
         .order_by(Artifact.name, Artifact.id)
     ).all()
     for stage_id, art in rows:
@@ -74,9 +75,9 @@ def stage_artifacts(session: Session, project_id: uuid.UUID,
     return out
 
 
-def snapshot(session: Session, stage: Stage, project_name: str) -> dict[str, Any]:
+def snapshot(session: Session, scope: ProjectScope, stage: Stage, project_name: str) -> dict[str, Any]:
     """What the signer decided on: the stage as it stood and each attached document version."""
-    docs = stage_artifacts(session, stage.project_id, [stage.id])[stage.id]
+    docs = stage_artifacts(session, scope, [stage.id])[stage.id]
     return {
         "project": project_name,
         "stage": {"id": str(stage.id), "title": stage.title, "summary": stage.summary,

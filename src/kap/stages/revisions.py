@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kap.core.db import utcnow
+from kap.core.scope import ProjectScope
 from kap.stages.models import SignoffRequest, Stage, StageRevision
 from kap.stages.records import Actor, audit, move_stage, stage_artifacts
 
@@ -26,9 +27,9 @@ FIELDS = ("title", "summary", "planned_start", "planned_end")
 CHANGED_REASON = "changed after sign-off"
 
 
-def content_of(session: Session, stage: Stage) -> dict[str, Any]:
+def content_of(session: Session, scope: ProjectScope, stage: Stage) -> dict[str, Any]:
     """The stage's current content, as a signer sees it."""
-    docs = stage_artifacts(session, stage.project_id, [stage.id])[stage.id]
+    docs = stage_artifacts(session, scope, [stage.id])[stage.id]
     return {"title": stage.title, "summary": stage.summary or "",
             "planned_start": stage.planned_start.isoformat() if stage.planned_start else None,
             "planned_end": stage.planned_end.isoformat() if stage.planned_end else None,
@@ -50,14 +51,14 @@ def content_digest(content: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def revisions(session: Session, project_id: uuid.UUID, stage_ids: list[uuid.UUID]) -> dict[uuid.UUID,
-                                                                                           list[StageRevision]]:
+def revisions(session: Session, scope: ProjectScope,
+              stage_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[StageRevision]]:
     """Every revision of each stage, newest first."""
     out: dict[uuid.UUID, list[StageRevision]] = {sid: [] for sid in stage_ids}
     if not stage_ids:
         return out
     rows = session.scalars(select(StageRevision).where(
-        StageRevision.project_id == project_id, StageRevision.stage_id.in_(stage_ids))
+        StageRevision.project_id == scope.project_id, StageRevision.stage_id.in_(stage_ids))
         .order_by(StageRevision.number.desc()))
     for rev in rows:
         out[rev.stage_id].append(rev)
@@ -108,12 +109,12 @@ def seal(session: Session, actor: Actor, stage: Stage, req: SignoffRequest, cont
     return rev
 
 
-def after_edit(session: Session, actor: Actor, stage: Stage) -> StageRevision | None:
+def after_edit(session: Session, scope: ProjectScope, actor: Actor, stage: Stage) -> StageRevision | None:
     """Record an edit of a signed stage as its draft revision and take the stage out of signed off."""
     latest = _latest(session, stage)
     if latest is None:
         return None
-    content = content_of(session, stage)
+    content = content_of(session, scope, stage)
     if latest.state == "signed" and revision_content(latest) == content:
         return None
     draft = latest if latest.state == "draft" else _new_revision(session, stage, latest, "draft", actor.user_id)

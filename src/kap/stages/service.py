@@ -17,6 +17,7 @@ from kap.core.deps import ProjectContext
 from kap.core.errors import Conflict, NotFound, ValidationFailed
 from kap.core.models import OrgMember, ProjectMember
 from kap.core.permissions import org_admin_roles
+from kap.core.scope import ProjectScope
 from kap.documents.models import Artifact
 from kap.stages.models import SignoffRequest, Stage, StageArtifact, StageRevision
 from kap.stages.records import actor_of, audit, move_stage, request_read, revoke_open_requests, stage_artifacts
@@ -43,20 +44,20 @@ def editable_stage(ctx: ProjectContext, stage_id: uuid.UUID) -> Stage:
     return stage
 
 
-def _live_stages(session: Session, project_id: uuid.UUID, *, archived: bool = False) -> list[Stage]:
-    stmt = select(Stage).where(Stage.project_id == project_id, Stage.deleted_at.is_(None))
+def _live_stages(session: Session, scope: ProjectScope, *, archived: bool = False) -> list[Stage]:
+    stmt = select(Stage).where(Stage.project_id == scope.project_id, Stage.deleted_at.is_(None))
     if not archived:
         stmt = stmt.where(Stage.archived_at.is_(None))
     return list(session.scalars(stmt.order_by(Stage.position, Stage.created_at, Stage.id)))
 
 
-def _latest_requests(session: Session, project_id: uuid.UUID,
+def _latest_requests(session: Session, scope: ProjectScope,
                      stage_ids: list[uuid.UUID]) -> dict[uuid.UUID, SignoffRequest]:
     latest: dict[uuid.UUID, SignoffRequest] = {}
     if not stage_ids:
         return latest
     rows = session.scalars(select(SignoffRequest).where(
-        SignoffRequest.project_id == project_id, SignoffRequest.stage_id.in_(stage_ids))
+        SignoffRequest.project_id == scope.project_id, SignoffRequest.stage_id.in_(stage_ids))
         .order_by(SignoffRequest.created_at.desc(), SignoffRequest.id))
     for req in rows:
         latest.setdefault(req.stage_id, req)
@@ -70,38 +71,38 @@ def _revision_read(rev: StageRevision) -> RevisionRead:
                         created_at=rev.created_at, signed_at=rev.signed_at)
 
 
-def _seal_view(session: Session, stage: Stage, revs: list[StageRevision]) -> dict[str, Any]:
+def _seal_view(session: Session, scope: ProjectScope, stage: Stage, revs: list[StageRevision]) -> dict[str, Any]:
     """The signed revision, and what changed since, for a stage with a sign-off in its history."""
     signed = next((r for r in revs if r.state == "signed"), None)
     if signed is None:
         return {}
-    changes = diff(revision_content(signed), content_of(session, stage))
+    changes = diff(revision_content(signed), content_of(session, scope, stage))
     return {"signed_revision": _revision_read(signed), "changes": [ChangeRead(**c) for c in changes],
             "changed_after_signoff": bool(revs[0].state == "draft" and stage.status != "signed_off")}
 
 
-def _reads(session: Session, project_id: uuid.UUID, stages: list[Stage]) -> list[StageRead]:
+def _reads(session: Session, scope: ProjectScope, stages: list[Stage]) -> list[StageRead]:
     ids = [s.id for s in stages]
-    docs = stage_artifacts(session, project_id, ids)
-    latest = _latest_requests(session, project_id, ids)
-    revs = revisions(session, project_id, ids)
+    docs = stage_artifacts(session, scope, ids)
+    latest = _latest_requests(session, scope, ids)
+    revs = revisions(session, scope, ids)
     return [StageRead(id=s.id, project_id=s.project_id, title=s.title, order=s.position, status=s.status,
                       planned_start=s.planned_start, planned_end=s.planned_end, owner_id=s.owner_id,
                       summary=s.summary, artifacts=docs[s.id],
                       latest_request=request_read(latest[s.id]) if s.id in latest else None,
                       revisions=[_revision_read(r) for r in revs[s.id]], archived_at=s.archived_at,
-                      created_at=s.created_at, updated_at=s.updated_at, **_seal_view(session, s, revs[s.id]))
+                      created_at=s.created_at, updated_at=s.updated_at, **_seal_view(session, scope, s, revs[s.id]))
             for s in stages]
 
 
 def stage_read(ctx: ProjectContext, stage: Stage) -> StageRead:
     """The API view of one stage."""
-    return _reads(ctx.session, ctx.project_id, [stage])[0]
+    return _reads(ctx.session, ctx.scope, [stage])[0]
 
 
 def list_stages(ctx: ProjectContext, *, archived: bool = False) -> list[StageRead]:
     """The project's stages in order (archived ones too when asked)."""
-    return _reads(ctx.session, ctx.project_id, _live_stages(ctx.session, ctx.project_id, archived=archived))
+    return _reads(ctx.session, ctx.scope, _live_stages(ctx.session, ctx.scope, archived=archived))
 
 
 def _next_position(ctx: ProjectContext) -> int:
@@ -198,7 +199,7 @@ def update_stage(ctx: ProjectContext, stage_id: uuid.UUID, body: StageUpdate) ->
         stage.updated_at = utcnow()
         audit(ctx.session, actor_of(ctx), "stage.updated", "stage", stage.id, title=stage.title, changed=changed)
         ctx.session.flush()
-        after_edit(ctx.session, actor_of(ctx), stage)
+        after_edit(ctx.session, ctx.scope, actor_of(ctx), stage)
     if body.status is not None:
         move_stage(ctx.session, actor_of(ctx), stage, body.status)
     ctx.session.flush()
@@ -213,15 +214,15 @@ def _check_dates(start: date | None, end: date | None) -> None:
 def set_documents(ctx: ProjectContext, stage_id: uuid.UUID, artifact_ids: list[uuid.UUID]) -> StageRead:
     """Attach exactly these project documents to a stage (detaching the others)."""
     stage = editable_stage(ctx, stage_id)
-    before = [str(d.id) for d in stage_artifacts(ctx.session, ctx.project_id, [stage.id])[stage.id]]
+    before = [str(d.id) for d in stage_artifacts(ctx.session, ctx.scope, [stage.id])[stage.id]]
     _set_artifacts(ctx, stage, artifact_ids)
     ctx.session.flush()
-    after = [str(d.id) for d in stage_artifacts(ctx.session, ctx.project_id, [stage.id])[stage.id]]
+    after = [str(d.id) for d in stage_artifacts(ctx.session, ctx.scope, [stage.id])[stage.id]]
     if sorted(before) != sorted(after):
         stage.updated_at = utcnow()
         audit(ctx.session, actor_of(ctx), "stage.documents_set", "stage", stage.id, title=stage.title,
               attached=sorted(set(after) - set(before)), detached=sorted(set(before) - set(after)))
-        after_edit(ctx.session, actor_of(ctx), stage)
+        after_edit(ctx.session, ctx.scope, actor_of(ctx), stage)
     ctx.session.flush()
     return stage_read(ctx, stage)
 

@@ -128,7 +128,7 @@ def _issue(ctx: ProjectContext, stage: Stage, *, email_to: str, name: str | None
     mail = invitation(to=email_to, recipient_name=name,
                       requester=requester_name or "The project team",  # a person's name, never a user id
                       project_name=ctx.project_name, stage=stage,
-                      documents=stage_artifacts(ctx.session, ctx.project_id, [stage.id])[stage.id],
+                      documents=stage_artifacts(ctx.session, ctx.scope, [stage.id])[stage.id],
                       message=message, link=link, expires_at=now + timedelta(hours=hours))
     mail.sender_name = brand_of(ctx.session, ctx.org_id).name
     mail.reply_to = requester.email if requester and requester.email else None
@@ -233,14 +233,15 @@ def decide_internal(ctx: ProjectContext, stage_id: uuid.UUID, body: InternalDeci
     user = ctx.session.get(User, ctx.user_id) if ctx.user_id else None
     email = (user.email if user else None) or ctx.identity.email or ctx.identity.label
     signer = body.name or (user.name if user else None) or email
-    content = content_of(ctx.session, stage)
+    content = content_of(ctx.session, ctx.scope, stage)
     digest = content_digest(content)
+    sealed = snapshot(ctx.session, ctx.scope, stage, ctx.project_name)
     req = SignoffRequest(org_id=ctx.org_id, project_id=ctx.project_id, stage_id=stage.id, channel="internal",
                          recipient_email=email, recipient_name=signer, status=status, created_by=ctx.user_id,
                          created_at=now, expires_at=now, decided_at=now, open_count=0, signer_name=signer,
                          signer_email=email, signer_user_id=ctx.user_id, note=body.note or None,
                          decided_ip=ctx.ip, decided_user_agent=(ctx.user_agent or "")[:400] or None,
-                         snapshot={**snapshot(ctx.session, stage, ctx.project_name), "content_digest": digest},
+                         snapshot={**sealed, "content_digest": digest},
                          content_digest=digest)
     ctx.session.add(req)
     ctx.session.flush()
