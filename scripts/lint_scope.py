@@ -51,10 +51,9 @@ TRUSTED_PACKAGES: dict[str, str] = {
     "kap.sentinel": "reads other projects on purpose, to prove nothing comes back",
 }
 
-# module:function -> why the query is safe without a scope argument. Each entry is a
-# helper still taking a bare (session, project_id) or authorising by other means; the
-# list only shrinks (a stale entry fails the lint).
-_BARE = "bare (session, project_id) helper: every caller passes ctx.project_id or a scoped row's; to convert"
+# module:function -> why the query is safe without a scope argument: each entry authorises
+# by other means (a token, an org context, a trusted walk). The list only shrinks (a stale
+# entry fails the lint).
 ALLOWLIST: dict[str, str] = {
     "kap.core.deps:service_context": "looks the named project up to mint its service scope",
     "kap.admin.api:org_audit": "resolves its OrgContext (org owners/admins) first and filters by its org_id",
@@ -71,9 +70,6 @@ ALLOWLIST: dict[str, str] = {
     "kap.stages.signoff:_record_sent": "an after-commit mail callback named by a request id its request already scoped",
     "kap.stages.signoff:_expire": "the scheduled expiry walks every project on the service engine",
     "kap.stages.signoff:expire_overdue": "the scheduled expiry walks every project on the service engine",
-    "kap.ask.vectors:coverage": _BARE,
-    "kap.ask.vectors:dense_ids": _BARE,
-    "kap.ask.vectors:embed_pending": _BARE + " (also run by the embedding job)",
     "kap.ask.vectors:projects_pending": "the embedding job lists every project with work waiting",
 }
 

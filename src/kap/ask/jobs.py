@@ -12,6 +12,7 @@ import uuid
 from kap.ask.embeddings import EmbeddingsUnavailable, configured_embedder
 from kap.ask.vectors import embed_pending, projects_pending
 from kap.core.jobs import current_runtime, periodic, task
+from kap.core.scope import trusted_scope
 
 log = logging.getLogger("kap.ask.jobs")
 MAX_BATCHES = 10_000
@@ -27,7 +28,8 @@ def embed_project(project_id: str) -> None:
     pid = uuid.UUID(project_id)
     for _ in range(MAX_BATCHES):
         with runtime.db.service_transaction() as session:
-            if embed_pending(session, pid, embedder) == 0:
+            scope = trusted_scope(session, pid, purpose="ask-embed")
+            if scope is None or embed_pending(session, scope, embedder) == 0:
                 return
 
 

@@ -273,13 +273,13 @@ def dense_hits(ctx: ProjectContext, settings: Settings, question: Question) -> t
     except EmbeddingsUnavailable:
         return [], "fulltext", ["Semantic search is unavailable right now; these are full-text results."]
     tag = model_tag(embedder.name, len(query))
-    cover = coverage(ctx.session, ctx.project_id, tag)
+    cover = coverage(ctx.session, ctx.scope, tag)
     if not cover.complete:
         if cover.total:
             return [], "fulltext", [f"{BUILDING} ({cover.embedded} of {cover.total} passages); "
                                     "these are full-text results."]
         return [], "fulltext", []
-    return load_candidates(ctx, dense_ids(ctx.session, ctx.project_id, tag, unit(query))), "hybrid", []
+    return load_candidates(ctx, dense_ids(ctx.session, ctx.scope, tag, unit(query))), "hybrid", []
 
 
 def schedule_embedding(ctx: ProjectContext) -> None:
