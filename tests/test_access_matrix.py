@@ -58,7 +58,7 @@ def _cases() -> list[RouteCase]:
             actions = [c.action for c in calls if isinstance(c, ActionDependency)]
             also = tuple(a for c in calls if isinstance(c, ActionDependency) for a in c.also)
             for method in sorted((route.methods or set()) - {"HEAD", "OPTIONS"}):
-                cases.append(RouteCase(method, route.path, route, actions[0] if actions else None,
+                cases.append(RouteCase(method, route.path_format, route, actions[0] if actions else None,
                                        require_identity in calls or bool(actions), internal_only in calls, also))
     return cases
 

@@ -22,8 +22,9 @@ from kap.backups.pages import router as backups_pages
 from kap.comms.api import router as comms_router
 from kap.comms.pages import router as comms_pages
 from kap.core import jobs
-from kap.core.http import EdgeMiddleware, RequestIdFilter, document_errors, install_error_handlers
+from kap.core.http import EdgeMiddleware, RequestIdFilter, install_error_handlers
 from kap.core.migrate import migrate
+from kap.core.openapi import document_statuses
 from kap.core.runtime import Runtime
 from kap.core.settings import Settings, get_settings
 from kap.documents import models as _documents_models  # noqa: F401  (registers the tables)
@@ -91,7 +92,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    document_errors(app)
+    document_statuses(app)
     return app
 
 

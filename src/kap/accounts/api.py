@@ -12,7 +12,7 @@ from pydantic import BaseModel, EmailStr
 from sqlalchemy import select
 
 from kap.core.deps import CurrentIdentity, RuntimeDep, ServiceSession, UserSession, limit_anonymous
-from kap.core.errors import Gone
+from kap.core.errors import Gone, raises
 from kap.core.login import consume_login_token, end_session, send_login_link, set_session_cookies
 from kap.core.models import Org, OrgMember, User
 from kap.core.schemas import Ok, Strict
@@ -92,6 +92,7 @@ def request_magic_link(body: MagicLinkRequest, _: Anonymous, session: ServiceSes
 
 
 @router.post("/api/auth/magic-link/consume")
+@raises(Gone)
 def consume_magic_link(body: MagicLinkConsume, _: Anonymous, session: ServiceSession,
                        runtime: RuntimeDep, response: Response) -> SignedIn:
     """Exchange a magic-link token for a session cookie."""

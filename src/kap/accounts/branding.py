@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from kap.core.branding import MAX_LOGO_BYTES, brand_of, sniff_logo
 from kap.core.deps import CurrentIdentity, OrgContext, UserSession, resolve_org_admin
-from kap.core.errors import KapError, NotFound, ValidationFailed
+from kap.core.errors import Forbidden, KapError, NotFound, ValidationFailed, raises
 from kap.core.models import Org, OrgMember
 from kap.core.schemas import Ok, Strict
 
@@ -62,6 +62,7 @@ def get_branding(org_id: uuid.UUID, identity: CurrentIdentity, session: UserSess
 
 
 @router.put("/{org_id}/branding")
+@raises(Forbidden)
 def set_branding(org_id: uuid.UUID, body: BrandingIn, identity: CurrentIdentity,
                  session: UserSession) -> BrandingRead:
     """Set the display name clients see (org owners and admins); empty falls back to the org's name."""
@@ -74,6 +75,7 @@ def set_branding(org_id: uuid.UUID, body: BrandingIn, identity: CurrentIdentity,
 
 
 @router.put("/{org_id}/logo")
+@raises(Forbidden, LogoTooLarge, LogoRefused, ValidationFailed)
 async def set_logo(org_id: uuid.UUID, identity: CurrentIdentity, session: UserSession,
                    file: Logo = None) -> BrandingRead:
     """Upload the logo shown on the signer's page (org owners and admins)."""
@@ -94,6 +96,7 @@ async def set_logo(org_id: uuid.UUID, identity: CurrentIdentity, session: UserSe
 
 
 @router.delete("/{org_id}/logo")
+@raises(Forbidden)
 def delete_logo(org_id: uuid.UUID, identity: CurrentIdentity, session: UserSession) -> BrandingRead:
     """Remove the logo."""
     ctx = _org_admin(session, identity, org_id)

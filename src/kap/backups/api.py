@@ -19,6 +19,7 @@ from kap.backups.schemas import (
     RunResult,
 )
 from kap.core.deps import ProjectContext, RuntimeDep, require
+from kap.core.errors import Busy, Conflict, NotFound, UnsupportedMediaType, ValidationFailed, raises
 from kap.core.http import attachment_headers, content_types
 from kap.core.permissions import Action
 
@@ -37,12 +38,14 @@ def list_backups(ctx: BackupsRead, runtime: RuntimeDep) -> BackupList:
 
 
 @router.get("/backups/contents")
+@raises(NotFound, ValidationFailed)
 def backup_contents(ctx: BackupsRead, runtime: RuntimeDep, backup_key: Key) -> BackupContents:
     """The entries of one backup, with size and type."""
     return service.contents(ctx, runtime, backup_key)
 
 
 @router.get("/backups/download", response_model=None, responses=content_types("application/zip", "*/*"))
+@raises(NotFound, ValidationFailed)
 def download_backup(ctx: BackupsRead, runtime: RuntimeDep, backup_key: Key,
                     entry: Annotated[str | None, Query(max_length=400)] = None) -> StreamingResponse:
     """The whole backup ZIP, or one entry of it, streamed."""
@@ -51,12 +54,14 @@ def download_backup(ctx: BackupsRead, runtime: RuntimeDep, backup_key: Key,
 
 
 @router.post("/backups/run")
+@raises(Conflict)
 def run_backup(ctx: BackupsRun, runtime: RuntimeDep) -> RunResult:
     """Back up the project now (today's backup is replaced)."""
     return service.run_now(ctx, runtime)
 
 
 @router.post("/backups/store-and-reingest")
+@raises(Busy, Conflict, NotFound, UnsupportedMediaType, ValidationFailed)
 def store_and_reingest(ctx: BackupsRestore, runtime: RuntimeDep, backup_key: Key,
                        artifact_name: Annotated[str, Query(max_length=400)]) -> ReingestResult:
     """Store one file from a backup back into the project and ingest it like an upload."""
@@ -64,6 +69,7 @@ def store_and_reingest(ctx: BackupsRestore, runtime: RuntimeDep, backup_key: Key
 
 
 @router.post("/backups/restore")
+@raises(Conflict, NotFound, ValidationFailed)
 def restore_backup(ctx: BackupsRestore, runtime: RuntimeDep, backup_key: Key, body: RestoreCreate) -> RestoreResult:
     """Restore the whole project from a backup into a new project, or over this one after confirmation."""
     return service.restore_project(ctx, runtime, backup_key, body.target, body.confirm)

@@ -32,7 +32,7 @@ from kap.backups.schemas import (
 from kap.backups.writer import Actor, backup_project, last_backup, next_backup_window, trim_project
 from kap.core.db import utcnow
 from kap.core.deps import ProjectContext
-from kap.core.errors import Conflict, NotFound, ValidationFailed
+from kap.core.errors import Busy, NotFound, ValidationFailed
 from kap.core.jobs import enqueue_after_commit
 from kap.core.links import document_link, project_link
 from kap.core.runtime import Runtime
@@ -241,7 +241,7 @@ def _existing_document(ctx: ProjectContext, artifact_id: uuid.UUID | None) -> Ar
 def _new_version(ctx: ProjectContext, runtime: Runtime, artifact: Artifact, stream: Any, name: str) -> Artifact:
     """Put the backup's bytes under the document's next storage key and extract them like an upload."""
     if artifact.status in ("queued", "processing"):
-        raise Conflict("the document is being processed; try again when it is done", code="busy")
+        raise Busy("the document is being processed; try again when it is done")
     storage = runtime.storage.artifacts
     staged = ingest.stage(runtime.settings, stream, name)
     try:

@@ -25,9 +25,10 @@ from kap.comms.schemas import (
 )
 from kap.core.db import utcnow
 from kap.core.deps import ProjectContext, RuntimeDep, ServiceSession, limit_anonymous, request_address, require
-from kap.core.errors import NotFound, ServiceUnavailable
+from kap.core.errors import Conflict, Forbidden, NotConfigured, NotFound, ServiceUnavailable, ValidationFailed, raises
 from kap.core.mail import Mail
 from kap.core.models import Project
+from kap.core.openapi import html_page
 from kap.core.permissions import Action
 from kap.core.runtime import Runtime
 
@@ -70,6 +71,7 @@ def get_subscriptions(ctx: SubscriptionsSelf, runtime: RuntimeDep) -> Subscripti
 
 
 @router.put("/api/subscriptions")
+@raises(Forbidden)
 def put_subscriptions(body: SubscriptionsUpdate, ctx: SubscriptionsSelf, runtime: RuntimeDep) -> SubscriptionsRead:
     """Change the caller's own categories; pm and above may replace the external recipients."""
     service.update_subscriptions(ctx, body)
@@ -84,6 +86,7 @@ def preview_digest(ctx: DigestPreview, runtime: RuntimeDep) -> DigestPreviewRead
 
 
 @router.post("/api/digest/send")
+@raises(ValidationFailed, ServiceUnavailable)
 def send_digest_now(ctx: DigestSend, runtime: RuntimeDep, body: DigestSendRequest | None = None) -> DigestSent:
     """Send the digest now to `to`, or to DIGEST_TEST_EMAIL."""
     to, digest, result = service.send_now(ctx, runtime, body.to if body else None)
@@ -120,7 +123,7 @@ def _describe(session: Any, token: str) -> tuple[str, str] | None:
 INVALID = "This unsubscribe link is not valid. It may have been mistyped or cut short."
 
 
-@router.get("/unsubscribe/{token}", response_class=HTMLResponse)
+@router.get("/unsubscribe/{token}", response_class=HTMLResponse, responses=html_page(404))
 def unsubscribe_page(token: str, _: Anonymous, session: ServiceSession) -> HTMLResponse:
     """Ask to confirm; nothing changes on GET (link scanners follow links)."""
     found = _describe(session, token)
@@ -130,7 +133,7 @@ def unsubscribe_page(token: str, _: Anonymous, session: ServiceSession) -> HTMLR
     return _page("Unsubscribe", f"Stop receiving the {what} of {project}?", action=f"/unsubscribe/{token}")
 
 
-@router.post("/unsubscribe/{token}", response_class=HTMLResponse)
+@router.post("/unsubscribe/{token}", response_class=HTMLResponse, responses=html_page(404))
 def unsubscribe_now(token: str, request: Request, _: Anonymous, session: ServiceSession,
                     runtime: RuntimeDep) -> HTMLResponse:
     """Unsubscribe: the confirm button and RFC 8058 one-click POSTs land here."""
@@ -144,6 +147,7 @@ def unsubscribe_now(token: str, request: Request, _: Anonymous, session: Service
 
 
 @router.post("/api/webhooks/mailgun")
+@raises(Forbidden, Conflict, NotConfigured)
 def mailgun_webhook(body: webhooks.MailgunWebhook, runtime: RuntimeDep) -> WebhookAccepted:
     """Record a Mailgun delivery event; unsigned, badly signed or replayed posts are refused."""
     webhooks.verify(runtime.settings.mailgun_webhook_signing_key, body.signature, utcnow())

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kap.core.audit import record_audit
 from kap.core.db import has_written
-from kap.core.errors import Forbidden, NotFound, Unauthorized
+from kap.core.errors import DbNotReady, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed, raises
 from kap.core.models import OrgMember, Project
 from kap.core.permissions import ACTIONS, ORG_ADMIN_FLOOR, Action, forbidden_message, is_org_admin, role_allows
 from kap.core.ratelimit import client_address
@@ -30,6 +30,7 @@ from kap.core.scope import ProjectScope, reach, trusted_scope, visible_project_i
 from kap.core.security import CSRF_HEADER, SESSION_COOKIE, Credentials, Identity
 
 
+@raises(DbNotReady)  # whatever reaches the runtime may find the database down
 async def get_runtime(request: Request) -> Runtime:
     # async: FastAPI runs sync dependencies in a worker thread; this one needs none.
     runtime: Runtime = request.app.state.runtime
@@ -62,6 +63,7 @@ def read_credentials(request: Request) -> Credentials:
                        method=request.method)
 
 
+@raises(Unauthorized, RateLimited, ValidationFailed)  # bad credentials, the limit, X-Dev-Role
 async def optional_identity(request: Request, runtime: RuntimeDep) -> Identity | None:
     """The caller's identity if one was presented; bad credentials are a 401.
 
@@ -93,6 +95,7 @@ def _identify(request: Request, runtime: Runtime, credentials: Credentials) -> I
     return identity
 
 
+@raises(Unauthorized)
 async def require_identity(identity: Annotated[Identity | None, Depends(optional_identity)]) -> Identity:
     """A signed-in user; the internal service bearer is refused here."""
     if identity is None:
@@ -103,6 +106,7 @@ async def require_identity(identity: Annotated[Identity | None, Depends(optional
     return identity
 
 
+@raises(RateLimited)
 def limit_anonymous(request: Request, runtime: RuntimeDep) -> None:
     """Rate-limit a public route by client address."""
     runtime.limiter.hit(f"ip:{request_address(request, runtime)}")
@@ -260,6 +264,7 @@ def service_context(session: Session, identity: Identity, project_id: uuid.UUID,
                           session=session, ip=ip, user_agent=user_agent, project_row=project)
 
 
+@raises(NotFound, Forbidden)  # the one 404 for "not yours", and a role too low
 class ActionDependency:
     """`Depends(require(Action.DOCUMENTS_WRITE))`: resolves the context and checks the action."""
 
@@ -294,6 +299,7 @@ def require(action: Action, *, also: tuple[Action, ...] = ()) -> Any:
     return Depends(_require_cache[key])
 
 
+@raises(Unauthorized)
 async def internal_only(identity: Annotated[Identity | None, Depends(optional_identity)]) -> Identity:
     """Accept only the INTERNAL_API_BEARER service identity."""
     if identity is None or not identity.is_internal:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+Declarable = TypeVar("Declarable", bound=Callable[..., Any])
 
 
 class KapError(Exception):
-    """A business error: a stable code, a message for people, an HTTP status."""
+    """A business error: a stable code, a message for people, an HTTP status.
+
+    A subclass names one kind of error; routes declare the kinds they answer
+    (`kap.core.openapi.raises`), so the OpenAPI document lists every status.
+    """
 
     status = 400
     code = "bad_request"
@@ -56,6 +63,13 @@ class Conflict(KapError):
     status, code = 409, "conflict"
 
 
+class Busy(Conflict):
+    status, code = 409, "busy"
+
+    def default_message(self) -> str:
+        return "the object is being processed; try again when it is done"
+
+
 class Gone(KapError):
     status, code = 410, "gone"
 
@@ -88,6 +102,36 @@ class DbNotReady(KapError):
 
 class ServiceUnavailable(KapError):
     status, code = 503, "unavailable"
+
+
+class NotConfigured(ServiceUnavailable):
+    """A feature the server was not configured for (a deliberate 503, not an outage)."""
+
+    status, code = 503, "not_configured"
+
+
+class MethodNotAllowed(KapError):
+    status, code = 405, "method_not_allowed"
+
+
+def raises(*errors: type[KapError]) -> Callable[[Declarable], Declarable]:
+    """Declare the errors a route or a dependency answers beyond those its parts imply.
+
+    `@raises(Busy)` under `@router.post(...)`: the OpenAPI document lists each declared
+    status with the error envelope (see `kap.core.openapi`). Dependencies carry theirs,
+    so a route lists the statuses of everything it depends on without repeating them.
+    """
+    def declare(target: Declarable) -> Declarable:
+        known: tuple[type[KapError], ...] = getattr(target, "__kap_raises__", ())
+        target.__kap_raises__ = (*known, *errors)  # type: ignore[attr-defined]
+        return target
+    return declare
+
+
+def declared_errors(target: object) -> tuple[type[KapError], ...]:
+    """The errors declared on a route, a dependency function or a dependency's class."""
+    found: tuple[type[KapError], ...] = getattr(target, "__kap_raises__", ())
+    return found
 
 
 def envelope(code: str, message: str, request_id: str | None,

@@ -399,65 +399,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, internal_error_handler)
 
 
-ERROR_SCHEMA = {
-    "type": "object", "required": ["ok", "error", "request_id"],
-    "properties": {
-        "ok": {"type": "boolean", "enum": [False]},
-        "error": {"type": "object", "required": ["code", "message"],
-                  "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                                 "details": {"type": "object"}}},
-        "request_id": {"type": ["string", "null"]},
-    },
-}
-_ERROR_TEXT = {400: "Malformed request", 401: "Not signed in, or bad credentials", 403: "Role too low",
-               404: "Not found (or not yours)", 405: "Method not allowed", 409: "Conflict with the current state",
-               410: "Gone (an expired or used link)", 413: "Body too large", 415: "Unsupported content type",
-               422: "Invalid input", 429: "Rate limited", 503: "Database or a service not ready"}
-_PUBLIC_API = ("/api/signoff/", "/api/auth/", "/api/webhooks/")
-_ONE_TIME_LINKS = ("/api/signoff/", "/api/auth/magic-link/consume", "/signoff/", "/unsubscribe/")
-
-
-def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
-    """The error statuses an operation can answer, from what the edge and the dependencies do."""
-    statuses = {429, 503}
-    if operation.get("parameters") or operation.get("requestBody"):
-        statuses |= {400, 422}
-    if method in ("post", "put", "patch", "delete"):
-        statuses |= {409, 413, 415}
-    if "{" in path:
-        statuses.add(404)
-    if path.startswith("/api/"):
-        statuses |= {404} if path.startswith(_PUBLIC_API) else {401, 403, 404}
-    if path.startswith(_ONE_TIME_LINKS):
-        statuses |= {404, 409, 410}
-    return statuses
-
-
 def content_types(*media_types: str) -> dict[int | str, dict[str, Any]]:
     """`responses=` for a route whose 200 is a file: the media types it can carry."""
     return {200: {"content": {t: {"schema": {"type": "string", "format": "binary"}} for t in media_types}}}
-
-
-def document_errors(app: FastAPI) -> None:
-    """Declare, in one place, the error statuses every operation can answer, all as the envelope."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = build()
-        schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
-        ref = {"$ref": "#/components/schemas/Error"}
-        for path, item in schema.get("paths", {}).items():
-            for method, operation in item.items():
-                responses = operation.setdefault("responses", {})
-                for status in sorted(_error_statuses(path, method, operation)):
-                    responses[str(status)] = {"description": _ERROR_TEXT[status],
-                                              "content": {"application/json": {"schema": ref}}}
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def dumps(data: Any) -> str:

@@ -19,7 +19,7 @@ from kap.core.deps import (
     resolve_project,
     service_context,
 )
-from kap.core.errors import Unauthorized
+from kap.core.errors import Busy, Conflict, NotFound, Unauthorized, UnsupportedMediaType, ValidationFailed, raises
 from kap.core.http import attachment_headers, content_types
 from kap.core.permissions import ACTIONS, Action
 from kap.core.schemas import Ok
@@ -84,18 +84,21 @@ IngestAccess = Annotated[ProjectContext, Depends(WriteOrInternal(Action.DOCUMENT
 
 
 @router.post("/ingest-sync")
+@raises(Conflict, UnsupportedMediaType, ValidationFailed)
 def ingest_sync(ctx: IngestAccess, file: Upload, runtime: RuntimeDep) -> IngestResult:
     """Upload a file and return once it is ready, in the Needs OCR lane, or failed."""
     return service.upload(ctx, runtime, file.file, file.filename, wait=True)
 
 
 @router.post("/ingest", status_code=status.HTTP_202_ACCEPTED)
+@raises(Conflict, UnsupportedMediaType, ValidationFailed)
 def ingest_async(ctx: DocumentsWrite, file: Upload, runtime: RuntimeDep) -> IngestResult:
     """Upload a file and queue its extraction; answers 202 with the queued document."""
     return service.upload(ctx, runtime, file.file, file.filename, wait=False)
 
 
 @router.post("/reingest-stored")
+@raises(Busy, NotFound)
 def reingest_stored(ctx: DocumentsWrite, artifact_id: uuid.UUID, runtime: RuntimeDep) -> IngestResult:
     """Re-extract a stored document without uploading it again."""
     return service.reingest(ctx, runtime, artifact_id)
@@ -126,6 +129,7 @@ def download_document(ctx: DocumentsRead, artifact_id: uuid.UUID, runtime: Runti
 
 
 @router.delete("/documents/{artifact_id}")
+@raises(Busy)
 def delete_document(ctx: DocumentsWrite, artifact_id: uuid.UUID) -> Ok:
     """Delete a document with its chunks and attachments."""
     service.delete_document(ctx, artifact_id)
@@ -138,7 +142,9 @@ def ocr_queue(ctx: DocumentsRead) -> OcrQueue:
     return service.ocr_queue(ctx)
 
 
-@router.post("/ocr/resolve", response_model=ArtifactRead)
+@router.post("/ocr/resolve", response_model=ArtifactRead,
+             responses={202: {"model": ArtifactRead, "description": "OCR queued as a job"}})
+@raises(Conflict, NotFound)
 def ocr_resolve(ctx: DocumentsWrite, artifact_id: uuid.UUID, body: OcrResolve) -> ArtifactRead | JSONResponse:
     """Resolve a lane document by OCR (a job; 202) or with pasted text (200)."""
     if body.mode == "text":
@@ -149,6 +155,7 @@ def ocr_resolve(ctx: DocumentsWrite, artifact_id: uuid.UUID, body: OcrResolve) -
 
 
 @router.get("/search")
+@raises(ValidationFailed)
 def search(ctx: SearchRead, q: Annotated[str, Query(min_length=1, max_length=500)],
            limit: Annotated[int, Query(ge=1, le=50)] = 10,
            match: Literal["all", "any", "auto"] = "auto") -> SearchResult:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from kap.core.db import has_written, utcnow
 from kap.core.deps import ProjectContext
-from kap.core.errors import Conflict, NotFound
+from kap.core.errors import Busy, Conflict, NotFound
 from kap.core.jobs import enqueue_after_commit
 from kap.core.runtime import Runtime
 from kap.documents import ingest
@@ -116,7 +116,7 @@ def reingest(ctx: ProjectContext, runtime: Runtime, artifact_id: uuid.UUID) -> I
     """Re-extract a stored document (after an extractor upgrade or a restore); bump its version."""
     artifact = get_artifact(ctx, artifact_id)
     if artifact.status in ("queued", "processing"):
-        raise Conflict("the document is being processed; try again when it is done", code="busy")
+        raise Busy("the document is being processed; try again when it is done")
     path = ingest.fetch(runtime.storage.artifacts, artifact, runtime.settings)
     _release_snapshot(ctx.session)
     try:

@@ -11,6 +11,7 @@ import uuid
 from fastapi import APIRouter
 
 from kap.core.deps import CurrentIdentity, UserSession
+from kap.core.errors import Forbidden, raises
 from kap.orgs import service
 from kap.orgs.schemas import OrgRead, OrgUpdate
 
@@ -24,6 +25,7 @@ def get_org(org_id: uuid.UUID, identity: CurrentIdentity, session: UserSession) 
 
 
 @router.patch("/{org_id}")
+@raises(Forbidden)
 def update_org(org_id: uuid.UUID, body: OrgUpdate, identity: CurrentIdentity, session: UserSession) -> OrgRead:
     """Set who may create projects: org owners and admins (the default) or every member (org owners and admins)."""
     return service.update_org(service.manage(session, identity, org_id), body)

@@ -16,6 +16,7 @@ from kap.core.deps import (
     request_address,
     require,
 )
+from kap.core.errors import Conflict, Forbidden, NotFound, ValidationFailed, raises
 from kap.core.login import send_invitation
 from kap.core.models import User
 from kap.core.permissions import Action
@@ -42,6 +43,7 @@ MembersManage = Annotated[ProjectContext, require(Action.MEMBERS_MANAGE)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
+@raises(Forbidden, NotFound, ValidationFailed)
 def create_project(body: ProjectCreate, request: Request, identity: CurrentIdentity,
                    session: UserSession, runtime: RuntimeDep) -> ProjectRead:
     """Create a project in the caller's org, with the caller as owner."""
@@ -82,6 +84,7 @@ def list_members(ctx: MembersRead) -> MemberList:
 
 
 @router.post("/{project_id}/members", status_code=status.HTTP_201_CREATED)
+@raises(Forbidden, NotFound, Conflict)
 def add_member(body: MemberAdd, ctx: MembersManage, runtime: RuntimeDep) -> MemberRead:
     """Add an org user by id, or invite anyone by email (a sign-in link is mailed)."""
     if body.user_id is not None:
@@ -104,11 +107,13 @@ def add_member(body: MemberAdd, ctx: MembersManage, runtime: RuntimeDep) -> Memb
 
 
 @router.patch("/{project_id}/members/{user_id}")
+@raises(Forbidden, Conflict)
 def change_member_role(user_id: uuid.UUID, body: MemberUpdate, ctx: MembersManage) -> MemberRead:
     return service.change_role(ctx, user_id, body.role)
 
 
 @router.delete("/{project_id}/members/{user_id}")
+@raises(Forbidden, Conflict)
 def remove_member(user_id: uuid.UUID, ctx: MembersRead) -> Ok:
     """Remove a member; any member may remove themselves (leave)."""
     service.remove_member(ctx, user_id)

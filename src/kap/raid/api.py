@@ -9,6 +9,8 @@ from fastapi import APIRouter, Query, status
 from fastapi.responses import Response
 
 from kap.core.deps import ProjectContext, require
+from kap.core.errors import Conflict, ValidationFailed, raises
+from kap.core.http import content_types
 from kap.core.permissions import Action
 from kap.raid import jobs as _jobs  # noqa: F401  (registers the extraction job)
 from kap.raid import service
@@ -47,7 +49,7 @@ def list_items(ctx: RaidRead, kind: Kind | None = None, status: StatusFilter = N
     return RaidItemList(items=_filtered(ctx, kind, status, owner, state, overdue, q))
 
 
-@router.get("/raid/export.csv", response_model=None)
+@router.get("/raid/export.csv", response_model=None, responses=content_types("text/csv"))
 def export_csv(ctx: RaidRead, kind: Kind | None = None, status: StatusFilter = None,
                owner: Annotated[str | None, Query(max_length=200)] = None, state: State | None = None) -> Response:
     """The log as a CSV file (the same filters as the list)."""
@@ -57,12 +59,13 @@ def export_csv(ctx: RaidRead, kind: Kind | None = None, status: StatusFilter = N
 
 
 @router.post("/raid", status_code=status.HTTP_201_CREATED)
+@raises(Conflict, ValidationFailed)
 def create_item(body: RaidItemCreate, ctx: RaidWrite) -> RaidItemRead:
     """Add an item by hand."""
     return service.create_item(ctx, body)
 
 
-@router.get("/raid/{item_id}")
+@router.get("/raid/{item_id:uuid}")
 def get_item(item_id: uuid.UUID, ctx: RaidRead) -> RaidItemDetail:
     """One item with its comments and what changed in it."""
     item = service.item_read(ctx, service.find_item(ctx, item_id))
@@ -70,13 +73,15 @@ def get_item(item_id: uuid.UUID, ctx: RaidRead) -> RaidItemDetail:
                           changes=service.list_changes(ctx, item_id))
 
 
-@router.patch("/raid/{item_id}")
+@router.patch("/raid/{item_id:uuid}")
+@raises(Conflict, ValidationFailed)
 def update_item(item_id: uuid.UUID, body: RaidItemUpdate, ctx: RaidWrite) -> RaidItemRead:
     """Edit an item's kind, reference, title, owner, due date, status, severity or details."""
     return service.update_item(ctx, item_id, body)
 
 
-@router.post("/raid/{item_id}/accept")
+@router.post("/raid/{item_id:uuid}/accept")
+@raises(Conflict, ValidationFailed)
 def accept_item(item_id: uuid.UUID, ctx: RaidWrite, body: RaidItemUpdate | None = None) -> RaidItemRead:
     """Take a suggested item into the log, with any edits given."""
     if body is not None and body.model_dump(exclude_unset=True):
@@ -84,18 +89,20 @@ def accept_item(item_id: uuid.UUID, ctx: RaidWrite, body: RaidItemUpdate | None 
     return service.set_state(ctx, item_id, "accepted")
 
 
-@router.post("/raid/{item_id}/dismiss")
+@router.post("/raid/{item_id:uuid}/dismiss")
+@raises(Conflict)
 def dismiss_item(item_id: uuid.UUID, ctx: RaidWrite) -> RaidItemRead:
     """Set a suggestion aside; it stays dismissed when the document is ingested again."""
     return service.set_state(ctx, item_id, "dismissed")
 
 
-@router.get("/raid/{item_id}/comments")
+@router.get("/raid/{item_id:uuid}/comments")
 def list_comments(item_id: uuid.UUID, ctx: RaidRead) -> CommentList:
     return CommentList(comments=service.list_comments(ctx, item_id))
 
 
-@router.post("/raid/{item_id}/comments", status_code=status.HTTP_201_CREATED)
+@router.post("/raid/{item_id:uuid}/comments", status_code=status.HTTP_201_CREATED)
+@raises(ValidationFailed)
 def add_comment(item_id: uuid.UUID, body: CommentCreate, ctx: RaidComment) -> CommentRead:
     """Comment on an item."""
     return service.add_comment(ctx, item_id, body)

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import Field
 
 from kap.core.deps import ProjectContext, RuntimeDep, require
+from kap.core.errors import Conflict, Forbidden, ValidationFailed, raises
 from kap.core.http import attachment_headers, content_types
 from kap.core.permissions import Action
 from kap.core.schemas import Ok, Strict
@@ -63,6 +64,7 @@ def list_stages(ctx: StagesRead, include_archived: bool = False) -> StageList:
 
 
 @router.post("/stages", status_code=status.HTTP_201_CREATED)
+@raises(ValidationFailed)
 def create_stage(body: StageCreate, ctx: StagesWrite) -> StageRead:
     """Add a stage."""
     return service.create_stage(ctx, body)
@@ -74,37 +76,42 @@ def apply_template(ctx: StagesWrite) -> StageList:
     return StageList(stages=service.apply_template(ctx))
 
 
-@router.get("/stages/{stage_id}")
+@router.get("/stages/{stage_id:uuid}")
 def get_stage(stage_id: uuid.UUID, ctx: StagesRead) -> StageRead:
     return service.stage_read(ctx, service.find_stage(ctx, stage_id))
 
 
-@router.patch("/stages/{stage_id}")
+@router.patch("/stages/{stage_id:uuid}")
+@raises(Conflict, ValidationFailed)
 def update_stage(stage_id: uuid.UUID, body: StageUpdate, ctx: StagesWrite) -> StageRead:
     """Edit a stage's title, order, dates, owner, summary, documents or working status."""
     return service.update_stage(ctx, stage_id, body)
 
 
-@router.put("/stages/{stage_id}/documents")
+@router.put("/stages/{stage_id:uuid}/documents")
+@raises(Conflict, ValidationFailed)
 def set_documents(stage_id: uuid.UUID, body: DocumentsIn, ctx: StagesWrite) -> StageRead:
     """Attach exactly these project documents to the stage; the signer sees them."""
     return service.set_documents(ctx, stage_id, body.artifact_ids)
 
 
-@router.post("/stages/{stage_id}/archive")
+@router.post("/stages/{stage_id:uuid}/archive")
+@raises(Conflict)
 def archive_stage(stage_id: uuid.UUID, ctx: StagesWrite) -> StageRead:
     """Take a stage off the plan; it, its revisions and certificates stay readable."""
     return service.archive_stage(ctx, stage_id)
 
 
-@router.delete("/stages/{stage_id}")
+@router.delete("/stages/{stage_id:uuid}")
+@raises(Conflict)
 def delete_stage(stage_id: uuid.UUID, ctx: StagesWrite) -> Ok:
     """Remove a stage never signed off (409 stage_signed_off otherwise: archive it)."""
     service.delete_stage(ctx, stage_id)
     return Ok()
 
 
-@router.post("/stages/{stage_id}/signoff-requests", status_code=status.HTTP_201_CREATED)
+@router.post("/stages/{stage_id:uuid}/signoff-requests", status_code=status.HTTP_201_CREATED)
+@raises(Conflict, ValidationFailed)
 def request_signoff(stage_id: uuid.UUID, body: SignoffRequestCreate, ctx: SignoffRequester,
                     runtime: RuntimeDep) -> SignoffRequested:
     """Mail a single-use sign-off link for the stage to an outside signer."""
@@ -113,19 +120,21 @@ def request_signoff(stage_id: uuid.UUID, body: SignoffRequestCreate, ctx: Signof
     return _issued(issued)
 
 
-@router.get("/stages/{stage_id}/signoff-requests")
+@router.get("/stages/{stage_id:uuid}/signoff-requests")
 def list_requests(stage_id: uuid.UUID, ctx: StagesRead) -> RequestList:
     """The stage's sign-off requests with their status (never their tokens)."""
     return RequestList(requests=signoff.list_requests(ctx, stage_id))
 
 
-@router.post("/stages/{stage_id}/signoff-requests/{request_id}/revoke")
+@router.post("/stages/{stage_id:uuid}/signoff-requests/{request_id}/revoke")
+@raises(Conflict)
 def revoke_request(stage_id: uuid.UUID, request_id: uuid.UUID, ctx: SignoffRequester) -> SignoffRequestRead:
     """Withdraw an open link."""
     return signoff.revoke_request(ctx, stage_id, request_id)
 
 
-@router.post("/stages/{stage_id}/signoff-requests/{request_id}/resend", status_code=status.HTTP_201_CREATED)
+@router.post("/stages/{stage_id:uuid}/signoff-requests/{request_id}/resend", status_code=status.HTTP_201_CREATED)
+@raises(Conflict, ValidationFailed)
 def resend_request(stage_id: uuid.UUID, request_id: uuid.UUID, ctx: SignoffRequester, runtime: RuntimeDep,
                    body: ResendIn | None = None) -> SignoffRequested:
     """Mail a fresh link to the same signer; the old one stops working."""
@@ -134,7 +143,8 @@ def resend_request(stage_id: uuid.UUID, request_id: uuid.UUID, ctx: SignoffReque
     return _issued(issued)
 
 
-@router.post("/stages/{stage_id}/decision")
+@router.post("/stages/{stage_id:uuid}/decision")
+@raises(Conflict, Forbidden)
 def decide_internal(stage_id: uuid.UUID, body: InternalDecisionIn, ctx: Decider,
                     runtime: RuntimeDep) -> SignoffRequestRead:
     """Record a decision in the app (owners, admins and members with the can_sign flag); the team is mailed."""
@@ -143,7 +153,7 @@ def decide_internal(stage_id: uuid.UUID, body: InternalDecisionIn, ctx: Decider,
     return decided
 
 
-@router.get("/stages/{stage_id}/signoff-certificate", response_model=None,
+@router.get("/stages/{stage_id:uuid}/signoff-certificate", response_model=None,
             responses=content_types("text/html", "application/pdf"))
 def signoff_certificate(stage_id: uuid.UUID, ctx: StagesRead, request_id: uuid.UUID | None = None,
                         format: Literal["html", "json", "pdf"] = "html") -> Response:

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from kap.core.deps import RuntimeDep, ServiceSession, limit_anonymous, request_address
-from kap.core.errors import NotFound
+from kap.core.errors import NotFound, raises
 from kap.core.http import attachment_headers
 from kap.documents.service import iter_stream
 from kap.stages.external import (
@@ -173,6 +173,7 @@ def _json(view: LinkView) -> SignoffLinkAnswer:
 
 
 @router.get("/api/signoff/{token}")
+@raises(LinkInvalid)
 def signoff_read(token: str, request: Request, _: Anonymous, session: ServiceSession,
                  runtime: RuntimeDep) -> SignoffLinkAnswer:
     """The request behind a token, for integrations; reading decides nothing."""
@@ -189,6 +190,7 @@ def signoff_code(token: str, request: Request, _: Anonymous, session: ServiceSes
 
 
 @router.post("/api/signoff/{token}")
+@raises(LinkInvalid, AlreadyDecided, ContentChanged)
 def signoff_decide(token: str, body: DecisionIn, request: Request, _: Anonymous, session: ServiceSession,
                    runtime: RuntimeDep) -> SignoffLinkAnswer:
     """Record a decision for a token, once: 409 already_decided after that."""
