@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -16,9 +15,11 @@ from sqlalchemy.orm import Session
 from kap.admin.activity import actor_name, details_text, filter_events, people, sentence
 from kap.admin.schemas import AuditEventRead, AuditPage, TelemetryPage, TelemetryRead
 from kap.core.deps import CurrentIdentity, ProjectContext, UserSession, require, resolve_org_admin
+from kap.core.errors import Forbidden, NotFound, raises
 from kap.core.http import content_types
 from kap.core.models import AuditEvent, TelemetryEvent
 from kap.core.permissions import Action
+from kap.core.schemas import Moment
 
 router = APIRouter(tags=["admin"])
 
@@ -46,8 +47,8 @@ class AuditFilters:
         self,
         action: str | None = Query(default=None, max_length=80),
         actor: str | None = Query(default=None, max_length=320),
-        since: datetime | None = None, until: datetime | None = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+        since: Moment | None = None, until: Moment | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
         format: Literal["json", "csv"] = "json",
     ) -> None:
         self.action, self.actor, self.since, self.until = action, actor, since, until
@@ -79,6 +80,7 @@ def project_audit(ctx: AuditRead, filters: Filters) -> AuditPage | Response:
 
 
 @router.get("/api/orgs/{org_id}/audit", response_model=AuditPage, responses=content_types("text/csv"))
+@raises(Forbidden)
 def org_audit(org_id: uuid.UUID, identity: CurrentIdentity, session: UserSession,
               filters: Filters) -> AuditPage | Response:
     """Audit events of a whole org, for org owners and admins (JSON or CSV)."""
@@ -109,10 +111,11 @@ def _csv_safe(value: str) -> str:
 
 
 @router.get("/api/telemetry")
+@raises(Forbidden, NotFound)
 def telemetry_events(
     identity: CurrentIdentity, session: UserSession, org_id: uuid.UUID | None = None,
     kind: str | None = Query(default=None, max_length=40),
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> TelemetryPage:
     """Telemetry (429s, 5xx, job failures) of an org the caller administers."""
     org = resolve_org_admin(session, identity, org_id)

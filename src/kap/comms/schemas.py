@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, EmailStr, Field, field_validator
+from pydantic import BaseModel, EmailStr, Field, StrictBool, field_validator
 
 from kap.comms.schedule import parse_hhmm
 from kap.core.schemas import Ok, Strict
@@ -44,7 +44,7 @@ class CommsSettingsUpdate(Strict):
     daily_cap: int | None = Field(default=None, ge=1, le=1000)
     digest_weekday: int | None = Field(default=None, ge=0, le=6)
     digest_hour: int | None = Field(default=None, ge=0, le=23)
-    digest_enabled: bool | None = None
+    digest_enabled: StrictBool | None = None
 
     _tz = field_validator("timezone")(_check_timezone)
     _clock = field_validator("quiet_start", "quiet_end")(_check_clock)
@@ -69,7 +69,7 @@ class ExternalRecipient(Strict):
 class SubscriptionsUpdate(Strict):
     """`mine` sets the caller's own categories; `external` (pm and above) replaces the external list."""
 
-    mine: dict[Category, bool] | None = None
+    mine: dict[Category, StrictBool] | None = None
     external: list[ExternalRecipient] | None = Field(default=None, max_length=200)
 
 

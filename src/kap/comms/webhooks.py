@@ -24,7 +24,7 @@ from kap.comms.models import Subscription, WebhookToken
 from kap.comms.scheduler import insert_ignore
 from kap.core.audit import record_audit
 from kap.core.db import new_id, utcnow
-from kap.core.errors import Conflict, Forbidden, ServiceUnavailable
+from kap.core.errors import Conflict, Forbidden, NotConfigured
 from kap.core.mail import MailSuppression, normalise_address
 from kap.core.models import EmailLog, ProjectMember, User
 from kap.core.permissions import Action, roles_allowed
@@ -73,12 +73,11 @@ class BounceFlag:
 def verify(signing_key: str | None, sig: MailgunSignature | None, now: datetime) -> None:
     """Raise unless the post carries a fresh, valid signature."""
     if not signing_key:
-        raise ServiceUnavailable("Mailgun webhooks are not configured (MAILGUN_WEBHOOK_SIGNING_KEY)",
-                                 code="not_configured")
+        raise NotConfigured("Mailgun webhooks are not configured (MAILGUN_WEBHOOK_SIGNING_KEY)")
     if sig is None:
         raise Forbidden("the webhook is not signed", code="unsigned")
     expected = hmac.new(signing_key.encode(), f"{sig.timestamp}{sig.token}".encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, sig.signature.lower()):
+    if not hmac.compare_digest(expected.encode(), sig.signature.lower().encode()):  # any text, never a 500
         raise Forbidden("the webhook signature does not match", code="invalid_signature")
     if not sig.timestamp.isdigit() or abs(now.timestamp() - int(sig.timestamp)) > MAX_AGE.total_seconds():
         raise Forbidden("the webhook timestamp is too old or in the future", code="stale_signature")

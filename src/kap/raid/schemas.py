@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from kap.core.schemas import Ok, Strict
+from kap.core.schemas import Day, Ok, Strict
 
 Kind = Literal["action", "risk", "issue", "decision"]
 State = Literal["suggested", "accepted", "dismissed"]
@@ -22,7 +22,7 @@ class RaidItemCreate(Strict):
     ref: str | None = Field(default=None, max_length=40, pattern=r"^[A-Za-z0-9#][A-Za-z0-9#._-]*$")
     details: str = Field(default="", max_length=20_000)
     owner: str | None = Field(default=None, max_length=200)
-    due: date | None = None
+    due: Day | None = None
     status: Status = "open"
     severity: Severity | None = None
 
@@ -33,7 +33,7 @@ class RaidItemUpdate(Strict):
     ref: str | None = Field(default=None, max_length=40, pattern=r"^[A-Za-z0-9#][A-Za-z0-9#._-]*$")
     details: str | None = Field(default=None, max_length=20_000)
     owner: str | None = Field(default=None, max_length=200)
-    due: date | None = None
+    due: Day | None = None
     status: Status | None = None
     severity: Severity | None = None
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, EmailStr, Field, model_validator
 
-from kap.core.schemas import Ok, Strict
+from kap.core.schemas import Day, Ok, Strict
 
 EditableStatus = Literal["pending", "in_progress"]
 Decision = Literal["approve", "reject"]
@@ -24,8 +24,8 @@ class StageCreate(Strict):
     title: str = Field(min_length=1, max_length=200)
     order: int | None = Field(default=None, ge=0, le=10_000)
     status: EditableStatus = "pending"
-    planned_start: date | None = None
-    planned_end: date | None = None
+    planned_start: Day | None = None
+    planned_end: Day | None = None
     owner_id: uuid.UUID | None = None
     summary: str = Field(default="", max_length=20_000)
     artifact_ids: list[uuid.UUID] = Field(default_factory=list, max_length=100)
@@ -40,8 +40,8 @@ class StageUpdate(Strict):
     title: str | None = Field(default=None, min_length=1, max_length=200)
     order: int | None = Field(default=None, ge=0, le=10_000)
     status: EditableStatus | None = None
-    planned_start: date | None = None
-    planned_end: date | None = None
+    planned_start: Day | None = None
+    planned_end: Day | None = None
     owner_id: uuid.UUID | None = None
     summary: str | None = Field(default=None, max_length=20_000)
     artifact_ids: list[uuid.UUID] | None = Field(default=None, max_length=100)
