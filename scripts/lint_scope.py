@@ -38,6 +38,7 @@ LOOKUP_CALLS = {"get", "query"}
 # would be meaningless there.
 TRUSTED_MODULES: dict[str, str] = {
     "kap.core.scope": "the resolver itself: it decides who reaches which project",
+    "kap.core.mail": "the outbox updates the log rows of messages it queued itself, on the service engine",
     "kap.comms.scheduler": "the digest schedule walks every project on the service engine",
     "kap.stages.reminders": "sign-off reminders and expiry notices walk every project on the service engine",
     "kap.documents.jobs": "extraction jobs, named by an artifact id the request already scoped",

@@ -81,6 +81,23 @@ def test_a_rolled_back_savepoint_drops_only_its_own_mail(runtime: Runtime, db: D
     assert _outbox(data_dir, dropped) == []
 
 
+def test_a_released_savepoint_sends_nothing_until_its_transaction_commits(
+        runtime: Runtime, db: Database, data_dir: Path) -> None:
+    to = _address()
+
+    def release_then_fail() -> None:
+        with db.service_transaction() as session:
+            with session.begin_nested():
+                runtime.mailer.queue(session, Mail(to=to, subject="Never", text="Never"))
+            assert _outbox(data_dir, to) == []  # released, not committed: still waiting
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        release_then_fail()
+    assert _outbox(data_dir, to) == []
+    assert _logged(db, to) == 0
+
+
 def test_refused_signoff_request_mails_nothing(client: TestClient, world: World, data_dir: Path) -> None:
     pa = {"project_id": str(world.project_a)}
     stage = client.post("/api/stages", params=pa, json={"title": "Design"}, headers=world.h("pm")).json()

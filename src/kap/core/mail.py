@@ -1,10 +1,16 @@
 """Outgoing mail behind one interface: the outbox (default), SMTP or Mailgun's HTTP API.
 
-Every message goes through one queue: `Mailer.queue(session, mail)` adds it to the
-caller's transaction, and it is handed to the transport only after that transaction
-commits; a rollback (of the transaction, or of the savepoint it was queued in) drops
-it unsent. `Mailer.send(mail)` is the same queue on a transaction of its own, for work
-that has no caller transaction (jobs, webhooks). Every attempt is logged in `email_log`.
+Every message goes through one queue: `Mailer.queue(session, mail)` writes it, whole,
+as an `email_log` row (status `pending`) in the caller's transaction, and it is handed
+to the transport only after that transaction commits; a rollback (of the transaction,
+or of the savepoint it was queued in) drops the row and the message unsent.
+`Mailer.send(mail)` is the same queue on a transaction of its own, for work that has no
+caller transaction (jobs, webhooks). The row then records what the transport did.
+
+A process that dies between the commit and the hand-over leaves committed rows in
+`pending` (or `sending`); the recovery pass (at start and every minute) sends those
+whose process is gone, or that waited longer than KAP_RECOVERY_GRACE_SEC, after taking
+each with one conditional UPDATE, so no two processes send the same row.
 
 Addresses on the suppression list (hard bounces and complaints reported by Mailgun's
 webhooks) are never mailed again: the attempt is logged with status `suppressed`. A
@@ -21,24 +27,28 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 from email.utils import formataddr, make_msgid, parseaddr
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlparse
 
 import httpx
-from sqlalchemy import String, event, select
+from sqlalchemy import String, event, select, update
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from kap.core.db import Base, Database, UTCDateTime, new_id, utcnow
 from kap.core.models import EmailLog
+from kap.core.owner import owner_tag
 from kap.core.settings import Settings
 
 log = logging.getLogger("kap.mail")
 _QUEUE = "kap_mail_queue"
 _LISTENING = "kap_mail_listening"
 _LINE_BREAKS = re.compile(r"[\r\n\t]+")
+UNSENT = ("pending", "sending")
 # Headers the Mailgun form carries as fields of their own rather than as `h:` headers.
 _MAILGUN_OWN_HEADERS = {"from", "to", "subject", "content-type", "content-transfer-encoding",
                         "mime-version", "message-id"}
@@ -100,6 +110,8 @@ class QueuedMail:
     mail: Mail
     mailer: Mailer
     transaction: SessionTransaction
+    message: EmailMessage
+    log_id: uuid.UUID
     on_sent: Callable[[SendResult], None] | None = None
     result: SendResult | None = None
 
@@ -266,7 +278,14 @@ class Mailer:
             event.listen(session, "after_commit", _send_queued)
             event.listen(session, "after_soft_rollback", _drop_rolled_back)
         transaction = session.get_nested_transaction() or session.get_transaction() or session.begin()
-        item = QueuedMail(mail=mail, mailer=self, transaction=transaction, on_sent=on_sent)
+        message = build_message(mail, self.settings.kap_mail_from)
+        row = EmailLog(id=new_id(), org_id=mail.org_id, project_id=mail.project_id, kind=mail.kind,
+                       recipient=mail.to, subject=mail.subject, provider=self.transport.name,
+                       provider_id=str(message["Message-ID"]).strip("<>"), status="pending",
+                       raw=bytes(message), owner=owner_tag(), claimed_at=utcnow())
+        session.add(row)
+        item = QueuedMail(mail=mail, mailer=self, transaction=transaction, message=message, log_id=row.id,
+                          on_sent=on_sent)
         session.info.setdefault(_QUEUE, []).append(item)
         return item
 
@@ -278,15 +297,12 @@ class Mailer:
         return item.result
 
     def _transmit(self, item: QueuedMail) -> None:
-        mail = item.mail
-        result = self._suppressed(mail)
-        if result is None:
-            result = self._deliver(build_message(mail, self.settings.kap_mail_from))
-        try:
-            with self.db.service_transaction() as own:
-                result.log_id = self._log(own, mail, result)
-        except Exception:  # the message went out; a lost log row must not hide that
-            log.exception("could not log a sent message")
+        if not self._take(item.log_id, "pending"):  # a recovery pass elsewhere already took it
+            item.result = SendResult(status="taken", provider=self.transport.name, log_id=item.log_id)
+            return
+        result = self._hand_over(item.mail.to, item.message)
+        result.log_id = item.log_id
+        self._record(item.log_id, result)
         item.result = result
         if item.on_sent is not None:
             try:
@@ -294,19 +310,54 @@ class Mailer:
             except Exception:
                 log.exception("follow-up of a sent message failed")
 
-    @staticmethod
-    def _log(session: Session, mail: Mail, result: SendResult) -> uuid.UUID:
-        row = EmailLog(org_id=mail.org_id, project_id=mail.project_id, kind=mail.kind,
-                       recipient=mail.to, subject=mail.subject, provider=result.provider,
-                       provider_id=result.provider_id, status=result.status, error=result.error,
-                       path=result.path)
-        session.add(row)
-        session.flush()
-        return row.id
+    def _take(self, log_id: uuid.UUID, *states: str, owner: str | None = None) -> bool:
+        """Claim a committed, unsent message for this process (one conditional UPDATE)."""
+        stmt = update(EmailLog).where(EmailLog.id == log_id, EmailLog.status.in_(states or UNSENT))
+        if owner is not None:  # the recovery pass takes a row only from the owner it judged gone
+            stmt = stmt.where(EmailLog.owner == owner)
+        with self.db.service_transaction() as own:
+            taken = own.execute(stmt.values(status="sending", owner=owner_tag(), claimed_at=utcnow())
+                                .returning(EmailLog.id)).first()
+        return taken is not None
 
-    def _suppressed(self, mail: Mail) -> SendResult | None:
+    def _hand_over(self, to: str, message: EmailMessage) -> SendResult:
+        return self._suppressed(to) or self._deliver(message)
+
+    def _record(self, log_id: uuid.UUID, result: SendResult) -> None:
+        values: dict[str, object] = {"status": result.status, "provider": result.provider, "error": result.error,
+                                     "path": result.path, "raw": None}
+        if result.provider_id:
+            values["provider_id"] = result.provider_id
+        try:
+            with self.db.service_transaction() as own:
+                own.execute(update(EmailLog).where(EmailLog.id == log_id).values(**values))
+        except Exception:  # the message went out; a lost log update must not hide that
+            log.exception("could not record a sent message")
+
+    def send_unsent(self, abandoned: Callable[[str | None, datetime | None], bool]) -> int:
+        """Send the committed messages no live process is sending (a crash between commit and send)."""
         with self.db.service_session() as session:
-            entry = suppression_of(session, mail.to)
+            rows = session.execute(select(EmailLog.id, EmailLog.owner, EmailLog.claimed_at, EmailLog.recipient)
+                                   .where(EmailLog.status.in_(UNSENT)).order_by(EmailLog.created_at)).all()
+        sent = 0
+        for log_id, owner, claimed_at, to in rows:
+            if not abandoned(owner, claimed_at) or not self._take(log_id, owner=owner or ""):
+                continue
+            with self.db.service_session() as session:
+                raw = session.scalar(select(EmailLog.raw).where(EmailLog.id == log_id))
+            if raw is None:
+                continue
+            message = BytesParser(policy=policy.default).parsebytes(raw)
+            assert isinstance(message, EmailMessage)
+            self._record(log_id, self._hand_over(to, message))
+            sent += 1
+        if sent:
+            log.warning("sent %d message(s) a stopped process had committed but not sent", sent)
+        return sent
+
+    def _suppressed(self, to: str) -> SendResult | None:
+        with self.db.service_session() as session:
+            entry = suppression_of(session, to)
             if entry is None:
                 return None
             return SendResult(status="suppressed", provider=self.transport.name,
@@ -321,6 +372,8 @@ class Mailer:
 
 def _send_queued(session: Session) -> None:
     """After the outermost commit: hand every queued message to its transport."""
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint was released: the transaction it belongs to may still roll back
     pending: list[QueuedMail] = session.info.pop(_QUEUE, None) or []
     for item in pending:
         item.mailer._transmit(item)

@@ -6,10 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kap.core.db import Base, UTCDateTime, new_id, utcnow
+
+_UNSENT = text("status IN ('pending', 'sending')")
 
 ORG_ROLES = ("owner", "admin", "member")
 PROJECT_ROLES = ("owner", "admin", "pm", "lead", "member")
@@ -148,7 +150,10 @@ class EmailLog(Base):
     """Every message Kap sends or saves, whatever the backend."""
 
     __tablename__ = "email_log"
-    __table_args__ = (Index("ix_email_log_project_created", "project_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_email_log_project_created", "project_id", "created_at"),
+        Index("ix_email_log_unsent", "status", sqlite_where=_UNSENT, postgresql_where=_UNSENT),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     org_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
@@ -162,3 +167,8 @@ class EmailLog(Base):
     error: Mapped[str | None] = mapped_column(Text)
     path: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The message itself while it waits to go out (status pending/sending); cleared once handed over.
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    # The process that committed or took the message (core.owner tag), and when it took it.
+    owner: Mapped[str | None] = mapped_column(String(40))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

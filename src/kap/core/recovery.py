@@ -150,3 +150,9 @@ def sweep_partial_uploads(sweep: Pass) -> int:
                 path.unlink(missing_ok=True)
                 removed += 1
     return removed
+
+
+@recovery_step("unsent_mail")
+def send_unsent_mail(sweep: Pass) -> int:
+    """Send the messages a stopped process committed but never handed to the mail backend."""
+    return sweep.runtime.mailer.send_unsent(sweep.abandoned)
