@@ -23,9 +23,10 @@ from sqlalchemy import func, select
 from kap.ask.models import AskQuestion
 from kap.backups.models import BackupRun, RestoreActivity
 from kap.comms.models import CommsSettings, Subscription, WebhookToken
-from kap.core.db import Database
+from kap.core.db import Database, utcnow
 from kap.core.login import issue_login_token
 from kap.core.models import AuditEvent, EmailLog, LoginToken, Org, Project, ProjectMember, UserSession
+from kap.core.permissions import ACTIONS, changes_project
 from kap.core.security import CSRF_COOKIE, CSRF_HEADER
 from kap.documents.models import Artifact
 from kap.raid.models import RaidComment, RaidItem
@@ -35,6 +36,7 @@ from tests.comms.test_mailgun import SIGNING_KEY, signed
 from tests.conftest import FIXTURES, Factory, World
 from tests.tenant_rows import seed_every_table
 from tests.test_access_matrix import CASES as ROUTES
+from tests.test_access_matrix import RouteCase, _call
 from tests.test_web_shell import signed_in
 
 
@@ -224,10 +226,12 @@ def _rename(env: Env) -> None:
     assert env.get(Project, env.world.project_a).name == "A renamed"
 
 
-@case("DELETE /api/projects/{project_id}")
+@case("DELETE /api/projects/{project_id}", "POST /api/projects/{project_id}/unarchive")
 def _archive(env: Env) -> None:
     ok(env.api("DELETE", "/api/projects/{a}", "owner"))
     assert env.get(Project, env.world.project_a).archived_at is not None
+    ok(env.api("POST", "/api/projects/{a}/unarchive", "owner"))
+    assert env.get(Project, env.world.project_a).archived_at is None
 
 
 @case("GET /api/projects/{project_id}/members")
@@ -811,3 +815,44 @@ def env(app: Any, client: TestClient, world: World, db: Database, factory: Facto
 def test_route_case(env: Env, name: str) -> None:
     fn = next(f for f in CASES.values() if f.__name__ == name)
     fn(env)
+
+
+# --- an archived project is read-only -------------------------------------------------------------
+# Generated from the route table: a write route added later is expected to refuse an archived
+# project, and a read route to keep answering.
+
+WRITES = [r for r in ROUTES if r.action and changes_project(r.method, r.action)]
+READS = [r for r in ROUTES if r.action and not changes_project(r.method, r.action)]
+
+
+def _archived(db: Database, project: uuid.UUID) -> None:
+    with db.service_transaction() as s:
+        row = s.get(Project, project)
+        assert row is not None
+        row.archived_at = utcnow()
+
+
+def test_the_route_table_has_writes_and_reads() -> None:
+    assert len(WRITES) > 30
+    assert {r.id for r in READS if r.method != "GET"} == {
+        "POST /api/ask", "DELETE /api/projects/{project_id}", "POST /api/projects/{project_id}/unarchive"}
+
+
+@pytest.mark.parametrize("route", WRITES, ids=lambda r: r.id)
+def test_every_write_route_refuses_an_archived_project(client: TestClient, world: World, db: Database,
+                                                       route: RouteCase) -> None:
+    assert route.action
+    _archived(db, world.project_a)
+    response = _call(client, route, world.h(ACTIONS[route.action]), world.project_a, world.project_b)
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "project_archived"
+
+
+@pytest.mark.parametrize("route", READS, ids=lambda r: r.id)
+def test_every_read_route_still_answers_on_an_archived_project(client: TestClient, world: World, db: Database,
+                                                               route: RouteCase) -> None:
+    assert route.action
+    _archived(db, world.project_a)
+    response = _call(client, route, world.h(ACTIONS[route.action]), world.project_a, world.project_b)
+    assert response.status_code < 500, response.text
+    assert response.status_code not in (401, 403, 409), response.text

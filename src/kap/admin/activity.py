@@ -77,6 +77,7 @@ def sentence(event: AuditEvent, names: dict[str, str]) -> str:
         "project.created": f"{who} created the project {d.get('name', '')}".rstrip(),
         "project.renamed": f"{who} renamed the project from {d.get('old')} to {d.get('new')}",
         "project.archived": f"{who} archived the project",
+        "project.unarchived": f"{who} unarchived the project",
         "member.invited": f"{who} invited {_target_person(event, names, d)} as {_role(d.get('role'))}",
         "member.added": f"{who} added {_target_person(event, names, d)} as {_role(d.get('role'))}",
         "member.role_changed": f"{who} made {_target_person(event, names, d)} {_role(d.get('new'))} "

@@ -248,6 +248,12 @@ def active_projects(runtime: Runtime) -> list[uuid.UUID]:
                                     .order_by(Project.created_at, Project.id)))
 
 
+def archived_projects(runtime: Runtime) -> set[uuid.UUID]:
+    """Projects that are archived: the nightly job neither backs them up nor trims their backups."""
+    with runtime.db.service_session() as session:
+        return set(session.scalars(select(Project.id).where(Project.archived_at.is_not(None))))
+
+
 def _backed_up_projects(runtime: Runtime) -> set[tuple[uuid.UUID, uuid.UUID]]:
     found = set()
     for key in runtime.storage.backups.list("backups/"):
@@ -273,6 +279,8 @@ def run_nightly(runtime: Runtime, now: datetime | None = None) -> dict[str, Any]
         skipped += written.skipped
         done += not written.skipped
     trimmed = 0
+    archived = archived_projects(runtime)  # an archived project's schedules stop: its backups are kept
     for org_id, project_id in sorted(_backed_up_projects(runtime)):
-        trimmed += len(trim_project(runtime, org_id, project_id, now.date()))
+        if project_id not in archived:
+            trimmed += len(trim_project(runtime, org_id, project_id, now.date()))
     return {"backed_up": done, "skipped": skipped, "failed": failed, "trimmed": trimmed}

@@ -33,7 +33,7 @@ from kap.core.errors import NotFound
 from kap.core.mail import Mail, SendResult
 from kap.core.models import EmailLog, Project, ProjectMember
 from kap.core.runtime import Runtime
-from kap.core.scope import trusted_scope
+from kap.core.scope import live_project_ids, trusted_scope
 
 log = logging.getLogger("kap.comms")
 
@@ -134,8 +134,8 @@ def _ready(now: datetime) -> Any:
 
 
 def _candidates(db: Database, now: datetime, scope: Scope) -> list[uuid.UUID]:
-    stmt = (select(DigestSend.id).where(_ready(now)).order_by(DigestSend.created_at, DigestSend.id)
-            .limit(CLAIM_BATCH))
+    stmt = (select(DigestSend.id).where(_ready(now), DigestSend.project_id.in_(live_project_ids()))
+            .order_by(DigestSend.created_at, DigestSend.id).limit(CLAIM_BATCH))
     if scope is not None:
         stmt = stmt.where(DigestSend.project_id.in_(list(scope)))
     with db.service_session() as session:

@@ -21,9 +21,27 @@ from starlette.concurrency import run_in_threadpool
 
 from kap.core.audit import record_audit
 from kap.core.db import has_written
-from kap.core.errors import DbNotReady, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed, raises
+from kap.core.errors import (
+    DbNotReady,
+    Forbidden,
+    NotFound,
+    ProjectArchived,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+    raises,
+)
 from kap.core.models import OrgMember, Project
-from kap.core.permissions import ACTIONS, ORG_ADMIN_FLOOR, Action, forbidden_message, is_org_admin, role_allows
+from kap.core.permissions import (
+    ACTIONS,
+    ORG_ADMIN_FLOOR,
+    Action,
+    changes_project,
+    forbidden_message,
+    is_org_admin,
+    offered_while_archived,
+    role_allows,
+)
 from kap.core.ratelimit import client_address
 from kap.core.runtime import Runtime
 from kap.core.scope import ProjectScope, reach, trusted_scope, visible_project_ids
@@ -178,7 +196,11 @@ class UndeclaredAction(RuntimeError):
 @dataclass(frozen=True)
 class ProjectContext:
     """A caller's reach into one project: a `ProjectScope` (which only `kap.core.scope`
-    mints), the role it acts with, and the request's session."""
+    mints), the role it acts with, and the request's session.
+
+    `archived` says the project is read-only; on a page of it (`read_only`), `allows` answers
+    False for every action that changes things, so no page offers a control the API refuses.
+    """
 
     identity: Identity
     scope: ProjectScope
@@ -193,6 +215,8 @@ class ProjectContext:
     # The project row the reach query loaded, held so the session's identity map keeps it:
     # a handler's `session.get(Project, ctx.project_id)` then reads no row again.
     project_row: Project | None = field(default=None, repr=False, compare=False)
+    archived: bool = False
+    read_only: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.scope, ProjectScope):
@@ -212,7 +236,7 @@ class ProjectContext:
 
     def allows(self, action: Action) -> bool:
         """Whether the caller's role may perform an action (looked up in the permissions table)."""
-        return role_allows(self.role, action)
+        return role_allows(self.role, action) and (not self.read_only or offered_while_archived(action))
 
     def may(self, action: Action) -> bool:
         """A second permission a service asks for inside a route: it must be declared on the
@@ -224,7 +248,7 @@ class ProjectContext:
 
     def require(self, action: Action) -> None:
         """Raise the one 403 the choke point gives (API and pages alike), in plain words."""
-        if not self.allows(action):
+        if not role_allows(self.role, action):
             raise Forbidden(forbidden_message(action, self.role), code="forbidden",
                             details={"action": action, "needs_role": ACTIONS[action], "role": self.role})
 
@@ -245,7 +269,7 @@ def resolve_project(session: Session, identity: Identity, project_id: uuid.UUID,
         raise NotFound("project not found")
     return ProjectContext(identity=identity, scope=found.scope, project_name=found.project_name,
                           role=found.role, session=session, ip=ip, user_agent=user_agent,
-                          project_row=found.project)
+                          project_row=found.project, archived=found.archived)
 
 
 def service_context(session: Session, identity: Identity, project_id: uuid.UUID, *, purpose: str,
@@ -261,12 +285,14 @@ def service_context(session: Session, identity: Identity, project_id: uuid.UUID,
     scope = trusted_scope(session, project.id, purpose=purpose, org_id=project.org_id)
     assert scope is not None
     return ProjectContext(identity=identity, scope=scope, project_name=project.name, role=role,
-                          session=session, ip=ip, user_agent=user_agent, project_row=project)
+                          session=session, ip=ip, user_agent=user_agent, project_row=project,
+                          archived=project.archived_at is not None)
 
 
-@raises(NotFound, Forbidden)  # the one 404 for "not yours", and a role too low
+@raises(NotFound, Forbidden, ProjectArchived)  # the one 404 for "not yours", a role too low, an archived project
 class ActionDependency:
-    """`Depends(require(Action.DOCUMENTS_WRITE))`: resolves the context and checks the action."""
+    """`Depends(require(Action.DOCUMENTS_WRITE))`: resolves the context and checks the action, and
+    refuses a change to an archived project (409 `project_archived`, see `changes_project`)."""
 
     def __init__(self, action: Action, also: tuple[Action, ...] = ()) -> None:
         for name in (action, *also):
@@ -279,9 +305,16 @@ class ActionDependency:
                  identity: CurrentIdentity, runtime: RuntimeDep) -> ProjectContext:
         ctx = resolve_project(session, identity, project_id, ip=request_address(request, runtime),
                               user_agent=request.headers.get("user-agent"))
-        ctx.require(self.action)
-        request.state.project_id = ctx.project_id
+        self.authorise(request, ctx)
         return replace(ctx, declared=frozenset((self.action, *self.also)))
+
+    def authorise(self, request: Request, ctx: ProjectContext) -> None:
+        """The checks every route's context passes: the role (403), then an archived project's
+        read-only rule (409); subclasses that build the context another way call it too."""
+        ctx.require(self.action)
+        if ctx.archived and changes_project(request.method, self.action):
+            raise ProjectArchived()
+        request.state.project_id = ctx.project_id
 
 
 _require_cache: dict[tuple[Action, tuple[Action, ...]], ActionDependency] = {}

@@ -70,6 +70,15 @@ class Busy(Conflict):
         return "the object is being processed; try again when it is done"
 
 
+class ProjectArchived(Conflict):
+    """A change to an archived project, which is read-only until it is unarchived."""
+
+    code = "project_archived"
+
+    def default_message(self) -> str:
+        return "the project is archived; unarchive it to make changes"
+
+
 class Gone(KapError):
     status, code = 410, "gone"
 

@@ -82,6 +82,18 @@ ACTIONS: dict[Action, str] = {
     Action.QA_RUN: "admin",
 }
 
+# An archived project is read-only until it is unarchived: `core/deps.py` refuses a request that
+# would change it with 409 `project_archived`. Every request but a GET changes the project, except
+# for these actions: a question to Ask Kap is sent by POST but only reads, and the archive action
+# is how the project is unarchived. So a route added later is refused on an archived project
+# unless it is named here.
+WORKS_WHILE_ARCHIVED: frozenset[Action] = frozenset({Action.ASK_USE, Action.PROJECT_ARCHIVE})
+# The actions that change nothing: the pages of an archived project offer controls for these alone.
+READ_ACTIONS: frozenset[Action] = frozenset({
+    Action.PROJECT_READ, Action.MEMBERS_READ, Action.AUDIT_READ, Action.TELEMETRY_READ, Action.SENTINEL_RUN,
+    Action.DOCUMENTS_READ, Action.SEARCH_READ, Action.ASK_USE, Action.ASK_AUDIT, Action.STAGES_READ,
+    Action.RAID_READ, Action.COMMS_READ, Action.DIGEST_PREVIEW, Action.BACKUPS_READ})
+
 
 ROLE_LABELS: dict[str, str] = {"member": "member", "lead": "lead", "pm": "project manager",
                                "admin": "project admin", "owner": "project owner"}
@@ -130,6 +142,16 @@ def forbidden_message(action: Action, role: str | None) -> str:
 def role_allows(role: str, action: Action) -> bool:
     """Whether a project role may perform an action."""
     return PROJECT_ROLE_RANK.get(role, 0) >= PROJECT_ROLE_RANK[ACTIONS[action]]
+
+
+def changes_project(method: str, action: str) -> bool:
+    """Whether a request by `method` to a route declared for `action` changes its project."""
+    return method not in ("GET", "HEAD") and action not in WORKS_WHILE_ARCHIVED
+
+
+def offered_while_archived(action: str) -> bool:
+    """Whether the pages of an archived project still offer an action's controls."""
+    return action in READ_ACTIONS or action in WORKS_WHILE_ARCHIVED
 
 
 def outranks(a: str, b: str) -> bool:

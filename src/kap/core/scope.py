@@ -65,7 +65,8 @@ class ProjectScope:
 
 @dataclass(frozen=True)
 class Reach:
-    """A user's reach into one project: the scope, the project's name and the role."""
+    """A user's reach into one project: the scope, the project's name, the role, and whether
+    the project is archived (read-only)."""
 
     scope: ProjectScope
     project_name: str
@@ -73,6 +74,7 @@ class Reach:
     # The project's row as the reach query loaded it; holding it keeps it in the session's
     # identity map, so `session.get(Project, id)` later in the request costs no query.
     project: Project | None = None
+    archived: bool = False
 
 
 def _reach_statement(uid: Any, *project: Any) -> Select[Any]:
@@ -102,7 +104,8 @@ def reach(session: Session, user_id: uuid.UUID, project_id: uuid.UUID,
     role = effective_role(member_role, org_role, dev_role)
     if role is None:
         return None
-    return Reach(ProjectScope(_MINT, project.org_id, project.id, "user"), project.name, role, project)
+    return Reach(ProjectScope(_MINT, project.org_id, project.id, "user"), project.name, role, project,
+                 archived=project.archived_at is not None)
 
 
 # What a list of projects shows: plain columns, no ORM objects to build and track.
@@ -133,6 +136,11 @@ def visible_project_ids(user_id: uuid.UUID | None) -> Any:
     via_org = (select(Project.id).join(OrgMember, OrgMember.org_id == Project.org_id)
                .where(OrgMember.user_id == user_id, OrgMember.role.in_(org_admin_roles())))
     return members.union(via_org)
+
+
+def live_project_ids() -> Any:
+    """The ids of the projects not archived, as a subquery: scheduled work skips the others."""
+    return select(Project.id).where(Project.archived_at.is_(None))
 
 
 def trusted_scope(session: Session, project_id: uuid.UUID, *, purpose: str,

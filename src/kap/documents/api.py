@@ -75,8 +75,7 @@ class WriteOrInternal(ActionDependency):
                                   role=ACTIONS[self.action], ip=ip, user_agent=agent)
         else:
             ctx = resolve_project(session, identity, project_id, ip=ip, user_agent=agent)
-            ctx.require(self.action)
-        request.state.project_id = ctx.project_id
+        self.authorise(request, ctx)
         return ctx
 
 

@@ -74,8 +74,14 @@ def update_project(body: ProjectUpdate, ctx: ProjectAdmin) -> ProjectRead:
 
 @router.delete("/{project_id}")
 def archive_project(ctx: ProjectOwner) -> ProjectRead:
-    """Archive a project (its data is kept)."""
+    """Archive a project: it turns read-only (its data is kept) until it is unarchived."""
     return service.archive_project(ctx)
+
+
+@router.post("/{project_id}/unarchive")
+def unarchive_project(ctx: ProjectOwner) -> ProjectRead:
+    """Unarchive a project: the one change an archived project takes."""
+    return service.unarchive_project(ctx)
 
 
 @router.get("/{project_id}/members")

@@ -110,12 +110,23 @@ def rename_project(ctx: ProjectContext, name: str) -> ProjectRead:
 
 
 def archive_project(ctx: ProjectContext) -> ProjectRead:
-    """Archive a project: hidden from lists, its data kept."""
+    """Archive a project: hidden from lists and read-only, its data kept, its sign-off links paused."""
     project = ctx.session.get(Project, ctx.project_id)
     assert project is not None
     if project.archived_at is None:
         project.archived_at = utcnow()
         ctx.audit("project.archived", "project", project.id)
+        ctx.session.flush()
+    return get_project(ctx)
+
+
+def unarchive_project(ctx: ProjectContext) -> ProjectRead:
+    """Unarchive a project: it can be changed again, its sign-off links and schedules resume."""
+    project = ctx.session.get(Project, ctx.project_id)
+    assert project is not None
+    if project.archived_at is not None:
+        project.archived_at = None
+        ctx.audit("project.unarchived", "project", project.id)
         ctx.session.flush()
     return get_project(ctx)
 

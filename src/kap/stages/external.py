@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from kap.core.branding import Brand, brand_of
 from kap.core.db import utcnow
-from kap.core.errors import Conflict, KapError, NotFound
+from kap.core.errors import Conflict, KapError, NotFound, ProjectArchived
 from kap.core.mail import Mailer
 from kap.core.models import Project, User
 from kap.core.scope import ProjectScope, trusted_scope
@@ -32,6 +32,7 @@ from kap.stages.schemas import DecisionIn
 from kap.stages.verification import CodeRefused, CodeState, check_code, issue_code, state_of
 
 MAX_TOKEN_LENGTH = 128
+PAUSED = "This sign-off is paused while the project is archived."
 
 
 class LinkInvalid(KapError):
@@ -89,6 +90,15 @@ class ContentChanged(Conflict):
 
     def __init__(self, view: LinkView) -> None:
         super().__init__("the stage or its documents changed since this page was opened; review it again")
+        self.view = view
+
+
+class LinkPaused(ProjectArchived):
+    """The link's project is archived: nothing can be decided until it is unarchived; the link
+    is kept as it was (token and expiry), so unarchiving makes it live again."""
+
+    def __init__(self, view: LinkView) -> None:
+        super().__init__(PAUSED)
         self.view = view
 
 
@@ -173,9 +183,10 @@ def _view(session: Session, req: SignoffRequest, stage: Stage, project: Project)
 def link_document(session: Session, token: str, artifact_id: uuid.UUID, *, ip: str | None = None,
                   user_agent: str | None = None, download: bool = False) -> Artifact:
     """A document attached to the stage of a usable link; any other id is the one 404."""
-    req, stage, _ = _lookup(session, _token_hash(token))
+    req, stage, project = _lookup(session, _token_hash(token))
     if not _usable(req, stage, utcnow()):
         raise LinkInvalid()
+    _check_live(session, req, stage, project)
     art = session.scalar(select(Artifact).join(StageArtifact, StageArtifact.artifact_id == Artifact.id).where(
         StageArtifact.stage_id == stage.id, Artifact.id == artifact_id, Artifact.project_id == stage.project_id))
     if art is None:
@@ -188,6 +199,12 @@ def link_document(session: Session, token: str, artifact_id: uuid.UUID, *, ip: s
 
 def _usable(req: SignoffRequest, stage: Stage, now: datetime) -> bool:
     return req.status == "pending" and req.expires_at > now and stage.deleted_at is None
+
+
+def _check_live(session: Session, req: SignoffRequest, stage: Stage, project: Project) -> None:
+    """Raise LinkPaused while the link's project is archived."""
+    if project.archived_at is not None:
+        raise LinkPaused(_view(session, req, stage, project))
 
 
 def _signer(req: SignoffRequest, ip: str | None, user_agent: str | None) -> Actor:
@@ -206,8 +223,10 @@ def _code_to_spend(session: Session, req: SignoffRequest, stage: Stage, token: s
 def view_link(session: Session, token: str) -> LinkView:
     """What the token shows, without counting an open; raise LinkInvalid when it cannot be used."""
     req, stage, project = _lookup(session, _token_hash(token))
-    if req.status not in ("approved", "rejected") and not _usable(req, stage, utcnow()):
-        raise LinkInvalid()
+    if req.status not in ("approved", "rejected"):
+        if not _usable(req, stage, utcnow()):
+            raise LinkInvalid()
+        _check_live(session, req, stage, project)
     return _view(session, req, stage, project)
 
 
@@ -219,6 +238,7 @@ def open_link(session: Session, token: str, *, ip: str | None, user_agent: str |
     now = utcnow()
     if not _usable(req, stage, now):
         raise LinkInvalid()
+    _check_live(session, req, stage, project)
     view = _view(session, req, stage, project)
     session.execute(update(SignoffRequest).where(SignoffRequest.id == req.id, SignoffRequest.status == "pending")
                     .values(open_count=SignoffRequest.open_count + 1, content_digest=view.content_digest,
@@ -237,6 +257,7 @@ def request_code(session: Session, token: str, *, mailer: Mailer, ip: str | None
         raise AlreadyDecided(_view(session, req, stage, project))
     if not _usable(req, stage, utcnow()):
         raise LinkInvalid()
+    _check_live(session, req, stage, project)
     if not requires_code(session, req):
         raise Conflict("this sign-off does not need a code", code="code_not_required")
     issue_code(session, req, token, mailer=mailer, actor=_signer(req, ip, user_agent),
@@ -251,6 +272,8 @@ def decide_by_token(session: Session, token: str, body: DecisionIn, *, ip: str |
     token_hash, now = _token_hash(token), utcnow()
     status = "approved" if body.decision == "approve" else "rejected"
     req, stage, project = _lookup(session, token_hash)
+    if _usable(req, stage, now):
+        _check_live(session, req, stage, project)
     content = content_of(session, _token_scope(session, project), stage)
     digest = content_digest(content)
     shown = body.content_digest or req.content_digest
@@ -262,6 +285,7 @@ def decide_by_token(session: Session, token: str, body: DecisionIn, *, ip: str |
         .where(SignoffRequest.id == req.id, SignoffRequest.status == "pending",
                SignoffRequest.expires_at > now,
                SignoffRequest.stage_id.in_(select(Stage.id).where(Stage.deleted_at.is_(None))),
+               SignoffRequest.project_id.in_(select(Project.id).where(Project.archived_at.is_(None))),
                *([SignoffRequest.code_hash == spend] if spend else []))
         .values(status=status, decided_at=now, signer_name=body.name, signer_email=SignoffRequest.recipient_email,
                 note=body.note or None, decided_ip=ip, decided_user_agent=(user_agent or "")[:400] or None,
@@ -273,6 +297,8 @@ def decide_by_token(session: Session, token: str, body: DecisionIn, *, ip: str |
     if won is None:
         if req.status in ("approved", "rejected"):
             raise AlreadyDecided(_view(session, req, stage, project))
+        if _usable(req, stage, now):  # archived while the decision was on its way
+            _check_live(session, req, stage, project)
         if spend and _usable(req, stage, now):
             raise CodeRefused("this code was already used: ask for a new one", code="code_used")
         raise LinkInvalid()

@@ -17,6 +17,7 @@ from kap.stages.external import (
     AlreadyDecided,
     ContentChanged,
     LinkInvalid,
+    LinkPaused,
     LinkView,
     decide_by_token,
     link_document,
@@ -81,6 +82,8 @@ def signoff_page(token: str, request: Request, _: Anonymous, session: ServiceSes
         view = open_link(session, token, **_client(request, runtime))
     except LinkInvalid as exc:
         return _page("invalid", exc.status, message=exc.message)
+    except LinkPaused as exc:
+        return _page("paused", view=exc.view)
     state = "decided" if view.status in DECIDED else "form"
     return _page(state, view=view, action=request.url.path)
 
@@ -107,6 +110,8 @@ def signoff_submit(token: str, request: Request, _: Anonymous, session: ServiceS
         notify_decided(session, runtime.mailer, runtime.settings, done.request_id)
     except LinkInvalid as exc:
         return _page("invalid", exc.status, message=exc.message)
+    except LinkPaused as exc:
+        return _page("paused", 409, view=exc.view)
     except AlreadyDecided as exc:
         return _page("decided", 409, view=exc.view)
     except CodeRefused as exc:
@@ -135,6 +140,8 @@ def signoff_code_page(token: str, request: Request, _: Anonymous, session: Servi
         view = request_code(session, token, mailer=runtime.mailer, **_client(request, runtime))
     except LinkInvalid as exc:
         return _page("invalid", exc.status, message=exc.message)
+    except LinkPaused as exc:
+        return _page("paused", 409, view=exc.view)
     except AlreadyDecided as exc:
         return _page("decided", 409, view=exc.view)
     except CodeRefused as exc:

@@ -23,6 +23,7 @@ from kap.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kap.core.mail import Mailer, SendResult
 from kap.core.models import ProjectMember, User
 from kap.core.permissions import Action
+from kap.core.scope import live_project_ids
 from kap.core.security import hash_token, new_token
 from kap.core.settings import Settings
 from kap.stages.emails import invitation
@@ -300,7 +301,8 @@ def expire_overdue(db: Database, now: datetime | None = None) -> int:
     now = now or utcnow()
     with db.service_transaction() as session:
         ids = list(session.scalars(select(SignoffRequest.id).where(
-            SignoffRequest.status == "pending", SignoffRequest.expires_at <= now)))
+            SignoffRequest.status == "pending", SignoffRequest.expires_at <= now,
+            SignoffRequest.project_id.in_(live_project_ids()))))
         if not ids:
             return 0
         rows = _expire(session, ids, now)

@@ -97,7 +97,9 @@ def logout_page(request: Request, runtime: RuntimeDep, csrf: Annotated[str, Form
 def home(request: Request, runtime: RuntimeDep) -> Response:
     def build(page: Page, session: Session) -> Response:
         assert page.identity is not None
-        return page.render("home.html", projects=list_projects(session, page.identity),
+        every = list_projects(session, page.identity, include_archived=True)
+        return page.render("home.html", projects=[p for p in every if p.archived_at is None],
+                           archived=[p for p in every if p.archived_at is not None],
                            cannot_create=creation_refusal(session, page.identity))
     return with_page(request, runtime, build)
 

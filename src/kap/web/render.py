@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -170,6 +170,7 @@ def with_page(request: Request, runtime: Runtime, build: PageBuilder, *, project
                 except Forbidden as exc:
                     return _remember(page.render("forbidden.html", status=403, reason=exc.message,
                                                  needs=ROLE_LABELS[ACTIONS[action]]), page.ctx)
+                page.ctx = replace(page.ctx, read_only=page.ctx.archived)  # no change controls on it
             response = build(page, session)
             session.commit()
             return _remember(response, page.ctx) if page.ctx else response
