@@ -213,11 +213,12 @@ def test_the_nightly_backup_neither_writes_nor_trims_an_archived_project(client:
     kept = list(runtime.storage.backups.list(prefix))
     assert len(kept) == 1
     archive(client, world)
-    summary = run_nightly(runtime, start + timedelta(days=30))
-    assert summary["failed"] == 0
+    mine = [world.project_a]
+    summary = run_nightly(runtime, start + timedelta(days=30), projects=mine)
+    assert summary == {"backed_up": 0, "skipped": 0, "failed": 0, "trimmed": 0}
     assert list(runtime.storage.backups.list(prefix)) == kept  # neither a new backup nor retention
     assert unarchive(client, world).status_code == 200
-    run_nightly(runtime, start + timedelta(days=31))
+    run_nightly(runtime, start + timedelta(days=31), projects=mine)
     assert [k.rsplit("/", 1)[-1] for k in runtime.storage.backups.list(prefix)] == ["20260401.zip"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -266,11 +267,17 @@ def _backed_up_projects(runtime: Runtime) -> set[tuple[uuid.UUID, uuid.UUID]]:
     return found
 
 
-def run_nightly(runtime: Runtime, now: datetime | None = None) -> dict[str, Any]:
-    """Back up every active project once for the day, then trim every project's old backups."""
+def run_nightly(runtime: Runtime, now: datetime | None = None, *,
+                projects: Collection[uuid.UUID] | None = None) -> dict[str, Any]:
+    """Back up every active project once for the day, then trim every project's old backups.
+
+    `projects` limits the pass to some projects (every project by default).
+    """
     now = now or utcnow()
     done, skipped, failed = 0, 0, 0
     for project_id in active_projects(runtime):
+        if projects is not None and project_id not in projects:
+            continue
         try:
             written = backup_project(runtime, project_id, now=now, skip_existing=True, trigger="nightly")
         except Exception:
@@ -281,6 +288,6 @@ def run_nightly(runtime: Runtime, now: datetime | None = None) -> dict[str, Any]
     trimmed = 0
     archived = archived_projects(runtime)  # an archived project's schedules stop: its backups are kept
     for org_id, project_id in sorted(_backed_up_projects(runtime)):
-        if project_id not in archived:
+        if project_id not in archived and (projects is None or project_id in projects):
             trimmed += len(trim_project(runtime, org_id, project_id, now.date()))
     return {"backed_up": done, "skipped": skipped, "failed": failed, "trimmed": trimmed}
