@@ -78,8 +78,8 @@ def test_page_access_matches_the_api(app: Any, client: TestClient, world: World,
         assert "not a member of it" in page.text
     needed = ACTIONS[action]
     allowed = _browser(app, world, needed, browsers).get(url)
-    # an unknown document's page image or RAID item is a 404 of its own; every other page renders
-    unknown = path.endswith(".png") or "{item_id}" in path
+    # an unknown document, its page image or an unknown RAID item is a 404 of its own; every other page renders
+    unknown = "{artifact_id}" in path or "{item_id}" in path
     assert allowed.status_code == (404 if unknown else 200), allowed.text[:500]
     if unknown and not path.endswith(".png"):
         assert "Project not found" not in allowed.text

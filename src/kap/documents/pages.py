@@ -67,7 +67,7 @@ def document_page(project_id: str, artifact_id: str, request: Request, runtime: 
         try:
             detail = service.document_detail(ctx, uuid.UUID(artifact_id))
         except (ValueError, NotFound):
-            return {**_common(ctx), "doc": None}
+            return {**_common(ctx), "doc": None, "status": 404}  # the "Document not found" page
         return {**_common(ctx), "doc": detail, "views": page_views(ctx, detail)}
     return project_page(request, runtime, project_id, "document.html", Action.DOCUMENTS_READ, values)
 
