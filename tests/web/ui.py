@@ -75,9 +75,15 @@ class Watch:
     def attach(self, page: Any) -> None:
         page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: self.errors.append(str(e)))
-        page.on("requestfailed", lambda r: self.failed.append(f"{r.method} {r.url} {r.failure}"))
+        page.on("requestfailed", self._failed)
         page.on("response", lambda r: self.failed.append(f"{r.status} {r.url}")
                 if r.status >= 400 and r.status not in self.allowed else None)
+
+    def _failed(self, request: Any) -> None:
+        # The readiness poll runs every ten seconds; the browser cancels one in flight when the person moves on.
+        if request.failure == "net::ERR_ABORTED" and request.url.endswith("/readyz"):
+            return
+        self.failed.append(f"{request.method} {request.url} {request.failure}")
 
     def take(self) -> tuple[list[str], list[str]]:
         errors, failed = self.errors[:], self.failed[:]
