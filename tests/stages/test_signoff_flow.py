@@ -384,6 +384,6 @@ def test_request_mail_names_a_person_never_a_user_id(client: TestClient, world: 
     ask_signoff(client, world, stage["id"], email)
     [msg] = outbox_messages(data_dir, email)
     text, html = parts(msg)
-    assert "The project team asks you to sign off" in text
+    assert "The project team (Org One) asks you to sign off" in text
     assert str(world.users["pm"]) not in text
     assert str(world.users["pm"]) not in html

@@ -23,6 +23,7 @@ from kap.comms.schemas import (
     SubscriptionsUpdate,
     WebhookAccepted,
 )
+from kap.core.branding import brand_of
 from kap.core.db import utcnow
 from kap.core.deps import ProjectContext, RuntimeDep, ServiceSession, limit_anonymous, request_address, require
 from kap.core.errors import Conflict, Forbidden, NotConfigured, NotFound, ServiceUnavailable, ValidationFailed, raises
@@ -169,6 +170,8 @@ def _pm_alert(session: Any, flag: webhooks.BounceFlag, public_url: str) -> list[
     text = (f"The sign-off email Kap sent to {flag.email} for {name} could not be delivered ({flag.reason}). "
             f"Kap will not mail this address again; check it and send the request to a working address.\n\n"
             f"{public_url}/stages\n")
-    return [Mail(to=address, subject=f"{name}: a sign-off email to {flag.email} bounced", text=text, kind="alert",
-                 org_id=flag.org_id, project_id=flag.project_id)
+    org = brand_of(session, flag.org_id).name
+    return [Mail(to=address, subject=f"{name}: a sign-off email to {flag.email} bounced",
+                 text=f"{text}\n{org} via Kap\n", kind="alert", org_id=flag.org_id, project_id=flag.project_id,
+                 sender_name=org)
             for address in webhooks.pm_addresses(session, flag.scope)]

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from kap.backups.service import restored_between
 from kap.comms.models import CommsSettings
+from kap.core.branding import brand_of
 from kap.core.errors import NotFound
 from kap.core.links import document_link, project_link, stage_link
 from kap.core.mail import one_line
@@ -104,6 +105,7 @@ class Digest:
     subject: str
     html: str
     text: str
+    org: str = "Kap"
 
     def as_dict(self) -> dict[str, Any]:
         """The preview shape the API answers with."""
@@ -360,10 +362,11 @@ def build_digest(session: Session, scope: ProjectScope, period: Period, recipien
         key = (project_id, period.start, period.end, recipient.view, src.base_url)
         sections = cache.get_or_build(key, lambda: build_sections(src))
     counts = dict.fromkeys(COUNT_KEYS, 0) | {key: n for s in sections for key, n in s.counts.items()}
+    org = brand_of(session, scope.org_id).name
     subject = one_line(f"{project['name']}: weekly digest {period_label(session, scope, period, zone=False)}")
     context = {"project": project, "period_label": period_label(session, scope, period), "sections": sections,
-               "recipient": recipient,
+               "recipient": recipient, "org": org,
                "project_url": src.link(project_link(project_id)), "unsubscribe_url": unsubscribe_url}
     return Digest(project=project, period=period, recipient=recipient, counts=counts, sections=sections,
                   subject=subject, html=TEMPLATES.get_template("digest.html").render(**context),
-                  text=TEMPLATES.get_template("digest.txt").render(**context))
+                  text=TEMPLATES.get_template("digest.txt").render(**context), org=org)

@@ -292,7 +292,7 @@ def _compose(runtime: Runtime, send: DigestSend, recipient: Recipient) -> Mail:
         digest = build_digest(session, scope, period, recipient, base_url=base, unsubscribe_url=link,
                               cache=SECTIONS)
     return Mail(to=send.email, subject=digest.subject, text=digest.text, html=digest.html, kind="digest",
-                org_id=send.org_id, project_id=send.project_id, unsubscribe_url=link)
+                org_id=send.org_id, project_id=send.project_id, unsubscribe_url=link, sender_name=digest.org)
 
 
 def finish(db: Database, send_id: uuid.UUID, status: str, result: SendResult | None = None,

@@ -284,7 +284,7 @@ def send_now(ctx: ProjectContext, runtime: Runtime, to: str | None) -> tuple[str
                           base_url=runtime.settings.public_url)
     result = runtime.mailer.send(Mail(to=target, subject=f"[Test] {digest.subject}",
                                       text=digest.text, html=digest.html, kind="digest_test",
-                                      org_id=ctx.org_id, project_id=ctx.project_id))
+                                      org_id=ctx.org_id, project_id=ctx.project_id, sender_name=digest.org))
     ctx.audit("digest.test_sent", "email", result.log_id or "", to=target,
            status=result.status, view="external" if recipient.external else "member")
     ctx.session.flush()

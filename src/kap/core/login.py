@@ -16,10 +16,11 @@ from fastapi.responses import Response
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from kap.core.branding import brand_of
 from kap.core.db import utcnow
 from kap.core.errors import Gone
 from kap.core.mail import Mail, Mailer
-from kap.core.models import LoginToken, User, UserSession
+from kap.core.models import LoginToken, OrgMember, User, UserSession
 from kap.core.security import CSRF_COOKIE, SESSION_COOKIE, hash_token, new_token
 from kap.core.settings import Settings
 
@@ -49,9 +50,27 @@ def send_login_link(session: Session, mailer: Mailer, settings: Settings, user: 
     assert user.email
     token = issue_login_token(session, user.id)
     link = f"{settings.public_url}/auth/magic/{token}"
-    text = (f"{reason}\n\nOpen this link within 15 minutes to sign in (it works once):\n{link}\n\n"
-            "If you did not ask for this, ignore this message.\n")
-    mailer.queue(mail_session or session, Mail(to=user.email, subject=reason, text=text, kind="login"))
+    org = home_org(session, user.id)
+    where = f"{org.name}'s workspace on Kap" if org else "Kap"
+    text = (f"{reason}\n\nOpen this link within 15 minutes to sign in to {where} (it works once):\n{link}\n\n"
+            f"If you did not ask for this, ignore this message.\n\n{org.name if org else 'Kap'}"
+            f"{' via Kap' if org else ''}\n")
+    mailer.queue(mail_session or session, Mail(to=user.email, subject=reason, text=text, kind="login",
+                                               org_id=org.org_id if org else None,
+                                               sender_name=org.name if org else None))
+
+
+@dataclass(frozen=True)
+class HomeOrg:
+    org_id: uuid.UUID
+    name: str
+
+
+def home_org(session: Session, user_id: uuid.UUID) -> HomeOrg | None:
+    """The org a sign-in mail speaks for: the one the user joined first (None without any)."""
+    org_id = session.scalar(select(OrgMember.org_id).where(OrgMember.user_id == user_id)
+                            .order_by(OrgMember.created_at, OrgMember.org_id).limit(1))
+    return HomeOrg(org_id, brand_of(session, org_id).name) if org_id else None
 
 
 @dataclass(frozen=True)

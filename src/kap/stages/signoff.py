@@ -130,8 +130,8 @@ def _issue(ctx: ProjectContext, stage: Stage, *, email_to: str, name: str | None
                       requester=requester_name or "The project team",  # a person's name, never a user id
                       project_name=ctx.project_name, stage=stage,
                       documents=stage_artifacts(ctx.session, ctx.scope, [stage.id])[stage.id],
-                      message=message, link=link, expires_at=now + timedelta(hours=hours))
-    mail.sender_name = brand_of(ctx.session, ctx.org_id).name
+                      message=message, link=link, expires_at=now + timedelta(hours=hours),
+                      org=brand_of(ctx.session, ctx.org_id).name)
     mail.reply_to = requester.email if requester and requester.email else None
     actor = actor_of(ctx)
     if replaces is not None:
