@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from kap.core.db import Database
 from kap.documents.models import ArtifactChunk
 from tests.ask.conftest import QUESTIONS, ask, ingest_corpus, upload
 from tests.conftest import World
@@ -149,3 +150,18 @@ def test_a_decision_about_a_subject_no_document_names_is_refused(ask_client: Tes
     position = ask(ask_client, world, "What did the steering committee decide about position management?")
     assert position["found"], position
     assert "Position management instead of job management" in position["answer"]
+
+
+def test_answers_hold_when_thousands_of_chunks_share_the_common_words(ask_client: TestClient, world: World,
+                                                                     db: Database) -> None:
+    from bench.ask_eval import Tenant, pad_project
+
+    ingest_corpus(ask_client, world)
+    padded = pad_project(db, Tenant(world.org1, world.project_a, world.users["lead"]), 3000)
+    assert padded >= 3000
+    for question, fact in (("How long is hypercare?", "six weeks"), ("Who owns R-07?", "Dana Whitfield"),
+                           ("What is the cost impact of change request CR-004?", "$86,500")):
+        body = ask(ask_client, world, question)
+        assert body["found"], (question, body["answer"])
+        assert fact in body["answer"], (question, body["answer"])
+        assert all(not c["name"].startswith("Generated ") for c in body["citations"][:1]), body["citations"]

@@ -85,3 +85,4 @@ def test_rare_terms_weigh_more_and_a_term_no_chunk_holds_counts_as_held_once() -
     freq = Frequencies(df={time: 900, clock: 40, punches: 0}, total=1000)
     assert freq.idf(punches) > freq.idf(clock) > freq.idf(time)
     assert freq.idf(punches) == Frequencies(df={punches: 1}, total=1000).idf(punches)
+

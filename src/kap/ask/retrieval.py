@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from kap.ask.embeddings import EmbeddingsUnavailable, configured_embedder, model_tag, unit
@@ -25,7 +25,9 @@ from kap.documents.models import Artifact, ArtifactChunk
 from kap.documents.schemas import deep_link
 
 RRF_K = 60
-COUNT_CAP = 5000
+COUNT_CAP = 1000
+TIER_CAP = 2000
+MAX_TERMS_PER_TIER = 32
 SIZE_CAP = 2_000_000
 BUILDING = "The semantic index is being built"
 POOL = 24
@@ -116,10 +118,11 @@ class Frequencies:
 
 
 def _under_rls(session: Session) -> bool:
-    if "kap_under_rls" not in session.info:
-        session.info["kap_under_rls"] = bool(session.execute(text(
-            "SELECT NOT (rolsuper OR rolbypassrls) FROM pg_roles WHERE rolname = current_user")).scalar())
-    return bool(session.info["kap_under_rls"])
+    """Whether row-level security applies: the app sessions of a PostgreSQL database carry the caller's id.
+
+    (Were the key ever renamed, the plain queries below would still be filtered by the policies, only slower.)
+    """
+    return "kap_rls_user" in session.info
 
 
 def frequencies(ctx: ProjectContext, terms: Sequence[QTerm]) -> Frequencies:
@@ -150,25 +153,61 @@ def _project_param(ctx: ProjectContext) -> object:
     return ctx.project_id if ctx.session.get_bind().dialect.name == "postgresql" else ctx.project_id.hex
 
 
+def pg_tiers(tiers: Sequence[Sequence[QTerm]], params: dict[str, object]) -> str:
+    """The tiers as one PostgreSQL tsquery[] (each tier: all its terms)."""
+    parts = []
+    for k, tier in enumerate(tiers):
+        parts.append(" && ".join(pg_term(k * MAX_TERMS_PER_TIER + i, t, params) for i, t in enumerate(tier)))
+    return "ARRAY[" + ", ".join(parts) + "]::tsquery[]"
+
+
+def ranked_tiers(ctx: ProjectContext, tiers: Sequence[Sequence[QTerm]], limit: int) -> list[tuple[Candidate, int]]:
+    """The project's chunks holding every term of a tier, tier by tier, best first within one, until `limit`.
+
+    Each chunk comes with the tier that found it. PostgreSQL ranks at most TIER_CAP chunks of a
+    tier by ts_rank, all tiers in one call; SQLite by bm25, a query per tier (in process).
+    """
+    if not tiers:
+        return []
+    found: dict[uuid.UUID, int] = {}
+    if ctx.session.get_bind().dialect.name == "postgresql" and _under_rls(ctx.session):
+        params: dict[str, object] = {"project": ctx.project_id, "limit": limit, "cap": TIER_CAP}
+        sql = (f"SELECT id, tier FROM kap_rank_tiers(CAST(:project AS uuid), {pg_tiers(tiers, params)}, "
+               ":limit, :cap)")
+        found = {_uuid(r[0]): int(r[1]) - 1 for r in ctx.session.execute(text(sql), params).all()}
+    else:
+        for k, tier in enumerate(tiers):
+            for chunk_id in ranked_ids(ctx, tier, limit):
+                found.setdefault(chunk_id, k)
+            if len(found) >= limit:
+                break
+    return [(c, found[c.chunk_id]) for c in load_candidates(ctx, list(found)[:limit])]
+
+
+# bm25 over the newest TIER_CAP chunks of a tier: the rowid bound is found without ranking, and FTS5 applies
+# it inside the scan, so a word most chunks hold is not ranked over all of them.
+SQLITE_RANKED = """
+    SELECT c.id FROM (
+        SELECT rowid AS rid, bm25(artifact_chunks_stem, 0.0, 2.0, 1.0) AS score FROM artifact_chunks_stem
+        WHERE artifact_chunks_stem MATCH :q AND rowid >= coalesce((
+            SELECT rowid FROM artifact_chunks_stem WHERE artifact_chunks_stem MATCH :q
+            ORDER BY rowid DESC LIMIT 1 OFFSET :cap - 1), 0)
+        ORDER BY score LIMIT :limit) h
+    JOIN artifact_chunks c ON c.rowid = h.rid
+    WHERE c.project_id = :project ORDER BY h.score"""
+
+
 def ranked_ids(ctx: ProjectContext, terms: Sequence[QTerm], limit: int) -> list[uuid.UUID]:
     """The project's chunks holding every term (stemmed), best first: bm25 on SQLite, ts_rank on PostgreSQL."""
     if ctx.session.get_bind().dialect.name == "postgresql":
-        params: dict[str, object] = {"project": ctx.project_id, "limit": limit}
+        params: dict[str, object] = {"project": ctx.project_id, "limit": limit, "cap": TIER_CAP}
         query = " && ".join(pg_term(i, t, params) for i, t in enumerate(terms))
-        if _under_rls(ctx.session):
-            sql = f"SELECT id FROM kap_rank_chunks(CAST(:project AS uuid), {query}, :limit)"
-        else:
-            sql = (f"SELECT c.id FROM artifact_chunks c, (SELECT {query} AS q) q WHERE c.project_id = "
-                   "CAST(:project AS uuid) AND c.tsv_en @@ q.q ORDER BY ts_rank(c.tsv_en, q.q) DESC, c.id LIMIT :limit")
+        sql = (f"SELECT s.id FROM (SELECT c.id, c.tsv_en FROM artifact_chunks c WHERE c.project_id = "
+               f"CAST(:project AS uuid) AND c.tsv_en @@ ({query}) LIMIT :cap) s "
+               f"ORDER BY ts_rank(s.tsv_en, {query}) DESC, s.id LIMIT :limit")
         return [_uuid(r[0]) for r in ctx.session.execute(text(sql), params).all()]
-    sql = """
-        SELECT c.id FROM (
-            SELECT rowid AS rid, bm25(artifact_chunks_stem, 0.0, 2.0, 1.0) AS score FROM artifact_chunks_stem
-            WHERE artifact_chunks_stem MATCH :q ORDER BY score LIMIT :limit) h
-        JOIN artifact_chunks c ON c.rowid = h.rid
-        WHERE c.project_id = :project ORDER BY h.score"""
-    rows = ctx.session.execute(text(sql), {"q": fts5_stemmed(ctx.project_id, terms), "limit": limit,
-                                           "project": ctx.project_id.hex}).all()
+    rows = ctx.session.execute(text(SQLITE_RANKED), {"q": fts5_stemmed(ctx.project_id, terms), "limit": limit,
+                                                     "cap": TIER_CAP, "project": ctx.project_id.hex}).all()
     return [_uuid(r[0]) for r in rows]
 
 
@@ -195,24 +234,17 @@ def subsets(terms: Sequence[QTerm]) -> list[list[QTerm]]:
 
 def text_hits(ctx: ProjectContext, question: Question, freq: Frequencies,
               limit: int = POOL) -> tuple[list[Candidate], str]:
-    """Chunks holding all the terms, then the best subsets (never straight to "any term").
+    """Chunks holding all the terms, then the best subsets (never straight to "any term"), in one query.
 
     Terms no chunk holds are left out of the queries (they still count against the evidence).
     """
     present = sorted((t for t in question.terms if freq.df.get(t, 0) > 0), key=lambda t: -freq.idf(t))
-    found: list[uuid.UUID] = []
-    tried = 0
     cue = TYPE_CUES.get(question.expect)
     tiers = ([[*present, cue]] if cue and present else []) + subsets(present)
-    for subset in tiers:
-        tried += 1
-        for chunk_id in ranked_ids(ctx, subset, limit):
-            if chunk_id not in found:
-                found.append(chunk_id)
-        if len(found) >= limit:
-            break
-    match = "all" if tried == 1 + bool(cue and present) and len(present) == len(question.terms) else "subset"
-    return load_candidates(ctx, found[:limit]), match
+    found = ranked_tiers(ctx, tiers, limit)
+    tried = len(tiers) if len(found) < limit else max(k for _, k in found) + 1
+    match = "all" if tried <= 1 + bool(cue and present) and len(present) == len(question.terms) else "subset"
+    return [c for c, _ in found], match
 
 
 def _uuid(value: object) -> uuid.UUID:
@@ -228,11 +260,14 @@ def load_candidates(ctx: ProjectContext, chunk_ids: Sequence[uuid.UUID]) -> list
     """The project's chunks with these ids (other projects' ids find nothing)."""
     if not chunk_ids:
         return []
+    # The project is checked on each row the primary keys find: as a plain `project_id = ?` SQLite would
+    # walk the project's index (every chunk of it) instead of looking the ids up.
+    in_project = func.coalesce(ArtifactChunk.project_id, ArtifactChunk.project_id) == ctx.project_id
     rows = ctx.session.execute(
         select(ArtifactChunk.id, ArtifactChunk.artifact_id, Artifact.name, ArtifactChunk.page,
                ArtifactChunk.locator, ArtifactChunk.text)
         .join(Artifact, Artifact.id == ArtifactChunk.artifact_id)
-        .where(ArtifactChunk.project_id == ctx.project_id, ArtifactChunk.id.in_(list(chunk_ids)))).all()
+        .where(ArtifactChunk.id.in_(list(chunk_ids)), in_project)).all()
     found = {row[0]: _candidate(*row) for row in rows}
     return [found[c] for c in chunk_ids if c in found]
 
