@@ -1,8 +1,8 @@
 """Ask: rank the relaxation tiers of a question in one call (PostgreSQL).
 
 `kap_rank_tiers(project, tiers, max_rows, cap)` walks the tiers (tsqueries, best first)
-and returns each tier's chunks not already returned by an earlier one, ranked by
-`ts_rank` (as `kap_rank_chunks` did), until `max_rows` are found; a tier
+and returns each tier's best `max_rows` chunks by `ts_rank` (as `kap_rank_chunks` did) that an
+earlier tier did not return, until `max_rows` are found; a tier
 ranks at most `cap` of its matching chunks. Like the other ranking functions it checks
 the project's visibility once, then uses the (project_id, tsv_en) GIN index. SQLite needs
 nothing: its queries run in the process. (PL/pgSQL resolves `tsv_en`, added by documents_0002, when called.)
@@ -27,25 +27,29 @@ CREATE OR REPLACE FUNCTION kap_rank_tiers(target uuid, tiers tsquery[], max_rows
 RETURNS TABLE (id uuid, tier integer, score real)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = {schema} AS $$
 DECLARE
-  seen tsquery;
-  found integer := 0;
-  got integer;
+  seen uuid[] := '{{}}';
+  hit record;
 BEGIN
   IF NOT kap_can_see_project(target) THEN
     RETURN;
   END IF;
   FOR i IN 1 .. coalesce(array_length(tiers, 1), 0) LOOP
-    RETURN QUERY
-      SELECT s.id, i, ts_rank(s.tsv_en, tiers[i]) FROM (
+    FOR hit IN
+      SELECT s.id AS chunk, ts_rank(s.tsv_en, tiers[i]) AS rank FROM (
         SELECT c.id, c.tsv_en FROM artifact_chunks c
-        WHERE c.project_id = target AND c.tsv_en @@ tiers[i] AND (seen IS NULL OR NOT c.tsv_en @@ seen)
+        WHERE c.project_id = target AND c.tsv_en @@ tiers[i]
         LIMIT cap) AS s
-      ORDER BY 3 DESC, 1
-      LIMIT max_rows - found;
-    GET DIAGNOSTICS got = ROW_COUNT;
-    found := found + got;
-    EXIT WHEN found >= max_rows;
-    seen := CASE WHEN seen IS NULL THEN tiers[i] ELSE seen || tiers[i] END;
+      ORDER BY 2 DESC, 1
+      LIMIT max_rows
+    LOOP
+      CONTINUE WHEN hit.chunk = ANY (seen);
+      seen := seen || hit.chunk;
+      id := hit.chunk;
+      tier := i;
+      score := hit.rank;
+      RETURN NEXT;
+    END LOOP;
+    EXIT WHEN array_length(seen, 1) >= max_rows;
   END LOOP;
 END
 $$;
