@@ -69,6 +69,7 @@ ALLOWLIST: dict[str, str] = {
     "kap.stages.notify:notify_decided": "named by the request its caller just decided, through a scope or a token",
     "kap.stages.previews:text_excerpt": "excerpts a document its caller reached through a scope or a sign-off token",
     "kap.stages.signoff:_record_sent": "an after-commit mail callback named by a request id its request already scoped",
+    "kap.stages.signoff:_record_recovered": "the recovery pass records a mail it sent for a dead process, by its ref",
     "kap.stages.signoff:_expire": "the scheduled expiry walks every project on the service engine",
     "kap.stages.signoff:expire_overdue": "the scheduled expiry walks every project on the service engine",
     "kap.ask.vectors:projects_pending": "the embedding job lists every project with work waiting",

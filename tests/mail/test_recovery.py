@@ -23,10 +23,11 @@ from sqlalchemy import select
 
 from kap.core.db import Database, utcnow
 from kap.core.mail import Mail, build_message
-from kap.core.models import EmailLog
+from kap.core.models import AuditEvent, EmailLog
 from kap.core.owner import owner_tag
 from kap.core.recovery import run_recovery
 from kap.core.runtime import Runtime
+from kap.stages.models import SignoffRequest
 from tests.comms.conftest import _Inbox
 from tests.conftest import free_port
 from tests.robustness.conftest import LiveServer
@@ -191,4 +192,10 @@ def test_kill_9_between_commit_and_send_loses_no_mail(server: LiveServer, db: Da
     assert token
     assert httpx.get(f"{server.url}/signoff/{token.group(1)}").status_code == 200  # the link is real
     assert row() == ("sent", False)
+    with db.service_session() as s:  # the stage page shows the mail as sent, as after a live send
+        request = s.scalars(select(SignoffRequest).where(SignoffRequest.recipient_email == signer)).one()
+        emailed = s.scalars(select(AuditEvent.details).where(AuditEvent.action == "signoff.emailed",
+                                                             AuditEvent.target_id == str(request.id))).all()
+    assert request.email_status == "sent"
+    assert [d["status"] for d in emailed] == ["sent"]
     print(f"recovered mail sent {elapsed:.1f}s after restart")  # noqa: T201

@@ -259,6 +259,21 @@ def suppression_of(session: Session, address: str) -> MailSuppression | None:
     return session.scalar(select(MailSuppression).where(MailSuppression.email == normalise_address(address)))
 
 
+# What must happen once a message of a kind went out, when the process that queued it is gone:
+# kind -> follow-up(db, ref, result), where ref is the message's REF_HEADER (the object it is about).
+FollowUp = Callable[[Database, str, SendResult], None]
+_FOLLOW_UPS: dict[str, FollowUp] = {}
+REF_HEADER = "X-Kap-Ref"
+
+
+def follow_up(kind: str) -> Callable[[FollowUp], FollowUp]:
+    """Register what the recovery pass runs after it sends a message of this kind that names a ref."""
+    def register(fn: FollowUp) -> FollowUp:
+        _FOLLOW_UPS[kind] = fn
+        return fn
+    return register
+
+
 class Mailer:
     """Sends mail through the configured transport and logs every attempt."""
 
@@ -337,10 +352,11 @@ class Mailer:
     def send_unsent(self, abandoned: Callable[[str | None, datetime | None], bool]) -> int:
         """Send the committed messages no live process is sending (a crash between commit and send)."""
         with self.db.service_session() as session:
-            rows = session.execute(select(EmailLog.id, EmailLog.owner, EmailLog.claimed_at, EmailLog.recipient)
+            rows = session.execute(select(EmailLog.id, EmailLog.owner, EmailLog.claimed_at, EmailLog.recipient,
+                                          EmailLog.kind)
                                    .where(EmailLog.status.in_(UNSENT)).order_by(EmailLog.created_at)).all()
         sent = 0
-        for log_id, owner, claimed_at, to in rows:
+        for log_id, owner, claimed_at, to, kind in rows:
             if not abandoned(owner, claimed_at) or not self._take(log_id, owner=owner or ""):
                 continue
             with self.db.service_session() as session:
@@ -349,11 +365,23 @@ class Mailer:
                 continue
             message = BytesParser(policy=policy.default).parsebytes(raw)
             assert isinstance(message, EmailMessage)
-            self._record(log_id, self._hand_over(to, message))
+            result = self._hand_over(to, message)
+            result.log_id = log_id
+            self._record(log_id, result)
+            self._follow_up(kind, message.get(REF_HEADER), result)
             sent += 1
         if sent:
             log.warning("sent %d message(s) a stopped process had committed but not sent", sent)
         return sent
+
+    def _follow_up(self, kind: str, ref: str | None, result: SendResult) -> None:
+        fn = _FOLLOW_UPS.get(kind)
+        if fn is None or not ref:
+            return
+        try:
+            fn(self.db, str(ref), result)
+        except Exception:
+            log.exception("follow-up of a recovered message failed")
 
     def _suppressed(self, to: str) -> SendResult | None:
         with self.db.service_session() as session:

@@ -20,7 +20,7 @@ from kap.core.branding import brand_of
 from kap.core.db import Database, new_id, utcnow
 from kap.core.deps import ProjectContext
 from kap.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from kap.core.mail import Mailer, SendResult
+from kap.core.mail import REF_HEADER, Mailer, SendResult, follow_up
 from kap.core.models import ProjectMember, User
 from kap.core.permissions import Action
 from kap.core.scope import live_project_ids
@@ -142,6 +142,7 @@ def _issue(ctx: ProjectContext, stage: Stage, *, email_to: str, name: str | None
           stage_title=stage.title, recipient=email_to, expires_at=req.expires_at.isoformat(),
           replaces=str(replaces.id) if replaces else None)
     move_stage(ctx.session, actor, stage, "in_review", request_id=str(req.id))
+    mail.headers[REF_HEADER] = str(req_id)  # a recovery pass that sends it after a crash records it the same way
     mailer.queue(ctx.session, mail, on_sent=lambda result: _record_sent(mailer.db, actor, req_id, result))
     ctx.session.flush()
     return IssuedRequest(request_read(req), link, {"status": "queued", "provider": None, "error": None})
@@ -175,6 +176,15 @@ def _record_sent(db: Database, actor: Actor, request_id: uuid.UUID, result: Send
         req = session.get(SignoffRequest, request_id)
         if req is not None:
             record_email(session, actor, req, result)
+
+
+@follow_up("signoff")
+def _record_recovered(db: Database, ref: str, result: SendResult) -> None:
+    """A link's mail that the recovery pass sent for a process that died: recorded as if sent live."""
+    with db.service_transaction() as session:
+        req = session.get(SignoffRequest, uuid.UUID(ref))
+        if req is not None:
+            record_email(session, Actor(org_id=req.org_id, project_id=req.project_id, label="scheduler"), req, result)
 
 
 def revoke_request(ctx: ProjectContext, stage_id: uuid.UUID, request_id: uuid.UUID) -> SignoffRequestRead:
