@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from kap.app import ROUTERS, create_app
+from kap.core.schemas import Strict
 
 
 def _api_routes() -> list[APIRoute]:
@@ -52,3 +53,24 @@ def test_openapi_names_the_answer_of_a_typed_route() -> None:
             ok = next(a for status, a in answers.items() if status.startswith("2"))
             schema = ok["content"]["application/json"]["schema"]
             assert {"$ref", "anyOf"} & set(schema), f"{method} {route.path}: {schema}"
+
+
+def _subclasses(cls: type[BaseModel]) -> list[type[BaseModel]]:
+    return [c for sub in cls.__subclasses__() for c in [sub, *_subclasses(sub)]]
+
+
+def _lax_bools(annotation: Any) -> bool:
+    """Whether a field takes a plain bool somewhere (which would accept 0, 1, "yes" and "off")."""
+    if annotation is bool:
+        return True
+    if typing.get_origin(annotation) is typing.Annotated:
+        base, *extra = typing.get_args(annotation)
+        return base is bool and not any(getattr(e, "strict", False) for e in extra)
+    return any(_lax_bools(arg) for arg in typing.get_args(annotation))
+
+
+def test_request_bodies_take_true_and_false_only() -> None:
+    # kap.app has imported every router, and so every body schema.
+    lax = [f"{model.__module__}.{model.__name__}.{name}" for model in _subclasses(Strict)
+           for name, info in model.model_fields.items() if _lax_bools(info.annotation)]
+    assert lax == [], f"use StrictBool: {lax}"

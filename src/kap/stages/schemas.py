@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, EmailStr, Field, model_validator
+from pydantic import BaseModel, EmailStr, Field, StrictBool, model_validator
 
 from kap.core.schemas import Day, Ok, Strict
 
@@ -129,7 +129,7 @@ class SignoffSettingsRead(BaseModel):
 class SignoffSettingsUpdate(Strict):
     # 0 turns reminders off.
     reminder_days: int | None = Field(default=None, ge=0, le=30)
-    require_code: bool | None = None
+    require_code: StrictBool | None = None
 
 
 class RevisionRead(BaseModel):
