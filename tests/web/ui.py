@@ -80,8 +80,9 @@ class Watch:
                 if r.status >= 400 and r.status not in self.allowed else None)
 
     def _failed(self, request: Any) -> None:
-        # The readiness poll runs every ten seconds; the browser cancels one in flight when the person moves on.
-        if request.failure == "net::ERR_ABORTED" and request.url.endswith("/readyz"):
+        # The readiness poll (every ten seconds) and the tab's icon load in the background; the browser
+        # cancels one in flight when the person moves on. Any other failed request counts.
+        if request.failure == "net::ERR_ABORTED" and request.url.endswith(BACKGROUND):
             return
         self.failed.append(f"{request.method} {request.url} {request.failure}")
 
@@ -90,6 +91,9 @@ class Watch:
         self.errors.clear()
         self.failed.clear()
         return errors, failed
+
+
+BACKGROUND = ("/readyz", "/static/favicon.svg")
 
 
 def page_facts(page: Any) -> dict[str, Any]:
