@@ -17,6 +17,9 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +179,17 @@ def make_client(settings: Settings, base_settings: dict[str, Any]) -> Iterator[C
 @pytest.fixture(scope="session")
 def db(runtime: Runtime) -> Database:
     return runtime.db
+
+
+def outbox_messages(data_dir: Path, to: str) -> list[EmailMessage]:
+    """Every .eml in the outbox addressed to `to`, oldest first."""
+    found = []
+    for path in sorted((data_dir / "outbox").glob("*.eml"), key=lambda p: p.stat().st_mtime_ns):
+        msg = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        assert isinstance(msg, EmailMessage)
+        if str(msg["To"]) == to:
+            found.append(msg)
+    return found
 
 
 def dev(user: uuid.UUID, org: uuid.UUID | None = None, role: str = "owner") -> dict[str, str]:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
@@ -18,17 +15,7 @@ from kap.core.mail import Mail, queued
 from kap.core.models import EmailLog, LoginToken, User
 from kap.core.runtime import Runtime
 from kap.core.security import hash_token
-from tests.conftest import World
-
-
-def _outbox(data_dir: Path, to: str) -> list[EmailMessage]:
-    found = []
-    for path in (data_dir / "outbox").glob("*.eml"):
-        msg = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-        assert isinstance(msg, EmailMessage)
-        if str(msg["To"]) == to:
-            found.append(msg)
-    return found
+from tests.conftest import World, outbox_messages
 
 
 def _logged(db: Database, to: str) -> int:
@@ -45,11 +32,11 @@ def test_mail_leaves_only_after_commit(runtime: Runtime, db: Database, data_dir:
     with db.service_transaction() as session:
         item = runtime.mailer.queue(session, Mail(to=to, subject="Hello", text="After commit"))
         assert queued(session) == [item.mail]
-        assert _outbox(data_dir, to) == []
+        assert outbox_messages(data_dir, to) == []
         assert item.result is None
     assert item.result is not None
     assert item.result.status == "saved"
-    [msg] = _outbox(data_dir, to)
+    [msg] = outbox_messages(data_dir, to)
     assert "After commit" in str(msg.get_body(("plain",)).get_content())
     assert _logged(db, to) == 1
 
@@ -64,7 +51,7 @@ def test_rollback_sends_nothing(runtime: Runtime, db: Database, data_dir: Path) 
 
     with pytest.raises(RuntimeError, match="boom"):
         queue_then_fail()
-    assert _outbox(data_dir, to) == []
+    assert outbox_messages(data_dir, to) == []
     assert _logged(db, to) == 0
     with db.service_session() as s:
         assert s.scalar(select(User).where(User.email == to)) is None
@@ -77,8 +64,8 @@ def test_a_rolled_back_savepoint_drops_only_its_own_mail(runtime: Runtime, db: D
         savepoint = session.begin_nested()
         runtime.mailer.queue(session, Mail(to=dropped, subject="Dropped", text="Dropped"))
         savepoint.rollback()
-    assert len(_outbox(data_dir, kept)) == 1
-    assert _outbox(data_dir, dropped) == []
+    assert len(outbox_messages(data_dir, kept)) == 1
+    assert outbox_messages(data_dir, dropped) == []
 
 
 def test_a_released_savepoint_sends_nothing_until_its_transaction_commits(
@@ -89,12 +76,12 @@ def test_a_released_savepoint_sends_nothing_until_its_transaction_commits(
         with db.service_transaction() as session:
             with session.begin_nested():
                 runtime.mailer.queue(session, Mail(to=to, subject="Never", text="Never"))
-            assert _outbox(data_dir, to) == []  # released, not committed: still waiting
+            assert outbox_messages(data_dir, to) == []  # released, not committed: still waiting
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
         release_then_fail()
-    assert _outbox(data_dir, to) == []
+    assert outbox_messages(data_dir, to) == []
     assert _logged(db, to) == 0
 
 
@@ -107,8 +94,8 @@ def test_refused_signoff_request_mails_nothing(client: TestClient, world: World,
     refused = client.post(url, params=pa, json={"email_to": second}, headers=world.h("pm"))
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "signoff_pending"
-    assert len(_outbox(data_dir, first)) == 1
-    assert _outbox(data_dir, second) == []
+    assert len(outbox_messages(data_dir, first)) == 1
+    assert outbox_messages(data_dir, second) == []
 
 
 def test_invitation_checks_the_role_before_anything(client: TestClient, world: World, db: Database,
@@ -117,7 +104,7 @@ def test_invitation_checks_the_role_before_anything(client: TestClient, world: W
     refused = client.post(f"/api/projects/{world.project_a}/members", json={"email": email, "role": "owner"},
                           headers=world.h("admin"))
     assert refused.status_code == 403
-    assert _outbox(data_dir, email) == []
+    assert outbox_messages(data_dir, email) == []
     with db.service_session() as s:
         assert s.scalar(select(User).where(User.email == email)) is None
 
@@ -132,7 +119,7 @@ def test_invitation_names_inviter_and_project_and_lives_seven_days(client: TestC
     invited = client.post(f"/api/projects/{world.project_a}/members", json={"email": email, "role": "lead"},
                           headers=world.h("admin"))
     assert invited.status_code == 201, invited.text
-    [msg] = _outbox(data_dir, email)
+    [msg] = outbox_messages(data_dir, email)
     text = str(msg.get_body(("plain",)).get_content())  # type: ignore[union-attr]
     assert str(msg["Subject"]) == "Ada Admin invited you to A on Kap"
     assert "as lead" in text

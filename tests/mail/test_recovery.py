@@ -29,7 +29,7 @@ from kap.core.recovery import run_recovery
 from kap.core.runtime import Runtime
 from kap.stages.models import SignoffRequest
 from tests.comms.conftest import _Inbox
-from tests.conftest import free_port
+from tests.conftest import free_port, outbox_messages
 from tests.robustness.conftest import LiveServer
 from tests.robustness.test_crash import wait_for
 
@@ -39,16 +39,6 @@ def _dead_owner() -> str:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return owner_tag().rsplit("x", 1)[0] + f"x{proc.pid}"
-
-
-def _outbox(data_dir: Path, to: str) -> list[EmailMessage]:
-    found = []
-    for path in (data_dir / "outbox").glob("*.eml"):
-        msg = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-        assert isinstance(msg, EmailMessage)
-        if str(msg["To"]) == to:
-            found.append(msg)
-    return found
 
 
 def _committed_unsent(db: Database, runtime: Runtime, to: str, owner: str) -> uuid.UUID:
@@ -72,9 +62,9 @@ def test_a_dead_process_committed_message_is_sent_once_by_the_recovery_pass(
     live_id = _committed_unsent(db, runtime, fresh, owner_tag())  # this process is alive and may still send it
 
     assert run_recovery(runtime)["unsent_mail"] >= 1
-    [msg] = _outbox(data_dir, orphan)
+    [msg] = outbox_messages(data_dir, orphan)
     assert "Still delivered" in str(msg.get_body(("plain",)).get_content())  # type: ignore[union-attr]
-    assert _outbox(data_dir, fresh) == []
+    assert outbox_messages(data_dir, fresh) == []
     with db.service_session() as s:
         sent = s.get(EmailLog, orphan_id)
         waiting = s.get(EmailLog, live_id)
@@ -84,7 +74,7 @@ def test_a_dead_process_committed_message_is_sent_once_by_the_recovery_pass(
         assert waiting.status == "pending"
 
     run_recovery(runtime)
-    assert len(_outbox(data_dir, orphan)) == 1  # never twice
+    assert len(outbox_messages(data_dir, orphan)) == 1  # never twice
     with db.service_transaction() as s:
         s.delete(s.get(EmailLog, live_id))
 
@@ -103,7 +93,7 @@ def test_a_queued_message_is_a_pending_row_until_its_commit_then_sent(
         done = s.get(EmailLog, item.log_id)
         assert done is not None
         assert (done.status, done.raw) == ("saved", None)
-    assert len(_outbox(data_dir, to)) == 1
+    assert len(outbox_messages(data_dir, to)) == 1
 
 
 class _Silent:

@@ -7,9 +7,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from email import policy
 from email.message import EmailMessage
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from kap.core.db import Database
 from kap.core.deps import ProjectContext, resolve_project
 from kap.core.security import Identity
 from kap.documents.models import Artifact
-from tests.conftest import World
+from tests.conftest import World, outbox_messages  # noqa: F401  (the stage tests import it from here)
 
 HERE = Path(__file__).parent / "fixtures"
 LINK = re.compile(r"http://testserver/signoff/([A-Za-z0-9_\-]+)")
@@ -39,17 +37,6 @@ def add_artifact(db: Database, org: uuid.UUID, project: uuid.UUID, filename: str
 
 def recipient() -> str:
     return f"sponsor-{uuid.uuid4().hex[:10]}@client.example.com"
-
-
-def outbox_messages(data_dir: Path, to: str) -> list[EmailMessage]:
-    """Every .eml in the outbox addressed to `to`, oldest first."""
-    found = []
-    for path in sorted((data_dir / "outbox").glob("*.eml"), key=lambda p: p.stat().st_mtime_ns):
-        msg = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-        assert isinstance(msg, EmailMessage)
-        if str(msg["To"]) == to:
-            found.append(msg)
-    return found
 
 
 def parts(msg: EmailMessage) -> tuple[str, str]:
