@@ -34,7 +34,7 @@ def stage_link(settings: Settings, stage: Stage) -> str:
     return settings.public_url + project_stage_link(stage.project_id, stage.id)
 
 
-def _team(session: Session, stage: Stage, req: SignoffRequest) -> list[User]:
+def team_of(session: Session, stage: Stage, req: SignoffRequest) -> list[User]:
     """The requester and the stage owner, once each, without the signer."""
     seen = {normalise_address(req.signer_email or "")}
     out = []
@@ -80,7 +80,7 @@ def decision_mails(session: Session, mailer: Mailer, settings: Settings, actor: 
     context = {"cert": cert, "record": cert.record, "outcome": OUTCOME[req.status], "digest": digest,
                "certificate_link": certificate_link(settings, stage, req), "stage_link": stage_link(settings, stage),
                "requester": cert.record.get("requester")}
-    mails = [_team_mail(cert, context, user, stage, req) for user in _team(session, stage, req)]
+    mails = [_team_mail(cert, context, user, stage, req) for user in team_of(session, stage, req)]
     if req.signer_email:
         mails.append(Mail(
             to=req.signer_email, subject=f"Your sign-off: {OUTCOME[req.status]} · {cert.record['stage']['title']} "

@@ -37,7 +37,7 @@ from kap.core.runtime import Runtime
 from kap.core.scope import trusted_scope
 from kap.core.security import hash_token, new_token
 from kap.stages.models import SignoffRequest, Stage, StageSettings
-from kap.stages.notify import stage_link
+from kap.stages.notify import stage_link, team_of
 from kap.stages.project_settings import DEFAULT_REMINDER_DAYS, MAX_REMINDERS
 from kap.stages.records import Actor, audit
 from kap.stages.render import render
@@ -228,13 +228,9 @@ def _expiry_mails(session: Session, runtime: Runtime, req: SignoffRequest) -> li
     stage = session.get(Stage, req.stage_id)
     assert stage is not None
     brand = brand_of(session, req.org_id)
-    seen: set[str] = set()
     mails = []
-    for user_id in (req.created_by, stage.owner_id):
-        user = session.get(User, user_id) if user_id else None
-        if user is None or not user.email or normalise_address(user.email) in seen:
-            continue
-        seen.add(normalise_address(user.email))
+    for user in team_of(session, stage, req):
+        assert user.email
         context = {"org": brand.name, "recipient": user.name or user.email, "stage_title": stage.title,
                    "project_name": project.name, "expires_at": req.expires_at, "sent_at": req.created_at,
                    "signer": req.recipient_name or req.recipient_email, "reminders": req.reminder_count,
