@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import uuid
 from collections.abc import Iterator
@@ -20,8 +21,11 @@ def sqlite_url(folder: Path) -> Iterator[str]:
 
 @contextmanager
 def postgres_url(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
-    """A fresh PostgreSQL database for one benchmark, dropped afterwards."""
-    name = f"kap_bench_{uuid.uuid4().hex[:8]}"
+    """A fresh PostgreSQL database for one benchmark, dropped afterwards.
+
+    BENCH_DB_PREFIX names it (default `kap_bench`), so runs side by side on one server can tell theirs apart.
+    """
+    name = f"{os.environ.get('BENCH_DB_PREFIX', 'kap_bench')}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:

@@ -202,6 +202,14 @@ def test_list_filters_and_pages(client: TestClient, world: World) -> None:
     page3 = client.get("/api/documents", params={**params, "limit": 4, "offset": 8}, headers=world.h("member")).json()
     assert len(page1["documents"]) == 4
     assert len(page3["documents"]) == 3
+    past = client.get("/api/documents", params={**params, "limit": 4, "offset": 20}, headers=world.h("member")).json()
+    assert (past["total"], past["documents"]) == (11, [])
+    named_pdfs = client.get("/api/documents", params={**params, "type": "pdf", "name": "scan"},
+                            headers=world.h("member")).json()
+    assert [d["name"] for d in named_pdfs["documents"]] == ["CR-004 signed scan.pdf"]
+    for listed in every["documents"]:  # a listed row reads like the document's own view
+        detail = client.get(f"/api/documents/{listed['id']}", params=params, headers=world.h("member")).json()
+        assert listed == {key: detail[key] for key in listed}
     bad = client.get("/api/documents", params={**params, "status": "weird"}, headers=world.h("member"))
     assert bad.status_code == 422
 

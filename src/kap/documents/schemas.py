@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, model_validator
+from sqlalchemy.engine import Row
 
 from kap.core.links import document_link
 from kap.core.schemas import Strict
@@ -67,6 +69,22 @@ class ArtifactRead(BaseModel):
                    chunk_count=artifact.chunk_count, ocr_pages=list(artifact.ocr_pages or []),
                    version=artifact.version, uploaded_by=artifact.uploaded_by, created_at=artifact.created_at,
                    updated_at=artifact.updated_at, link=deep_link(artifact.project_id, artifact.id))
+
+    @classmethod
+    def of_rows(cls, project_id: uuid.UUID, rows: Iterable[Row[Any]]) -> list[ArtifactRead]:
+        """Build the public view of listed rows (columns named like the fields, but no `project_id`)
+        in one validation: pydantic's core builds the whole list, not one Python call per row."""
+        project = str(project_id)
+        views = []
+        for row in rows:
+            view = row._asdict()
+            view["project_id"] = project_id
+            view["link"] = deep_link(project, view["id"])
+            views.append(view)
+        return _ROWS.validate_python(views)
+
+
+_ROWS: TypeAdapter[list[ArtifactRead]] = TypeAdapter(list[ArtifactRead])
 
 
 class PageText(BaseModel):
