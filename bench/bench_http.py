@@ -240,7 +240,8 @@ def workloads(quick: bool) -> list[Workload]:
     ]
 
 
-def bench_ingest(label: str, url: str, work: Path, rounds: int, quick: bool) -> dict[str, float]:
+def bench_ingest(label: str, url: str, work: Path, rounds: int, quick: bool,
+                 names: list[str] | None = None) -> dict[str, float]:
     data = work / f"data-ingest-{label}"
     env = kap_env(url, data)
     seeded = seed(env, projects=1, documents=0)
@@ -261,6 +262,8 @@ def bench_ingest(label: str, url: str, work: Path, rounds: int, quick: bool) -> 
                 return int(document["page_count"] or 1)
 
             for load_ in workloads(quick):
+                if names and not any(n.lower() in load_.name.lower() for n in names):
+                    continue
                 folder = work / f"files-{label}-{uuid.uuid4().hex[:6]}"
                 folder.mkdir()
 
@@ -287,7 +290,7 @@ def bench_ingest(label: str, url: str, work: Path, rounds: int, quick: bool) -> 
                 results[load_.name] = k / b
                 per_file = (1 / k - 1 / b) * 1000 * (1 if load_.unit == "files" else _pages_per_file(load_))
                 out(f"[{label}] ingest {load_.name:<15} kap {k:7.1f} {load_.unit}/s   bare {b:7.1f} {load_.unit}/s"
-                    f"   kap/bare {k / b:.2f}   overhead {per_file:.0f} ms/file")
+                    f"   kap/bare {k / b:.2f}   overhead {per_file:.0f} ms/file   (load {_load()})")
         return results
     finally:
         kap.stop()
@@ -345,6 +348,10 @@ def bench_backup(label: str, url: str, work: Path, rounds: int) -> float:
         runtime.close()
 
 
+def _load() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
 def _pages_per_file(load_: Workload) -> float:
     if "15 pages" in load_.name:
         return 15
@@ -360,6 +367,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--quick", action="store_true", help="fewer files per ingest round")
+    parser.add_argument("--files", action="append", help="only the ingest workloads whose name holds this")
     args = parser.parse_args()
     engines = args.db or ["sqlite", "postgresql"]
     out(f"through a real `kap serve` ({load_generator()}), medians of {args.rounds} alternating rounds")
@@ -370,7 +378,7 @@ def main() -> None:
             if args.only in (None, "get"):
                 bench_get(shown, url, work, args.rounds, args.seconds)
             if args.only in (None, "ingest"):
-                bench_ingest(shown, url, work, max(3, args.rounds // 2 + 1), args.quick)
+                bench_ingest(shown, url, work, max(3, args.rounds // 2 + 1), args.quick, args.files)
             if args.only in (None, "backup"):
                 bench_backup(shown, url, work, 3)
 
