@@ -49,8 +49,12 @@ class Outcome:
 
 def is_junk(text: str) -> bool:
     """Whether a page's text is too thin to be the page (a scan with a stray text layer)."""
-    words = _WORD.findall(text)
-    return len(words) < 3 or sum(len(w) for w in words) < 12
+    count = letters = 0
+    for word in _WORD.finditer(text):  # stop as soon as the page has clearly enough words
+        count, letters = count + 1, letters + len(word.group())
+        if count >= 3 and letters >= 12:
+            return False
+    return True
 
 
 def extract(kind: str, path: Path, outcome: Outcome, work: Path) -> Iterator[Segment]:

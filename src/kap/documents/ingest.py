@@ -123,6 +123,11 @@ def extract(path: Path, kind: str) -> sandbox.SandboxResult:
     return sandbox.run("text", kind, path, path.parent / "out")
 
 
+def start_extract(path: Path, kind: str) -> sandbox.Running:
+    """Start extracting a file in the sandbox; read its segments while it runs."""
+    return sandbox.start("text", kind, path, path.parent / "out")
+
+
 def ocr(path: Path, kind: str, pages: list[int]) -> sandbox.SandboxResult:
     """Run OCR over the given pages in the sandbox."""
     return sandbox.run("ocr", kind, path, path.parent / "ocr", pages=pages)
@@ -196,18 +201,54 @@ def clear_chunks(session: Session, artifact: Artifact) -> None:
 def apply(session: Session, artifact: Artifact, result: sandbox.SandboxResult) -> None:
     """Replace an artifact's chunks with an extraction result and set its status."""
     clear_chunks(session, artifact)
+    count = insert_chunks(session, chunk_rows(artifact, result.segments())) if result.ok else 0
+    _set_outcome(session, artifact, result, count)
+
+
+def _set_outcome(session: Session, artifact: Artifact, result: sandbox.SandboxResult, count: int) -> None:
     artifact.updated_at = utcnow()
     if not result.ok:
         artifact.status, artifact.status_reason = "failed", result.reason
         artifact.chunk_count, artifact.ocr_pages = 0, []
         return
-    artifact.chunk_count = insert_chunks(session, chunk_rows(artifact, result.segments()))
+    artifact.chunk_count = count
     artifact.page_count = result.pages
     artifact.ocr_pages = list(result.ocr_pages)
     artifact.status = "needs_ocr" if result.ocr_pages else "ready"
     artifact.status_reason = _lane_reason(result.ocr_pages) if result.ocr_pages else None
     from kap.raid.jobs import extract_raid  # noqa: PLC0415  (documents do not depend on RAID at import time)
     enqueue_after_commit(session, extract_raid, str(artifact.id))
+
+
+def stream_apply(session: Session, artifact: Artifact, running: sandbox.Running, *,
+                 lock_seconds: float | None = None) -> sandbox.SandboxResult:
+    """Write an artifact's chunks while the extractor still produces them, then set its status.
+
+    The database's work (rows, search indexes) then overlaps the reading of the file.
+    `lock_seconds`: on SQLite a writing transaction holds the database's only write lock,
+    so past that many seconds of a still-running extraction the transaction is rolled back
+    (the artifact is added again) and the chunks are written once the file is read.
+    """
+    clear_chunks(session, artifact)
+    count, streaming = 0, True
+    for segments in running.batches():
+        if not streaming:
+            continue
+        if lock_seconds is not None and running.elapsed() > lock_seconds:
+            session.rollback()
+            streaming = False
+            continue
+        count += insert_chunks(session, chunk_rows(artifact, segments, count))
+    result = running.finish()
+    if not streaming:
+        session.add(artifact)
+        session.flush()
+        apply(session, artifact, result)
+        return result
+    if not result.ok and count:
+        clear_chunks(session, artifact)
+    _set_outcome(session, artifact, result, count)
+    return result
 
 
 def _lane_reason(pages: list[int]) -> str:
@@ -250,7 +291,11 @@ class Extracted:
 
 def extract_tree(settings: Settings, path: Path, kind: str, level: int = 0) -> Extracted:
     """Extract a file and, for e-mail, its attachments (to a bounded depth), touching no database."""
-    result = extract(path, kind)
+    return extract_children(settings, extract(path, kind), level)
+
+
+def extract_children(settings: Settings, result: sandbox.SandboxResult, level: int) -> Extracted:
+    """Stage and extract the attachments an extraction result found, touching no database."""
     children: list[tuple[Staged, Extracted]] = []
     skipped: list[str] = []
     if not result.ok or level >= MAX_CHILD_DEPTH:
@@ -273,6 +318,12 @@ def write_tree(session: Session, storage: Storage, artifact: Artifact, tree: Ext
     Returns the new children and the storage keys of children it replaced (to delete after commit).
     """
     apply(session, artifact, tree.result)
+    return write_children(session, storage, artifact, tree)
+
+
+def write_children(session: Session, storage: Storage, artifact: Artifact,
+                   tree: Extracted) -> tuple[list[Artifact], list[str]]:
+    """Replace an artifact's child documents with those of an extraction tree (stored and indexed)."""
     replaced = []
     for old in existing_children(session, artifact):
         replaced.extend(_subtree_keys(session, old))

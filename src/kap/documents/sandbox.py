@@ -17,6 +17,7 @@ import resource
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,36 +101,190 @@ def _context() -> Any:
 
 
 def warm() -> None:
-    """Start the fork server now (it imports the readers), so the first upload does not wait for it."""
+    """Start the fork server now (it imports the readers) and fork the first waiting child."""
     from multiprocessing import forkserver
 
     _context()
     forkserver.ensure_running()
+    _refill()
+
+
+# Children forked ahead of time, each waiting for one job: an upload does not wait for a fork
+# (30-40 ms a file). A child runs one file and exits, so no file sees another's process; its
+# limits are set when its job arrives, from the limits in force then.
+POOL_SIZE = 2  # back-to-back uploads find one ready while the next is forked
+_POOL: list[_Waiting] = []
+_POOL_LOCK = threading.Lock()
+_REFILLING = threading.Event()
+
+
+@dataclass
+class _Waiting:
+    """A forked child blocked on its job pipe; the write end stays here as its lifeline."""
+
+    proc: Any
+    pipe: Any
+
+    def discard(self) -> None:
+        self.pipe.close()  # EOF: the child exits
+        self.proc.join(timeout=1)
+
+
+def _fork_waiting() -> _Waiting:
+    ctx = _context()
+    reader, pipe = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_pooled_child, args=(reader,), daemon=True)
+    proc.start()
+    reader.close()
+    return _Waiting(proc, pipe)
+
+
+def _take() -> _Waiting:
+    """A waiting child from the pool (refilled in the background), or a new one."""
+    waiting = None
+    with _POOL_LOCK:
+        while _POOL and waiting is None:
+            candidate = _POOL.pop()
+            if candidate.proc.is_alive():
+                waiting = candidate
+            else:
+                candidate.discard()
+    if not _REFILLING.is_set():
+        _REFILLING.set()
+        threading.Thread(target=_refill, name="kap-extractor-pool", daemon=True).start()
+    return waiting or _fork_waiting()
+
+
+def waiting() -> list[int]:
+    """Process ids of the children waiting for a job."""
+    with _POOL_LOCK:
+        return [child.proc.pid for child in _POOL if child.proc.is_alive()]
+
+
+def _refill() -> None:
+    try:
+        while True:
+            with _POOL_LOCK:
+                if len(_POOL) >= POOL_SIZE:
+                    return
+            child = _fork_waiting()
+            with _POOL_LOCK:
+                _POOL.append(child)
+    except (OSError, ValueError, RuntimeError):  # shutting down: the next upload forks its own
+        return
+    finally:
+        _REFILLING.clear()
+
+
+class Running:
+    """An extraction in progress: stream its segments while it runs, then collect the outcome."""
+
+    def __init__(self, child: _Waiting, work: Path, limits: Limits) -> None:
+        self.child, self.work, self.limits = child, work, limits
+        self.started = time.monotonic()
+        self.result: SandboxResult | None = None
+
+    def __enter__(self) -> Running:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.result is None:  # abandoned by its reader: stop the child
+            self._stop()
+
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return int(self.child.proc.pid)
+
+    def elapsed(self) -> float:
+        """Seconds since the child got its job."""
+        return time.monotonic() - self.started
+
+    def batches(self, poll: float = 0.01) -> Iterator[list[Segment]]:
+        """Yield the segments written so far, batch by batch, until the child ends (or is stopped)."""
+        pending = b""
+        with (self.work / RESULT).open("rb") as handle:
+            while True:
+                alive = self.child.proc.is_alive()
+                pending += handle.read()
+                lines = pending.split(b"\n")
+                pending = lines.pop()
+                found = [s for s in map(_segment, lines) if s is not None]
+                if found:
+                    yield found
+                if not alive or (lines and lines[-1].startswith(_FINAL)):
+                    return
+                if self.elapsed() > self.limits.wall_seconds:
+                    self._stop()
+                    return
+                if not found:
+                    self.child.proc.join(timeout=poll)
+
+    def finish(self) -> SandboxResult:
+        """Wait for the child's last line (within the wall-clock limit) and read how it ended."""
+        if self.result is not None:
+            return self.result
+        last = _last_line(self.work / RESULT)
+        if not (last and last.get("type") in ("done", "error")):  # still working, or died without a word
+            self.child.proc.join(timeout=max(self.limits.wall_seconds - self.elapsed(), 0.001))
+            if self.child.proc.is_alive():
+                self._stop()
+                assert self.result is not None
+                return self.result
+        # a child that wrote its last line is exiting: it is reaped later, not waited for
+        self.result = _read_outcome(self.work, self.child.proc.exitcode or 0, _read_stderr(self.work))
+        self.child.pipe.close()
+        return self.result
+
+    def _stop(self) -> None:
+        _kill_group(self.child.proc.pid)
+        self.child.proc.join()
+        self.child.pipe.close()
+        self.result = SandboxResult(False, self.work,
+                                    reason=f"extraction took longer than {self.limits.wall_seconds} s (stopped)")
+
+
+_FINAL = (b'{"type": "done"', b'{"type": "error"')
+
+
+def _segment(raw: bytes) -> Segment | None:
+    if not raw.startswith(b'{"type": "segment"'):
+        return None
+    item = json.loads(raw)
+    return Segment(item["text"], item.get("page"), item.get("locator", ""))
+
+
+def start(mode: str, kind: str, source: Path, work: Path, *, pages: list[int] | None = None,
+          limits: Limits | None = None) -> Running:
+    """Hand `source` to a waiting child for extraction (mode 'text') or OCR (mode 'ocr')."""
+    limits = limits or Limits.current()
+    work.mkdir(parents=True, exist_ok=True)
+    (work / RESULT).touch()
+    spec = f"{limits.memory}:{limits.cpu_seconds}:{limits.output_bytes}"
+    argv = [spec, mode, kind, str(source), str(work), ",".join(str(p) for p in pages or [])]
+    child = _take()
+    try:
+        child.pipe.send(argv)
+    except OSError:  # the waiting child died: fork a fresh one
+        child.discard()
+        child = _fork_waiting()
+        child.pipe.send(argv)
+    return Running(child, work, limits)
 
 
 def run(mode: str, kind: str, source: Path, work: Path, *, pages: list[int] | None = None,
         limits: Limits | None = None) -> SandboxResult:
     """Extract (mode 'text') or OCR (mode 'ocr') `source` in a limited child process."""
-    limits = limits or Limits.current()
-    work.mkdir(parents=True, exist_ok=True)
-    spec = f"{limits.memory}:{limits.cpu_seconds}:{limits.output_bytes}"
-    argv = [spec, mode, kind, str(source), str(work), ",".join(str(p) for p in pages or [])]
-    ctx = _context()
-    # The child holds the read end of this pipe; the end written to lives only in this process.
-    # When this process dies, even by SIGKILL, the child reads EOF and kills its own group.
-    lifeline, keep = ctx.Pipe(duplex=False)
+    return start(mode, kind, source, work, pages=pages, limits=limits).finish()
+
+
+def _pooled_child(jobs: Any) -> None:
+    """Entry point of a waiting child: block until its job (or EOF) arrives, then run it."""
     try:
-        proc = ctx.Process(target=_forked_child, args=(argv, lifeline), daemon=True)
-        proc.start()
-        lifeline.close()
-        proc.join(timeout=limits.wall_seconds or 0.001)
-        if proc.is_alive():
-            _kill_group(proc.pid)
-            proc.join()
-            return SandboxResult(False, work, reason=f"extraction took longer than {limits.wall_seconds} s (stopped)")
-    finally:
-        keep.close()
-    return _read_outcome(work, proc.exitcode or 0, _read_stderr(work))
+        argv = jobs.recv()
+    except (EOFError, OSError):
+        os._exit(0)
+    _forked_child(argv, jobs)
 
 
 def _watch_lifeline(lifeline: Any) -> None:
@@ -187,6 +342,8 @@ def _read_outcome(work: Path, code: int, stderr: str) -> SandboxResult:
         return SandboxResult(False, work, reason=_signal_reason(-code))
     if "MemoryError" in stderr:
         return SandboxResult(False, work, reason="the file needs more memory than allowed to read (refused)")
+    if "[Errno 27]" in stderr:  # EFBIG: Python ignores SIGXFSZ, so the output limit shows as an error
+        return SandboxResult(False, work, reason=_signal_reason(25))
     return SandboxResult(False, work, reason=f"the extractor stopped unexpectedly (exit {code})")
 
 

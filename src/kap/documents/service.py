@@ -45,14 +45,20 @@ def get_artifact(ctx: ProjectContext, artifact_id: uuid.UUID) -> Artifact:
     return artifact
 
 
-def _find_duplicate(ctx: ProjectContext, sha256: str) -> Artifact | None:
-    return ctx.session.scalar(select(Artifact).where(Artifact.project_id == ctx.project_id,
-                                                     Artifact.sha256 == sha256, Artifact.parent_id.is_(None))
-                              .order_by(Artifact.created_at).limit(1))
+# SQLite has one write lock: a sync upload writes its chunks while its file is read for at most
+# this long, then waits for the extractor before writing (other writers wait up to 10 s).
+SQLITE_LOCK_SECONDS = 2.0
 
 
-def _refuse_duplicate(ctx: ProjectContext, staged: ingest.Staged) -> None:
-    existing = _find_duplicate(ctx, staged.sha256)
+def _find_duplicate(ctx: ProjectContext, sha256: str, other_than: uuid.UUID | None = None) -> Artifact | None:
+    where = [Artifact.project_id == ctx.project_id, Artifact.sha256 == sha256, Artifact.parent_id.is_(None)]
+    if other_than is not None:
+        where.append(Artifact.id != other_than)
+    return ctx.session.scalar(select(Artifact).where(*where).order_by(Artifact.created_at).limit(1))
+
+
+def _refuse_duplicate(ctx: ProjectContext, staged: ingest.Staged, other_than: uuid.UUID | None = None) -> None:
+    existing = _find_duplicate(ctx, staged.sha256, other_than)
     if existing is not None:
         raise Conflict(f"this file is already in the project as '{existing.name}'", code="duplicate",
                        details={"artifact_id": str(existing.id), "name": existing.name,
@@ -98,12 +104,16 @@ def _record_upload(ctx: ProjectContext, runtime: Runtime, artifact: Artifact, st
         enqueue_after_commit(ctx.session, ingest_artifact, str(artifact.id))
         return IngestResult(document=ArtifactRead.of(artifact))
     _release_snapshot(ctx.session)
-    tree = ingest.extract_tree(runtime.settings, staged.path, artifact.kind)
-    try:
-        _refuse_duplicate(ctx, staged)  # a twin may have landed while this one was extracted
+    lock_seconds = SQLITE_LOCK_SECONDS if ctx.session.get_bind().dialect.name == "sqlite" else None
+    with ingest.start_extract(staged.path, artifact.kind) as running:
+        _refuse_duplicate(ctx, staged)
         ctx.session.add(artifact)
         ctx.session.flush()
-        children, _ = ingest.write_tree(ctx.session, runtime.storage.artifacts, artifact, tree)
+        result = ingest.stream_apply(ctx.session, artifact, running, lock_seconds=lock_seconds)
+    tree = ingest.extract_children(runtime.settings, result, 0)
+    try:
+        _refuse_duplicate(ctx, staged, artifact.id)  # a twin may have landed while this one was extracted
+        children, _ = ingest.write_children(ctx.session, runtime.storage.artifacts, artifact, tree)
         _audit(ctx, "document.uploaded", artifact, size=artifact.size, kind=artifact.kind, mode="sync",
                status=artifact.status, children=len(children))
         ctx.session.flush()

@@ -1,0 +1,98 @@
+"""Extraction runs in a child forked ahead of time, and a sync upload writes chunks while the file is read."""
+
+from __future__ import annotations
+
+import io
+import random
+import uuid
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from kap.core.db import Database
+from kap.documents import sandbox, service
+from kap.documents.models import ArtifactChunk
+from tests.conftest import World
+from tests.documents.conftest import upload
+
+WORDS = ["milestone", "cutover", "payroll", "steering", "vendor", "budget", "interface", "sign-off", "risk"]
+
+
+def text_pdf(pages: int, seed: int = 1) -> bytes:
+    """A PDF of `pages` pages of sentences, one content stream each."""
+    rng = random.Random(seed)
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"", b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    kids = []
+    for number in range(pages):
+        lines = [f"Page {number + 1} " + " ".join(rng.choice(WORDS) for _ in range(12)) for _ in range(40)]
+        stream = ("BT /F1 10 Tf 40 780 Td 14 TL " + " ".join(f"({line}) '" for line in lines) + " ET").encode()
+        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+                       b"/Resources << /Font << /F1 3 0 R >> >> >>" % len(objects))
+        kids.append(len(objects))
+    objects[1] = b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % k for k in kids) + b"] /Count %d >>" % pages
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def _chunks(db: Database, artifact_id: str) -> int:
+    with db.service_session() as session:
+        return int(session.scalar(select(func.count()).select_from(ArtifactChunk)
+                                  .where(ArtifactChunk.artifact_id == uuid.UUID(artifact_id))) or 0)
+
+
+def test_a_waiting_extractor_applies_the_limits_in_force_when_its_file_arrives(tmp_path: Path) -> None:
+    sandbox.warm()
+    ready = sandbox.waiting()
+    assert ready, "no extractor was forked ahead of time"
+    source = tmp_path / "long.txt"
+    source.write_text("status report line\n" * 20_000)
+    tight = sandbox.Limits(memory=512 * 1024**2, cpu_seconds=60, wall_seconds=60, output_bytes=16 * 1024)
+    with sandbox.start("text", "txt", source, tmp_path / "out", limits=tight) as running:
+        assert running.pid in ready
+        result = running.finish()
+    assert not result.ok
+    assert "more text than allowed" in (result.reason or "")
+
+
+def test_a_file_that_fails_half_way_leaves_no_chunks(client: TestClient, world: World, db: Database,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox, "OUTPUT_LIMIT", 48 * 1024)  # about a dozen of the 60 pages
+    response = upload(client, world, "long report.pdf", content=text_pdf(60))
+    assert response.status_code == 200, response.text
+    document = response.json()["document"]
+    assert document["status"] == "failed"
+    assert "more text than allowed" in document["status_reason"]
+    assert document["chunk_count"] == 0
+    assert _chunks(db, document["id"]) == 0
+    hits = client.get("/api/search", params={"project_id": str(world.project_a), "q": "cutover payroll"},
+                      headers=world.h("lead")).json()["hits"]
+    assert hits == []
+
+
+def test_an_upload_past_the_write_lock_budget_is_written_whole(client: TestClient, world: World, db: Database,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "SQLITE_LOCK_SECONDS", 0.0)  # SQLite: roll back at once, write after reading
+    response = upload(client, world, "forty pages.pdf", content=text_pdf(40))
+    assert response.status_code == 200, response.text
+    document = response.json()["document"]
+    assert document["status"] == "ready"
+    assert document["page_count"] == 40
+    assert document["chunk_count"] == _chunks(db, document["id"]) > 40
+    detail = client.get(f"/api/documents/{document['id']}", params={"project_id": str(world.project_a)},
+                        headers=world.h("lead")).json()
+    assert sorted({p["page"] for p in detail["pages"]}) == list(range(1, 41))
+    again = upload(client, world, "forty pages again.pdf", content=text_pdf(40))
+    assert again.status_code == 409
