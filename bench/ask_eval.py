@@ -16,9 +16,9 @@ of another org (same document names). It then prints, per corpus:
 
 `--calibrate` asks every question again at several refusal thresholds and prints the
 answered and refused rates side by side. `--scale N` pads the first corpus's project with
-generated chunks up to N and measures again.
+generated chunks up to N (`--total M`: other projects up to M in the database) and measures again.
 
-    python -m bench.ask_eval [--db sqlite|postgresql|both] [--scale 10000] [--calibrate]
+    python -m bench.ask_eval [--db sqlite|postgresql|both] [--scale 10000 [--total 1000000]] [--calibrate]
     python -m bench.ask_eval --corpus DIR --questions FILE
 """
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import sqlite3
@@ -39,8 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import event, func, select
 
+from bench import padding
 from bench.common import median, out, pct, postgres_url, sqlite_url
 from kap.app import create_app
 from kap.ask import extractive
@@ -376,31 +378,13 @@ def calibrate(corpora: list[Corpus], askers: dict[str, Asker]) -> list[tuple[flo
 
 def pad_project(db: Database, tenant: Tenant, target: int, seed: int = 7) -> int:
     """Add generated chunks to the project until it holds `target`; return how many it holds."""
-    rng = random.Random(seed)
     with db.service_transaction() as s:
         have = s.scalar(select(func.count()).where(ArtifactChunk.project_id == tenant.project)) or 0
-    per_doc, now = 50, utcnow()
-    while have < target:
-        with db.service_transaction() as s:
-            for _ in range(20):
-                if have >= target:
-                    break
-                artifact_id = uuid.uuid4()
-                s.execute(insert(Artifact).values(
-                    id=artifact_id, org_id=tenant.org, project_id=tenant.project, name=f"Generated {have}.txt",
-                    media_type="text/plain", kind="text", size=1, sha256=uuid.uuid4().hex * 2,
-                    storage_key=f"bench/{artifact_id}", status="ready", page_count=1, chunk_count=per_doc,
-                    ocr_pages=[], version=1, shareable=False, meta={}, created_at=now, updated_at=now))
-                count = min(per_doc, target - have)
-                s.execute(insert(ArtifactChunk), [
-                    {"id": uuid.uuid4(), "org_id": tenant.org, "project_id": tenant.project,
-                     "artifact_id": artifact_id, "seq": i, "page": None, "locator": "", "created_at": now,
-                     "text": _filler(rng)} for i in range(count)])
-                have += count
+    padding.pad(db, padding.Target(tenant.org, tenant.project), max(0, target - have), _filler, seed=seed,
+                per_artifact=50)
     if db.is_postgres:  # as autovacuum would soon after a bulk load: plans from the table's real statistics
-        with db.service_transaction() as s:
-            s.execute(text("ANALYZE artifact_chunks"))
-    return have
+        padding.analyze(db)
+    return max(have, target)
 
 
 def _filler(rng: random.Random) -> str:
@@ -425,7 +409,7 @@ def database(kind: str) -> Iterator[tuple[str, Path]]:
 
 
 def evaluate(kind: str, corpora: list[Corpus], *, scale: int = 0, rounds: int = 3, filler_projects: int = 0,
-             calibrating: bool = False) -> dict[str, Any]:
+             total: int = 0, calibrating: bool = False) -> dict[str, Any]:
     """Run the whole harness on one database engine; return the figures."""
     with database(kind) as (url, data_dir):
         settings = load_settings(kap_database_url=url, kap_data_dir=data_dir, dev_auth=True, kap_env="test",
@@ -434,13 +418,13 @@ def evaluate(kind: str, corpora: list[Corpus], *, scale: int = 0, rounds: int = 
         runtime = Runtime.build(settings)
         try:
             with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
-                return _evaluate(client, runtime.db, corpora, scale, rounds, filler_projects, calibrating)
+                return _evaluate(client, runtime.db, corpora, scale, rounds, filler_projects, total, calibrating)
         finally:
             runtime.close()
 
 
 def _evaluate(client: TestClient, db: Database, corpora: list[Corpus], scale: int, rounds: int,
-              filler_projects: int, calibrating: bool) -> dict[str, Any]:
+              filler_projects: int, total: int, calibrating: bool) -> dict[str, Any]:
     figures: dict[str, Any] = {"corpora": []}
     askers: dict[str, Asker] = {}
     loaded = []
@@ -457,12 +441,34 @@ def _evaluate(client: TestClient, db: Database, corpora: list[Corpus], scale: in
     if scale:
         corpus, main, _, texts, _ = loaded[0]
         figures["chunks"] = pad_project(db, main, scale)
-        for n in range(filler_projects):
-            other = make_tenant(db, f"Filler {n}")
-            pad_project(db, other, scale, seed=100 + n)
-        figures["total_chunks"] = figures["chunks"] * (1 + filler_projects)
-        figures["scaled"] = [run_corpus(c, askers[c.name], None, t, {}, rounds) for c, _, _, t, _ in loaded[:1]]
+        padding.pad_database(db, main.org, total or scale * (1 + filler_projects), _filler)
+        with db.service_transaction() as s:
+            figures["total_chunks"] = s.scalar(select(func.count()).select_from(ArtifactChunk))
+        with statement_times(db) as figures["statements"]:
+            figures["scaled"] = [run_corpus(c, askers[c.name], None, t, {}, rounds) for c, _, _, t, _ in loaded[:1]]
     return figures
+
+
+@contextmanager
+def statement_times(db: Database) -> Iterator[dict[str, list[float]]]:
+    """Milliseconds of every statement the app engine runs, by the statement's first 90 characters."""
+    times: dict[str, list[float]] = {}
+
+    def before(conn: Any, _cursor: Any, _statement: str, _params: Any, _context: Any, _many: bool) -> None:
+        conn.info.setdefault("bench_started", []).append(time.perf_counter())
+
+    def after(conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool) -> None:
+        started = conn.info["bench_started"].pop()
+        key = " ".join(statement.split())[:90]
+        times.setdefault(key, []).append((time.perf_counter() - started) * 1000)
+
+    event.listen(db.app_engine, "before_cursor_execute", before)
+    event.listen(db.app_engine, "after_cursor_execute", after)
+    try:
+        yield times
+    finally:
+        event.remove(db.app_engine, "before_cursor_execute", before)
+        event.remove(db.app_engine, "after_cursor_execute", after)
 
 
 def _asker(client: TestClient, tenant: Tenant) -> Asker:
@@ -497,8 +503,15 @@ def print_figures(kind: str, figures: dict[str, Any], show_misses: bool = False)
         out(f"[{kind}] refusal threshold {threshold:.2f}: answerable hit {answered:.1%}, unanswerable refused "
             f"{refused:.1%}{'  <- current' if threshold == extractive.MIN_COVERAGE else ''}")
     for f in figures.get("scaled", []):
-        out(f"[{kind}] at {figures['chunks']} chunks in the project ({figures['total_chunks']} in the database):")
+        out(f"[{kind}] at {figures['chunks']} chunks in the project ({figures['total_chunks']} in the database), "
+            f"load {os.getloadavg()[0]:.2f}:")
         print_corpus(kind, f, False)
+        asked = len(f.times)
+        statements = sorted(figures["statements"].items(), key=lambda kv: -sum(kv[1]))
+        out(f"    statements per question {sum(len(v) for _, v in statements) / asked:.1f}; costliest:")
+        for statement, ms in statements[:6]:
+            per = sum(ms) / asked
+            out(f"    {per:7.2f} ms/question {len(ms) / asked:4.1f}x p95 {pct(ms, 0.95):6.1f} ms {statement}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -510,6 +523,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale", type=int, default=0, help="pad the first project to this many chunks")
     parser.add_argument("--filler-projects", type=int, default=0,
                         help="with --scale, as many other projects of the same size")
+    parser.add_argument("--total", type=int, default=0,
+                        help="with --scale, other projects and orgs until the database holds this many chunks")
     parser.add_argument("--rounds", type=int, default=3, help="times each question is asked for the latency figures")
     parser.add_argument("--calibrate", action="store_true", help="sweep the refusal threshold")
     parser.add_argument("--misses", action="store_true", help="list missed and wrongly answered questions")
@@ -519,7 +534,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         corpora = [load_corpus(name) for name in args.corpora.split(",")]
     for kind in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
-        print_figures(kind, evaluate(kind, corpora, scale=args.scale, rounds=args.rounds,
+        print_figures(kind, evaluate(kind, corpora, scale=args.scale, rounds=args.rounds, total=args.total,
                                      filler_projects=args.filler_projects, calibrating=args.calibrate),
                       args.misses)
 

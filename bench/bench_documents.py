@@ -17,9 +17,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
+
+from bench.common import postgres_url, sqlite_url
 
 WORDS = ("payroll benefits absence compensation integration conversion workday kronos cutover sponsor "
          "steering decision risk issue mitigation owner deadline testing cycle defect severity budget "
@@ -127,38 +128,13 @@ class Harness:
         return doc
 
     def fill_chunks(self, project_chunks: int, total_chunks: int) -> None:
-        """Insert synthetic chunks: `project_chunks` in the bench project, the rest spread over others."""
-        from sqlalchemy import Table
+        """Pad `project_chunks` more into the bench project, then other projects up to `total_chunks` in all."""
+        from bench.padding import Target, pad, pad_database, zipf_source
 
-        from kap.core.models import Project
-        from kap.documents.models import Artifact, ArtifactChunk
-
-        rng = random.Random(7)
-        others = max(0, (total_chunks - project_chunks) // 100_000 + (1 if total_chunks > project_chunks else 0))
-        projects = [(self.project, project_chunks)]
-        with self.runtime.db.service_transaction() as s:
-            for _ in range(others):
-                pid = uuid.uuid4()
-                s.add(Project(id=pid, org_id=self.org, name="Filler"))
-                projects.append((pid, (total_chunks - project_chunks) // others))
-        for pid, count in projects:
-            artifact_id = uuid.uuid4()
-            with self.runtime.db.service_transaction() as s:
-                s.add(Artifact(id=artifact_id, org_id=self.org, project_id=pid, name="synthetic.txt",
-                               media_type="text/plain", kind="txt", size=0, sha256=uuid.uuid4().hex * 2,
-                               storage_key=f"bench/{artifact_id.hex}", status="ready", page_count=1,
-                               chunk_count=count, ocr_pages=[], version=1, shareable=False, meta={}))
-            for start in range(0, count, 5000):
-                rows = [{"id": uuid.uuid4(), "org_id": self.org, "project_id": pid, "artifact_id": artifact_id,
-                         "seq": start + i, "page": 1, "locator": "",
-                         "text": _chunk_text(rng)}
-                        for i in range(min(5000, count - start))]
-                with self.runtime.db.service_transaction() as s:
-                    s.execute(cast(Table, ArtifactChunk.__table__).insert(), rows)
-        if self.runtime.db.is_postgres:
-            with self.runtime.db.service_engine.connect() as conn:
-                conn.exec_driver_sql("ANALYZE artifact_chunks")
-                conn.commit()
+        source = zipf_source(VOCABULARY)
+        db = self.runtime.db
+        pad(db, Target(self.org, self.project), project_chunks, source, seed=project_chunks)
+        pad_database(db, self.org, total_chunks, source, seed=total_chunks)
 
     def search_latency(self, queries: list[tuple[str, str]]) -> tuple[float, float]:
         from kap.core.deps import resolve_project
@@ -177,6 +153,31 @@ class Harness:
         timings.sort()
         return statistics.median(timings), timings[int(len(timings) * 0.95) - 1]
 
+    def bare_latency(self, queries: list[tuple[str, str]]) -> tuple[float, float]:
+        """The engine's own ranked query for the same terms (ids of the best 10, no snippet, no RLS)."""
+        from kap.documents.search import fts5_expression, query_terms
+
+        timings = []
+        with self.runtime.db.service_engine.connect() as conn:
+            raw: Any = conn.connection.driver_connection
+            for q, match in queries:
+                terms = query_terms(q)
+                started = time.perf_counter()
+                if self.runtime.db.is_postgres:
+                    joiner = " && " if match == "all" else " || "
+                    tsq = joiner.join("phraseto_tsquery('simple', %s)" for _ in terms)
+                    raw.execute(f"SELECT id FROM artifact_chunks, ({'SELECT ' + tsq}) AS q(query) "
+                                "WHERE project_id = %s AND tsv @@ q.query ORDER BY ts_rank_cd(tsv, q.query) DESC "
+                                "LIMIT 10", [*(t.raw for t in terms), self.project]).fetchall()
+                else:
+                    raw.execute("SELECT chunk_id FROM artifact_chunks_fts WHERE artifact_chunks_fts MATCH ? "
+                                "ORDER BY rank LIMIT 10",
+                                (fts5_expression(self.project, terms, match),)).fetchall()  # type: ignore[arg-type]
+                timings.append((time.perf_counter() - started) * 1000)
+            raw.rollback()
+        timings.sort()
+        return statistics.median(timings), timings[int(len(timings) * 0.95) - 1]
+
     def close(self) -> None:
         self.client.__exit__(None, None, None)
         self.runtime.close()
@@ -190,22 +191,29 @@ def _queries(rng: random.Random, n: int) -> list[tuple[str, str]]:
     return out
 
 
-def _scratch_pg(url: str) -> Iterator[str]:
-    import psycopg
+def _search_sizes(label: str, harness: Harness, big: bool) -> None:
+    sizes = [(10_000, 10_000)] + ([(100_000, 1_000_000)] if big else [])
+    have_project = 0
+    for project_chunks, total in sizes:
+        harness.fill_chunks(project_chunks - have_project, total)
+        have_project = project_chunks
+        queries = _queries(random.Random(3), 200)
+        harness.search_latency(queries[:20])  # warm the caches
+        p50, p95 = harness.search_latency(queries)
+        b50, b95 = harness.bare_latency(queries)
+        load = os.getloadavg()[0]
+        out(f"[{label}] search: {project_chunks:,} chunks in the project, {total:,} in the database: "
+            f"p50 {p50:.1f} ms, p95 {p95:.1f} ms; bare query p50 {b50:.1f} ms, p95 {b95:.1f} ms; "
+            f"ratio p95 {p95 / b95:.2f}x (load {load:.2f})")
 
-    name = f"kap_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-
-def bench_engine(label: str, database_url: str, work: Path, files: list[Path], *, big: bool) -> None:
+def bench_engine(label: str, database_url: str, work: Path, files: list[Path], *, big: bool,
+                 search_only: bool = False) -> None:
     harness = Harness(database_url, work / f"data-{label}")
     try:
+        if search_only:
+            _search_sizes(label, harness, big)
+            return
         harness.upload(files[0])  # warm-up (imports, caches)
         started = time.perf_counter()
         pages = sum(harness.upload(path)["page_count"] for path in files[1:])
@@ -215,14 +223,7 @@ def bench_engine(label: str, database_url: str, work: Path, files: list[Path], *
         bare_rate = bare_pages / (time.perf_counter() - started)
         out(f"[{label}] ingest: Kap via API {kap_rate:,.0f} pages/s, bare extractor {bare_rate:,.0f} pages/s, "
               f"ratio {kap_rate / bare_rate:.2f} (goal >= 0.5)")
-        sizes = [(10_000, 10_000)] + ([(100_000, 1_000_000)] if big else [])
-        have_project, have_total = 0, 0
-        for project_chunks, total in sizes:
-            harness.fill_chunks(project_chunks - have_project, total - have_total)
-            have_project, have_total = project_chunks, total
-            p50, p95 = harness.search_latency(_queries(random.Random(3), 200))
-            out(f"[{label}] search: {project_chunks:,} chunks in the project, {total:,} in the database: "
-                  f"p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+        _search_sizes(label, harness, big)
     finally:
         harness.close()
 
@@ -276,6 +277,8 @@ def main() -> None:
     parser.add_argument("--postgres", help="PostgreSQL admin URL (a scratch database is created and dropped)")
     parser.add_argument("--big", action="store_true", help="also 100k chunks in the project, 1M in the database")
     parser.add_argument("--upload-mb", type=int, default=0, help="measure server memory while uploading N MB")
+    parser.add_argument("--search-only", action="store_true", help="skip the ingest figures")
+    parser.add_argument("--sqlite", action=argparse.BooleanOptionalAction, default=True, help="run on SQLite")
     parser.add_argument("--pages", type=int, default=300, help="text PDF pages to ingest")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kap-bench-") as tmp:
@@ -285,10 +288,12 @@ def main() -> None:
             path = work / f"generated-{i}.pdf"
             path.write_bytes(_pdf(10 if i == 0 else max(1, args.pages // 3), seed=i))
             files.append(path)
-        bench_engine("sqlite", f"sqlite:///{work / 'bench.db'}", work, files, big=args.big)
+        if args.sqlite:
+            with sqlite_url(work) as url:
+                bench_engine("sqlite", url, work, files, big=args.big, search_only=args.search_only)
         if args.postgres:
-            for url in _scratch_pg(args.postgres):
-                bench_engine("postgresql", url, work, files, big=args.big)
+            with postgres_url(args.postgres) as url:
+                bench_engine("postgresql", url, work, files, big=args.big, search_only=args.search_only)
         if args.upload_mb:
             bench_upload_memory(work, args.upload_mb)
 

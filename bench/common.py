@@ -16,7 +16,8 @@ PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 @contextmanager
 def sqlite_url(folder: Path) -> Iterator[str]:
-    yield f"sqlite:///{folder / 'bench.db'}"
+    """A SQLite file in `folder`, or the kept file KAP_BENCH_SQLITE_PATH (padded once, reused by later runs)."""
+    yield f"sqlite:///{os.environ.get('KAP_BENCH_SQLITE_PATH') or folder / 'bench.db'}"
 
 
 @contextmanager
@@ -24,15 +25,21 @@ def postgres_url(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
     """A fresh PostgreSQL database for one benchmark, dropped afterwards.
 
     BENCH_DB_PREFIX names it (default `kap_bench`), so runs side by side on one server can tell theirs apart.
+    With KAP_BENCH_PG_DATABASE set, that database is used (created when missing) and kept: the scale
+    benchmarks then pad it once and later runs add only their own project.
     """
-    name = f"{os.environ.get('BENCH_DB_PREFIX', 'kap_bench')}_{uuid.uuid4().hex[:8]}"
+    kept = os.environ.get("KAP_BENCH_PG_DATABASE")
+    name = kept or f"{os.environ.get('BENCH_DB_PREFIX', 'kap_bench')}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
     try:
         yield admin_url.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not kept:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def median(values: list[float]) -> float:
