@@ -130,3 +130,21 @@ def test_service_work_can_search_a_project_it_names(client: TestClient, world: W
         hits = search_chunks(ctx, "severity", 5)
         assert hits
         assert all("everity" in h.text for h in hits)
+
+
+def test_a_broad_query_ranks_at_most_the_cap_of_its_matches(client: TestClient, world: World,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from kap.documents import search
+
+    for n in range(5):
+        upload(client, world, f"note-{n}.txt", content=f"Cutover rehearsal note {n}.".encode())
+
+    def count(q: str) -> int:
+        hits = _search(client, world, q)["hits"]
+        assert isinstance(hits, list)
+        return len(hits)
+
+    assert count("rehearsal") == 5
+    monkeypatch.setattr(search, "SEARCH_CAP", 2)
+    assert count("rehearsal") == 2
+    assert count("rehearsal note 3") == 1

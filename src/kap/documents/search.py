@@ -25,6 +25,10 @@ from kap.documents.schemas import deep_link
 
 Match = Literal["all", "any"]
 MAX_TERMS = 32
+# At most this many of the project's matching chunks are ranked for one query (the newest on SQLite, the
+# first the index finds on PostgreSQL): at 100,000 chunks a common word matches thousands, and ranking
+# each one costs a row read. A query that matches fewer is ranked exactly.
+SEARCH_CAP = 1000
 _TERM = re.compile(r'"[^"]*"|\S+')
 _WORD = re.compile(r"\w+", re.UNICODE)
 _START, _STOP = "\x02", "\x03"
@@ -69,7 +73,7 @@ def query_terms(query: str) -> list[Term]:
 
 def search_chunks(ctx: ProjectContext, query: str, limit: int = 10, *, match: Match = "all",
                   artifact_ids: Sequence[uuid.UUID] | None = None) -> list[ChunkHit]:
-    """The project's chunks that match `query`, best first ('all' terms, or 'any' of them)."""
+    """The project's chunks that match `query`, best first ('all' terms, or 'any' of them; SEARCH_CAP ranked)."""
     terms = query_terms(query)
     if not terms:
         raise ValidationFailed("the query has no searchable words", code="empty_query")
@@ -95,11 +99,17 @@ def _sqlite(session: Session, project_id: uuid.UUID, terms: list[Term], limit: i
         names = [f"a{i}" for i in range(len(artifact_ids))] or ["none"]
         params.update({f"a{i}": a.hex for i, a in enumerate(artifact_ids)} or {"none": ""})
         restrict = f"AND c.artifact_id IN ({', '.join(':' + n for n in names)})"
-    inner_limit = "LIMIT :limit" if artifact_ids is None else ""
+    inner_limit, newest = "", ""
+    if artifact_ids is None:
+        # The rowid bound is found without ranking; FTS5 applies it inside the ranked scan.
+        inner_limit = "LIMIT :limit"
+        newest = ("AND rowid >= coalesce((SELECT rowid FROM artifact_chunks_fts WHERE artifact_chunks_fts MATCH :q "
+                  "ORDER BY rowid DESC LIMIT 1 OFFSET :cap - 1), 0)")
+        params["cap"] = SEARCH_CAP
     sql = f"""
         WITH hits AS (
             SELECT chunk_id, rank AS score, snippet(artifact_chunks_fts, 1, :start, :stop, '…', 24) AS snip
-            FROM artifact_chunks_fts WHERE artifact_chunks_fts MATCH :q
+            FROM artifact_chunks_fts WHERE artifact_chunks_fts MATCH :q {newest}
             ORDER BY rank {inner_limit})
         SELECT c.id, c.artifact_id, a.name, c.page, c.locator, c.text, hits.snip, hits.score
         FROM hits JOIN artifact_chunks c ON c.id = hits.chunk_id
@@ -116,7 +126,7 @@ def _postgres(session: Session, project_id: uuid.UUID, terms: list[Term], limit:
     params: dict[str, object] = {f"t{i}": term.raw for i, term in enumerate(terms)}
     joiner = " && " if match == "all" else " || "
     tsquery = joiner.join(f"phraseto_tsquery('simple', :t{i})" for i in range(len(terms)))
-    params.update({"project": project_id, "limit": limit,
+    params.update({"project": project_id, "limit": limit, "cap": SEARCH_CAP,
                    "opts": f"StartSel={_START}, StopSel={_STOP}, MaxWords=35, MinWords=12, MaxFragments=2"})
     params["artifacts"] = list(artifact_ids) if artifact_ids is not None else None
     sql = f"""
@@ -136,11 +146,12 @@ def _pg_hits(session: Session) -> str:
         "SELECT NOT (rolsuper OR rolbypassrls) FROM pg_roles WHERE rolname = current_user")).scalar())
     if under_rls:
         return ("SELECT h.* FROM q, kap_search_chunks(CAST(:project AS uuid), q.query, :limit, "
-                "CAST(:artifacts AS uuid[])) AS h")
-    return ("SELECT c.id, c.artifact_id, c.page, c.locator, c.text AS body, ts_rank_cd(c.tsv, q.query) AS score "
+                "CAST(:artifacts AS uuid[]), :cap) AS h")
+    return ("SELECT s.id, s.artifact_id, s.page, s.locator, s.body, ts_rank_cd(s.tsv, s.query) AS score FROM ("
+            "SELECT c.id, c.artifact_id, c.page, c.locator, c.text AS body, c.tsv, q.query "
             "FROM artifact_chunks c, q WHERE c.project_id = CAST(:project AS uuid) AND c.tsv @@ q.query "
             "AND (CAST(:artifacts AS uuid[]) IS NULL OR c.artifact_id = ANY (CAST(:artifacts AS uuid[]))) "
-            "ORDER BY score DESC, c.id LIMIT :limit")
+            "LIMIT :cap) AS s ORDER BY score DESC, s.id LIMIT :limit")
 
 
 def _uuid(value: object) -> uuid.UUID:
