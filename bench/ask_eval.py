@@ -446,7 +446,30 @@ def _evaluate(client: TestClient, db: Database, corpora: list[Corpus], scale: in
             figures["total_chunks"] = s.scalar(select(func.count()).select_from(ArtifactChunk))
         with statement_times(db) as figures["statements"]:
             figures["scaled"] = [run_corpus(c, askers[c.name], None, t, {}, rounds) for c, _, _, t, _ in loaded[:1]]
+        figures["bare"] = bare_times(db, main, [q["question"] for q in corpus.answerable] + corpus.unanswerable)
     return figures
+
+
+def bare_times(db: Database, tenant: Tenant, questions: list[str]) -> list[float]:
+    """Milliseconds of one bare scoped full-text query per question: its words OR-ed, ranked, 24 rows."""
+    times = []
+    with db.service_engine.connect() as conn:
+        raw: Any = conn.connection.driver_connection
+        for question in questions:
+            words = [w for w in _WORD.findall(question.lower()) if w not in STOP_WORDS] or ["none"]
+            started = time.perf_counter()
+            if db.is_postgres:
+                raw.execute("SELECT id FROM artifact_chunks, to_tsquery('english', %s) AS q(query) WHERE "
+                            "project_id = %s AND tsv_en @@ q.query ORDER BY ts_rank(tsv_en, q.query) DESC LIMIT 24",
+                            [" | ".join(words), tenant.project]).fetchall()
+            else:
+                match = (f'proj : "p{tenant.project.hex}" AND {{head body}} : ('
+                         + " OR ".join(f'"{w}"' for w in words) + ")")
+                raw.execute("SELECT rowid FROM artifact_chunks_stem WHERE artifact_chunks_stem MATCH ? "
+                            "ORDER BY rank LIMIT 24", (match,)).fetchall()
+            times.append((time.perf_counter() - started) * 1000)
+        raw.rollback()
+    return times
 
 
 @contextmanager
@@ -506,6 +529,9 @@ def print_figures(kind: str, figures: dict[str, Any], show_misses: bool = False)
         out(f"[{kind}] at {figures['chunks']} chunks in the project ({figures['total_chunks']} in the database), "
             f"load {os.getloadavg()[0]:.2f}:")
         print_corpus(kind, f, False)
+        bare = figures["bare"]
+        out(f"    bare scoped FTS query p50 {median(bare):.1f} ms, p95 {pct(bare, 0.95):.1f} ms; Ask / bare p95 "
+            f"{pct(f.times, 0.95) / pct(bare, 0.95):.2f}x")
         asked = len(f.times)
         statements = sorted(figures["statements"].items(), key=lambda kv: -sum(kv[1]))
         out(f"    statements per question {sum(len(v) for _, v in statements) / asked:.1f}; costliest:")
