@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 from sqlalchemy import select
 
@@ -18,7 +20,7 @@ log = logging.getLogger("kap.raid.jobs")
 PROSE_KINDS = ("docx", "pdf", "md", "txt", "html", "pptx", "eml", "png", "jpeg", "tiff")
 
 
-def segments_of(chunks: list[ArtifactChunk]) -> list[Segment]:
+def segments_of(chunks: Sequence[Any]) -> list[Segment]:
     """Chunks joined back into the segments they were cut from (same page and locator, in order)."""
     segments: list[Segment] = []
     for chunk in chunks:
@@ -37,9 +39,11 @@ def extract_raid(artifact_id: str) -> None:
         artifact = session.get(Artifact, uuid.UUID(artifact_id))
         if artifact is None or artifact.status not in ("ready", "needs_ocr"):
             return
-        chunks = list(session.scalars(select(ArtifactChunk).where(ArtifactChunk.artifact_id == artifact.id,
-                                                                  ArtifactChunk.project_id == artifact.project_id)
-                                      .order_by(ArtifactChunk.seq)))
+        # three columns, not ORM rows: this runs in the server's threads after every upload
+        chunks = session.execute(select(ArtifactChunk.text, ArtifactChunk.page, ArtifactChunk.locator)
+                                 .where(ArtifactChunk.artifact_id == artifact.id,
+                                        ArtifactChunk.project_id == artifact.project_id)
+                                 .order_by(ArtifactChunk.seq)).all()
         segments = segments_of(chunks)
         uploaded = artifact.created_at.date() if artifact.created_at else date.today()
         first = segments[0].text if segments else ""
