@@ -28,7 +28,6 @@ RRF_K = 60
 COUNT_CAP = 1000
 TIER_CAP = 2000
 MAX_TERMS_PER_TIER = 32
-SIZE_CAP = 2_000_000
 BUILDING = "The semantic index is being built"
 POOL = 24
 
@@ -127,7 +126,7 @@ def _under_rls(session: Session) -> bool:
 
 def frequencies(ctx: ProjectContext, terms: Sequence[QTerm]) -> Frequencies:
     """Each term's document frequency in the project, and the project's chunk count, in one statement."""
-    params: dict[str, object] = {"cap": COUNT_CAP, "project": _project_param(ctx), "size_cap": SIZE_CAP}
+    params: dict[str, object] = {"cap": COUNT_CAP, "project": _project_param(ctx)}
     parts = []
     postgres = ctx.session.get_bind().dialect.name == "postgresql"
     for i, term in enumerate(terms):
@@ -142,9 +141,9 @@ def frequencies(ctx: ProjectContext, terms: Sequence[QTerm]) -> Frequencies:
             params[f"q{i}"] = fts5_stemmed(ctx.project_id, [term])
             parts.append(f"(SELECT count(*) FROM (SELECT 1 FROM artifact_chunks_stem "
                          f"WHERE artifact_chunks_stem MATCH :q{i} LIMIT :cap))")
+    # The project's size from its documents' chunk counts: a sum over the documents, not a walk over every chunk.
     cast = "CAST(:project AS uuid)" if postgres else ":project"
-    parts.append(f"(SELECT count(*) FROM (SELECT 1 FROM artifact_chunks WHERE project_id = {cast} "
-                 "LIMIT :size_cap) n)")
+    parts.append(f"(SELECT coalesce(sum(chunk_count), 0) FROM artifacts WHERE project_id = {cast})")
     row = ctx.session.execute(text("SELECT " + ", ".join(parts)), params).one()
     return Frequencies(df={t: int(row[i]) for i, t in enumerate(terms)}, total=int(row[-1]))
 
