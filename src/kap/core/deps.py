@@ -31,6 +31,7 @@ from kap.core.errors import (
     ValidationFailed,
     raises,
 )
+from kap.core.jobs import waits_for_commit
 from kap.core.models import OrgMember, Project
 from kap.core.permissions import (
     ACTIONS,
@@ -159,8 +160,8 @@ async def _request_transaction(runtime: Runtime, session: Session) -> AsyncItera
         with anyio.CancelScope(shield=True):  # a dropped client must still release the connection
             await run_in_threadpool(_finish, session, False)
         raise
-    if not runtime.db.is_postgres and not has_written(session):
-        _finish(session, True)  # SQLite, nothing written: no lock is held, closing does no I/O
+    if not runtime.db.is_postgres and not has_written(session) and not waits_for_commit(session):
+        session.close()  # SQLite, nothing written or enqueued: nothing to commit, no lock held, no I/O
         return
     with anyio.CancelScope(shield=True):
         await run_in_threadpool(_finish, session, True)

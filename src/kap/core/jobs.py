@@ -92,6 +92,11 @@ def enqueue_after_commit(session: Session, job: Any, *args: Any) -> None:
     pending.append((job, args))
 
 
+def waits_for_commit(session: Session) -> bool:
+    """Whether jobs were enqueued in `session` that its commit sends."""
+    return bool(session.info.get(_PENDING))
+
+
 def _send_pending(session: Session) -> None:
     pending = session.info.get(_PENDING) or []
     session.info[_PENDING] = []

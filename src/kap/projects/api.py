@@ -60,7 +60,9 @@ def list_projects(identity: CurrentIdentity, session: UserSession,
 
 
 @router.get("/{project_id}")
-def get_project(ctx: ProjectRead_) -> ProjectRead:
+async def get_project(ctx: ProjectRead_) -> ProjectRead:
+    # async: the context already holds the project's row, so there is no I/O to wait for
+    # (a sync handler would cost two worker-thread hops: the handler, then its answer's check).
     return service.get_project(ctx)
 
 

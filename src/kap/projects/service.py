@@ -93,7 +93,8 @@ def list_projects(session: Session, identity: Identity, *, include_archived: boo
 
 
 def get_project(ctx: ProjectContext) -> ProjectRead:
-    project = ctx.session.get(Project, ctx.project_id)
+    """The project as the context's reach loaded it (the session's own row: changes show)."""
+    project = ctx.project_row
     assert project is not None
     return ProjectRead(id=project.id, org_id=project.org_id, name=project.name, role=ctx.role,
                        created_at=project.created_at, archived_at=project.archived_at)
