@@ -213,9 +213,9 @@ class ProjectContext:
     # The actions the route declared (`require(action, also=...)`); None outside a route's
     # declaration (pages, jobs), where `may` asks the table without the check.
     declared: frozenset[Action] | None = None
-    # The project row the reach query loaded, held so the session's identity map keeps it:
-    # a handler's `session.get(Project, ctx.project_id)` then reads no row again.
-    project_row: Project | None = field(default=None, repr=False, compare=False)
+    # The project as the context was resolved: the reach query's columns (`PROJECT_LIST_COLUMNS`)
+    # or a service context's `Project`; a handler that changes the project loads its row itself.
+    project_row: Any = field(default=None, repr=False, compare=False)
     archived: bool = False
     read_only: bool = False
 

@@ -63,6 +63,11 @@ class ProjectScope:
         return self.via.startswith("service:")
 
 
+# What a reach reads of the project, and what a list of projects shows: plain columns, no ORM
+# objects to build and track (id, org_id, name, created_at, archived_at).
+PROJECT_LIST_COLUMNS = (Project.id, Project.org_id, Project.name, Project.created_at, Project.archived_at)
+
+
 @dataclass(frozen=True)
 class Reach:
     """A user's reach into one project: the scope, the project's name, the role, and whether
@@ -71,9 +76,8 @@ class Reach:
     scope: ProjectScope
     project_name: str
     role: str
-    # The project's row as the reach query loaded it; holding it keeps it in the session's
-    # identity map, so `session.get(Project, id)` later in the request costs no query.
-    project: Project | None = None
+    # The project's columns as the reach query read them (`PROJECT_LIST_COLUMNS`).
+    project: Any = None
     archived: bool = False
 
 
@@ -89,27 +93,26 @@ def _reaches() -> Any:
     return or_(ProjectMember.id.is_not(None), OrgMember.role.in_(org_admin_roles()))
 
 
-# Built once: this runs on every project-scoped request.
-_PROJECT_REACH = _reach_statement(bindparam("uid", type_=Uuid())).where(
-    Project.id == bindparam("pid", type_=Uuid()))
+# Built once: these run on every project-scoped request and every list of projects. They run on
+# the session's connection (the same transaction, with row-level security set): the ORM's
+# execution path would cost more than SQLite's whole query.
+_UID = bindparam("uid", type_=Uuid())
+_PROJECT_REACH = _reach_statement(_UID, *PROJECT_LIST_COLUMNS).where(Project.id == bindparam("pid", type_=Uuid()))
+_REACHABLE = _reach_statement(_UID, *PROJECT_LIST_COLUMNS).where(_reaches()).order_by(Project.created_at, Project.id)
+_REACHABLE_LIVE = _REACHABLE.where(Project.archived_at.is_(None))
 
 
 def reach(session: Session, user_id: uuid.UUID, project_id: uuid.UUID,
           dev_role: str | None = None) -> Reach | None:
     """The user's reach into a project, or None when it is out of reach (or does not exist)."""
-    row = session.execute(_PROJECT_REACH, {"uid": user_id, "pid": project_id}).first()
+    row = session.connection().execute(_PROJECT_REACH, {"uid": user_id, "pid": project_id}).first()
     if row is None:
         return None
-    project, member_role, org_role = row
-    role = effective_role(member_role, org_role, dev_role)
+    role = effective_role(row[-2], row[-1], dev_role)
     if role is None:
         return None
-    return Reach(ProjectScope(_MINT, project.org_id, project.id, "user"), project.name, role, project,
-                 archived=project.archived_at is not None)
-
-
-# What a list of projects shows: plain columns, no ORM objects to build and track.
-PROJECT_LIST_COLUMNS = (Project.id, Project.org_id, Project.name, Project.created_at, Project.archived_at)
+    return Reach(ProjectScope(_MINT, row.org_id, row.id, "user"), row.name, role, row,
+                 archived=row.archived_at is not None)
 
 
 def reachable_projects(session: Session, user_id: uuid.UUID, dev_role: str | None = None, *,
@@ -118,12 +121,9 @@ def reachable_projects(session: Session, user_id: uuid.UUID, dev_role: str | Non
 
     Each project is a row of `PROJECT_LIST_COLUMNS` (id, org_id, name, created_at, archived_at).
     """
-    stmt = _reach_statement(user_id, *PROJECT_LIST_COLUMNS).where(_reaches()) \
-        .order_by(Project.created_at, Project.id)
-    if not include_archived:
-        stmt = stmt.where(Project.archived_at.is_(None))
+    stmt = _REACHABLE if include_archived else _REACHABLE_LIVE
     out = []
-    for row in session.execute(stmt):
+    for row in session.connection().execute(stmt, {"uid": user_id}):
         role = effective_role(row[-2], row[-1], dev_role)
         if role is not None:
             out.append((row, role))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -18,6 +20,8 @@ from kap.core.permissions import Action, may_create_projects, org_admin_roles, o
 from kap.core.scope import reachable_projects
 from kap.core.security import Identity
 from kap.projects.schemas import MemberRead, ProjectRead
+
+_PROJECT_READS: TypeAdapter[list[ProjectRead]] = TypeAdapter(list[ProjectRead])
 
 
 def caller_org(session: Session, identity: Identity, org_id: uuid.UUID | None) -> uuid.UUID:
@@ -86,16 +90,17 @@ def list_projects(session: Session, identity: Identity, *, include_archived: boo
     """Every project the caller can reach, with the role they act with."""
     if identity.user_id is None:
         return []
-    return [ProjectRead(id=project.id, org_id=project.org_id, name=project.name, role=role,
-                        created_at=project.created_at, archived_at=project.archived_at)
-            for project, role in reachable_projects(session, identity.user_id, identity.dev_role,
-                                                    include_archived=include_archived)]
+    rows = reachable_projects(session, identity.user_id, identity.dev_role, include_archived=include_archived)
+    return _PROJECT_READS.validate_python([{**project._asdict(), "role": role} for project, role in rows])
 
 
 def get_project(ctx: ProjectContext) -> ProjectRead:
-    """The project as the context's reach loaded it (the session's own row: changes show)."""
-    project = ctx.project_row
-    assert project is not None
+    """The project as the context's reach read it (no I/O: an async route may call it)."""
+    assert ctx.project_row is not None
+    return _read(ctx, ctx.project_row)
+
+
+def _read(ctx: ProjectContext, project: Any) -> ProjectRead:
     return ProjectRead(id=project.id, org_id=project.org_id, name=project.name, role=ctx.role,
                        created_at=project.created_at, archived_at=project.archived_at)
 
@@ -107,7 +112,7 @@ def rename_project(ctx: ProjectContext, name: str) -> ProjectRead:
     old, project.name = project.name, name
     ctx.audit("project.renamed", "project", project.id, old=old, new=name)
     ctx.session.flush()
-    return get_project(ctx)
+    return _read(ctx, project)
 
 
 def archive_project(ctx: ProjectContext) -> ProjectRead:
@@ -118,7 +123,7 @@ def archive_project(ctx: ProjectContext) -> ProjectRead:
         project.archived_at = utcnow()
         ctx.audit("project.archived", "project", project.id)
         ctx.session.flush()
-    return get_project(ctx)
+    return _read(ctx, project)
 
 
 def unarchive_project(ctx: ProjectContext) -> ProjectRead:
@@ -129,7 +134,7 @@ def unarchive_project(ctx: ProjectContext) -> ProjectRead:
         project.archived_at = None
         ctx.audit("project.unarchived", "project", project.id)
         ctx.session.flush()
-    return get_project(ctx)
+    return _read(ctx, project)
 
 
 def list_members(ctx: ProjectContext) -> list[MemberRead]:
