@@ -302,8 +302,11 @@ class ActionDependency:
         self.action = action
         self.also = also
 
-    def __call__(self, request: Request, project_id: uuid.UUID, session: UserSession,
-                 identity: CurrentIdentity, runtime: RuntimeDep) -> ProjectContext:
+    def __call__(self, request: Request, project_id: uuid.UUID, session: UserSession) -> ProjectContext:
+        # The caller and the runtime as `UserSession` resolved them (it refused anonymous callers and
+        # the internal bearer): asking for them again would cost FastAPI a walk of their dependencies.
+        identity: Identity = request.state.identity
+        runtime: Runtime = request.app.state.runtime
         ctx = resolve_project(session, identity, project_id, ip=request_address(request, runtime),
                               user_agent=request.headers.get("user-agent"))
         self.authorise(request, ctx)
