@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import types
 import typing
 from typing import Any
@@ -25,7 +26,8 @@ def _models(annotation: Any) -> list[Any]:
 
 
 def _returns_response(route: APIRoute) -> bool:
-    answer = eval(route.endpoint.__annotations__["return"], route.endpoint.__globals__)  # noqa: S307
+    handler = inspect.unwrap(route.endpoint)  # a route class may wrap the handler
+    answer = eval(handler.__annotations__["return"], handler.__globals__)  # noqa: S307
     return all(isinstance(m, type) and issubclass(m, Response) for m in _models(answer))
 
 

@@ -22,6 +22,7 @@ from kap.core.deps import (
 from kap.core.errors import Busy, Conflict, NotFound, Unauthorized, UnsupportedMediaType, ValidationFailed, raises
 from kap.core.http import attachment_headers, content_types
 from kap.core.permissions import ACTIONS, Action
+from kap.core.routes import AnswerInThread
 from kap.core.schemas import Ok
 from kap.core.security import Identity
 from kap.documents import service
@@ -38,7 +39,7 @@ from kap.documents.schemas import (
 )
 from kap.documents.search import search_chunks
 
-router = APIRouter(prefix="/api", tags=["documents"])
+router = APIRouter(prefix="/api", tags=["documents"], route_class=AnswerInThread)
 
 DocumentsRead = Annotated[ProjectContext, require(Action.DOCUMENTS_READ)]
 DocumentsWrite = Annotated[ProjectContext, require(Action.DOCUMENTS_WRITE)]

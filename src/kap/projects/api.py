@@ -20,6 +20,7 @@ from kap.core.errors import Conflict, Forbidden, NotFound, ValidationFailed, rai
 from kap.core.login import send_invitation
 from kap.core.models import User
 from kap.core.permissions import Action
+from kap.core.routes import AnswerInThread
 from kap.core.schemas import Ok
 from kap.projects import service
 from kap.projects.schemas import (
@@ -33,7 +34,7 @@ from kap.projects.schemas import (
     ProjectUpdate,
 )
 
-router = APIRouter(prefix="/api/projects", tags=["projects"])
+router = APIRouter(prefix="/api/projects", tags=["projects"], route_class=AnswerInThread)
 
 ProjectRead_ = Annotated[ProjectContext, require(Action.PROJECT_READ)]
 ProjectAdmin = Annotated[ProjectContext, require(Action.PROJECT_UPDATE)]

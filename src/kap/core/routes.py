@@ -1,0 +1,78 @@
+"""The route class of Kap's API routers: a sync handler's answer is checked and serialised in its own thread.
+
+FastAPI runs a sync handler in a worker thread, then checks its answer against the response
+model in a second worker-thread hop (it always does for a sync handler). `AnswerInThread`
+does the check and the JSON serialisation at the end of the handler's own hop, with the same
+field FastAPI would use, and hands FastAPI the finished response. The OpenAPI document is
+unchanged: the route keeps the handler's signature and return annotation.
+
+Routes whose answer FastAPI shapes further keep FastAPI's own path: a handler that returns a
+`Response`, a custom response class, a status without a body, response-model options, and
+any route whose handler or dependencies take the `Response` to set headers or a status.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fastapi.datastructures import DefaultPlaceholder
+from fastapi.exceptions import ResponseValidationError
+from fastapi.routing import APIRoute
+from starlette.responses import Response
+
+_NO_BODY = {204, 205, 304}
+
+
+class AnswerInThread(APIRoute):
+    """An APIRoute whose sync handler validates and serialises its answer in its own worker thread."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        self._answers: bool | None = None
+        if _plain_sync(endpoint):
+            endpoint = self._answering(endpoint)  # `inspect.unwrap` gives the handler back
+        super().__init__(path, endpoint, **kwargs)
+
+    def _answering(self, handler: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(handler)
+        def answered(*args: Any, **kwargs: Any) -> Any:
+            return self._answer(handler(*args, **kwargs))
+        return answered
+
+    def _answer(self, content: Any) -> Any:
+        if isinstance(content, Response) or not self._answers_itself():
+            return content
+        field = self.response_field
+        assert field is not None
+        value, errors = field.validate(content, {}, loc=("response",))
+        if errors:
+            raise ResponseValidationError(errors=errors, body=content)
+        body = field.serialize_json(value, by_alias=self.response_model_by_alias)
+        return Response(body, status_code=self.status_code or 200, media_type="application/json")
+
+    def _answers_itself(self) -> bool:
+        """Whether the route's answer is exactly the model's JSON (decided once, on first use)."""
+        if self._answers is None:
+            self._answers = (
+                self.response_field is not None
+                and isinstance(self.response_class, DefaultPlaceholder)
+                and (self.status_code or 200) not in _NO_BODY
+                and not (self.response_model_include or self.response_model_exclude
+                         or self.response_model_exclude_unset or self.response_model_exclude_defaults
+                         or self.response_model_exclude_none)
+                and not any(d.response_param_name for d in _dependants(self.dependant)))
+        return self._answers
+
+
+def _plain_sync(endpoint: Callable[..., Any]) -> bool:
+    target = inspect.unwrap(endpoint)
+    return not (inspect.iscoroutinefunction(target) or inspect.isgeneratorfunction(target)
+                or inspect.isasyncgenfunction(target))
+
+
+def _dependants(dependant: Any) -> Iterator[Any]:
+    yield dependant
+    for sub in dependant.dependencies:
+        yield from _dependants(sub)

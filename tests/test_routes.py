@@ -1,0 +1,68 @@
+"""The API route class: a sync handler's answer is checked and serialised in the handler's own thread."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.exceptions import ResponseValidationError
+from fastapi.testclient import TestClient
+from pydantic import BaseModel, field_serializer
+
+from kap.core.routes import AnswerInThread
+
+threads: dict[str, int] = {}
+
+
+class Answer(BaseModel):
+    name: str
+    count: int
+
+    @field_serializer("name")
+    def _name(self, name: str) -> str:
+        threads["answer"] = threading.get_ident()
+        return name.upper()
+
+
+def _app() -> TestClient:
+    router = APIRouter(route_class=AnswerInThread)
+
+    @router.get("/answer")
+    def answer() -> Answer:
+        threads["handler"] = threading.get_ident()
+        return Answer(name="kickoff", count=3)
+
+    @router.get("/headers")
+    def with_headers(response: Response) -> Answer:
+        response.headers["X-Sheet"] = "RAID"
+        response.status_code = 202
+        return Answer(name="raid", count=1)
+
+    @router.get("/wrong")
+    def wrong() -> Answer:
+        return {"name": "no count"}  # type: ignore[return-value]
+
+    app = FastAPI()
+    app.include_router(router)
+    return TestClient(app)
+
+
+def test_a_sync_handler_and_its_answer_run_in_one_thread() -> None:
+    threads.clear()
+    response = _app().get("/answer")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"name": "KICKOFF", "count": 3}
+    assert threads["answer"] == threads["handler"]
+
+
+def test_a_handler_that_sets_headers_keeps_them() -> None:
+    response = _app().get("/headers")
+    assert (response.status_code, response.headers["x-sheet"]) == (202, "RAID")
+    assert response.json() == {"name": "RAID", "count": 1}
+
+
+def test_an_answer_that_breaks_its_model_is_refused() -> None:
+    with pytest.raises(ResponseValidationError):
+        _app().get("/wrong")
