@@ -11,14 +11,19 @@ of another org (same document names). It then prints, per corpus:
 - citation precision: citations whose quote holds an expected string, over all citations;
 - refusal rate on the unanswerable questions (asked in the project whose documents cannot
   answer them), and on the answerable ones;
-- p50 / p95 latency of `POST /api/ask` (the whole request: auth, retrieval, answer, log);
+- p50 / p95 latency of `POST /api/ask` (the whole request: auth, retrieval, answer, log), sent over
+  HTTP to a real `kap serve` on loopback started on the same database and data folder (the uploads
+  go through it too); `--in-process` drives the app through FastAPI's TestClient instead;
 - crossings: answers or citations in one project that show the other project's facts or documents.
 
 `--calibrate` asks every question again at several refusal thresholds and prints the
 answered and refused rates side by side. `--scale N` pads the first corpus's project with
-generated chunks up to N (`--total M`: other projects up to M in the database) and measures again.
+generated chunks up to N (`--total M`: other projects up to M in the database) and measures again,
+beside one bare scoped full-text query per question on the same database. `--calibrate` changes the
+threshold inside the app, so it runs in process.
 
-    python -m bench.ask_eval [--db sqlite|postgresql|both] [--scale 10000 [--total 1000000]] [--calibrate]
+    python -m bench.ask_eval [--db sqlite|postgresql|both] [--scale 10000 [--total 1000000]] [--in-process]
+                             [--calibrate]
     python -m bench.ask_eval --corpus DIR --questions FILE
 """
 
@@ -39,11 +44,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
+from huey.storage import SqliteStorage
 from sqlalchemy import event, func, select
 
 from bench import padding
 from bench.common import median, out, pct, postgres_url, sqlite_url
+from bench.server import Process, kap_env, kap_serve
 from kap.app import create_app
 from kap.ask import extractive
 from kap.ask.query import STOP_WORDS
@@ -51,10 +59,11 @@ from kap.core.db import Database, utcnow
 from kap.core.migrate import migrate
 from kap.core.models import Org, OrgMember, Project, ProjectMember, User
 from kap.core.runtime import Runtime
-from kap.core.settings import load_settings
+from kap.core.settings import Settings, load_settings
 from kap.documents.extract import Segment
 from kap.documents.ingest import chunk_rows, insert_chunks
 from kap.documents.models import Artifact, ArtifactChunk
+from kap.raid.models import RaidItem
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -189,7 +198,7 @@ def make_tenant(db: Database, name: str) -> Tenant:
     return tenant
 
 
-def ingest(client: TestClient, tenant: Tenant, name: str, content: bytes) -> dict[str, Any]:
+def ingest(client: httpx.Client, tenant: Tenant, name: str, content: bytes) -> dict[str, Any]:
     """Upload one file synchronously."""
     response = client.post("/api/ingest-sync", params={"project_id": str(tenant.project)},
                            headers={**tenant.headers, "X-Dev-Role": "lead"}, files={"file": (name, content)})
@@ -205,14 +214,14 @@ def ingest(client: TestClient, tenant: Tenant, name: str, content: bytes) -> dic
     return document
 
 
-def document_text(client: TestClient, tenant: Tenant, artifact_id: str) -> str:
+def document_text(client: httpx.Client, tenant: Tenant, artifact_id: str) -> str:
     """The extracted text of a document."""
     response = client.get(f"/api/documents/{artifact_id}", params={"project_id": str(tenant.project)},
                           headers=tenant.headers)
     return "\n".join(page["text"] for page in response.json().get("pages", []))
 
 
-def load_twin(client: TestClient, db: Database, first: Tenant, second: Tenant, docs: dict[str, dict[str, Any]],
+def load_twin(client: httpx.Client, db: Database, first: Tenant, second: Tenant, docs: dict[str, dict[str, Any]],
               facts: list[str]) -> dict[str, str]:
     """Give the second project the same document names with every expected fact changed.
 
@@ -243,7 +252,7 @@ def insert_text_document(db: Database, tenant: Tenant, name: str, body: str) -> 
     return artifact.id
 
 
-def ask(client: TestClient, tenant: Tenant, question: str) -> tuple[dict[str, Any], float]:
+def ask(client: httpx.Client, tenant: Tenant, question: str) -> tuple[dict[str, Any], float]:
     """Ask one question; return the body and the request's milliseconds."""
     start = time.perf_counter()
     response = client.post("/api/ask", params={"project_id": str(tenant.project)}, headers=tenant.headers,
@@ -343,11 +352,16 @@ def crossings(results: list[Result], own_docs: set[str], foreign_facts: list[str
     return found
 
 
-def load_corpus_pair(client: TestClient, db: Database, corpus: Corpus, main: Tenant,
-                     twin: Tenant) -> tuple[dict[str, str], dict[str, str]]:
-    """Ingest a corpus into one project and its look-alike into the other; return both projects' texts."""
+def load_corpus_pair(client: httpx.Client, db: Database, corpus: Corpus, main: Tenant, twin: Tenant,
+                     settle: Callable[[Tenant], None] | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """Ingest a corpus into one project and its look-alike into the other; return both projects' texts.
+
+    `settle` waits for the uploads' background jobs (OCR, RAID extraction) where they do not run inline.
+    """
     docs = {p.name: ingest(client, main, p.name, p.read_bytes()) for p in sorted(corpus.folder.iterdir())
             if p.is_file()}
+    if settle is not None:
+        settle(main)
     texts = {d["id"]: document_text(client, main, d["id"]) for d in docs.values()}
     facts = facts_of(corpus.answerable)
     return texts, load_twin(client, db, main, twin, docs, facts)
@@ -408,29 +422,90 @@ def database(kind: str) -> Iterator[tuple[str, Path]]:
                 yield url, Path(tmp)
 
 
+@dataclass
+class Harness:
+    """How the harness reaches the app: an HTTP client, the database for seeding, and the server if one runs."""
+
+    client: httpx.Client
+    db: Database
+    server: Process | None = None
+    data_dir: Path | None = None
+
+    @property
+    def where(self) -> str:
+        return "through kap serve" if self.server else "in process"
+
+    def settle(self, tenant: Tenant) -> None:
+        """Wait until the server's job queue is empty and the project's documents and RAID log stop changing."""
+        if self.server is None or self.data_dir is None:
+            return  # in process, jobs run inline (KAP_ENV=test)
+        queue = SqliteStorage("kap", filename=str(self.data_dir.resolve() / "jobs.db"))
+        deadline, last, since = time.monotonic() + 600, None, time.monotonic()
+        cpu = self.server.cpu_seconds()
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            with self.db.service_transaction() as s:
+                statuses = tuple(s.scalars(select(Artifact.status).where(Artifact.project_id == tenant.project)
+                                           .order_by(Artifact.id)))
+                raid = s.scalar(select(func.count()).where(RaidItem.project_id == tenant.project))
+            state = (queue.queue_size(), raid, statuses)
+            now_cpu = self.server.cpu_seconds()
+            busy = now_cpu - cpu > 0.05
+            if state != last or busy or state[0] or "processing" in statuses:
+                last, since, cpu = state, time.monotonic(), now_cpu
+            elif time.monotonic() - since >= 1.5:
+                return
+        raise RuntimeError(f"background jobs of {tenant.project} did not settle")
+
+
+@contextmanager
+def in_process(settings: Settings) -> Iterator[Harness]:
+    """The app in this process, driven through FastAPI's TestClient (jobs inline)."""
+    runtime = Runtime.build(settings)
+    try:
+        with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
+            yield Harness(client, runtime.db)
+    finally:
+        runtime.close()
+
+
+@contextmanager
+def served(settings: Settings, url: str, data_dir: Path) -> Iterator[Harness]:
+    """A real `kap serve` on loopback on the same database and data folder, and an HTTP client to it."""
+    db = Database(settings)
+    env = kap_env(url, data_dir, KAP_EMBEDDINGS="off", KAP_AUTO_MIGRATE="0")
+    server = kap_serve(env, data_dir)
+    try:
+        with httpx.Client(base_url=server.base, timeout=600) as client:
+            yield Harness(client, db, server, data_dir)
+    finally:
+        server.stop()
+        db.dispose()
+
+
 def evaluate(kind: str, corpora: list[Corpus], *, scale: int = 0, rounds: int = 3, filler_projects: int = 0,
-             total: int = 0, calibrating: bool = False) -> dict[str, Any]:
+             total: int = 0, calibrating: bool = False, through_server: bool = True) -> dict[str, Any]:
     """Run the whole harness on one database engine; return the figures."""
     with database(kind) as (url, data_dir):
         settings = load_settings(kap_database_url=url, kap_data_dir=data_dir, dev_auth=True, kap_env="test",
                                  rate_limit_max=10_000_000, kap_embeddings="off")
         migrate(settings)
-        runtime = Runtime.build(settings)
-        try:
-            with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
-                return _evaluate(client, runtime.db, corpora, scale, rounds, filler_projects, total, calibrating)
-        finally:
-            runtime.close()
+        # the refusal sweep changes the threshold inside the app: only in process
+        with served(settings, url, data_dir) if through_server and not calibrating else in_process(settings) as h:
+            figures = _evaluate(h, corpora, scale, rounds, filler_projects, total, calibrating)
+            figures["where"] = h.where
+            return figures
 
 
-def _evaluate(client: TestClient, db: Database, corpora: list[Corpus], scale: int, rounds: int,
+def _evaluate(h: Harness, corpora: list[Corpus], scale: int, rounds: int,
               filler_projects: int, total: int, calibrating: bool) -> dict[str, Any]:
+    client, db = h.client, h.db
     figures: dict[str, Any] = {"corpora": []}
     askers: dict[str, Asker] = {}
     loaded = []
     for corpus in corpora:
         main, twin = make_tenant(db, corpus.name.title()), make_tenant(db, f"Look-alike {corpus.name}")
-        texts, twin_texts = load_corpus_pair(client, db, corpus, main, twin)
+        texts, twin_texts = load_corpus_pair(client, db, corpus, main, twin, h.settle)
         askers[corpus.name] = _asker(client, main)
         loaded.append((corpus, main, twin, texts, twin_texts))
     for corpus, _, twin, texts, twin_texts in loaded:
@@ -444,8 +519,11 @@ def _evaluate(client: TestClient, db: Database, corpora: list[Corpus], scale: in
         padding.pad_database(db, main.org, total or scale * (1 + filler_projects), _filler)
         with db.service_transaction() as s:
             figures["total_chunks"] = s.scalar(select(func.count()).select_from(ArtifactChunk))
+        cpu = h.server.cpu_seconds() if h.server else 0.0
         with statement_times(db) as figures["statements"]:
             figures["scaled"] = [run_corpus(c, askers[c.name], None, t, {}, rounds) for c, _, _, t, _ in loaded[:1]]
+        if h.server:  # the server's own CPU per question, beside the wall-clock figures
+            figures["server_cpu"] = (h.server.cpu_seconds() - cpu) * 1000
         figures["bare"] = bare_times(db, main, [q["question"] for q in corpus.answerable] + corpus.unanswerable)
     return figures
 
@@ -494,11 +572,11 @@ def statement_times(db: Database) -> Iterator[dict[str, list[float]]]:
         event.remove(db.app_engine, "after_cursor_execute", after)
 
 
-def _asker(client: TestClient, tenant: Tenant) -> Asker:
+def _asker(client: httpx.Client, tenant: Tenant) -> Asker:
     return lambda question: ask(client, tenant, question)
 
 
-def print_corpus(kind: str, f: Figures, show_misses: bool) -> None:
+def print_corpus(kind: str, f: Figures, show_misses: bool, where: str = "in process") -> None:
     """Print one corpus's figures."""
     hits, n = sum(r.hit for r in f.results), len(f.results)
     base = sum(r.baseline_hit for r in f.results)
@@ -506,7 +584,8 @@ def print_corpus(kind: str, f: Figures, show_misses: bool) -> None:
     out(f"[{kind}] {f.corpus}: Kap hit rate {f.hit_rate:.1%} ({hits}/{n}) vs bare BM25 {f.baseline_rate:.1%} "
         f"({base}/{n}), ratio {ratio:.2f}x; citation precision {f.precision:.1%}; answerable refused "
         f"{f.answerable_refused:.1%}; unanswerable refused {f.refusal_rate:.1%} "
-        f"({f.refused_unanswerable}/{f.unanswerable}); p50 {median(f.times):.1f} ms, p95 {pct(f.times, 0.95):.1f} ms; "
+        f"({f.refused_unanswerable}/{f.unanswerable}); {where} p50 {median(f.times):.1f} ms, "
+        f"p95 {pct(f.times, 0.95):.1f} ms; "
         f"crossings {len(f.crossings)}")
     for line in f.crossings:
         out(f"    CROSSING {line}")
@@ -520,19 +599,23 @@ def print_corpus(kind: str, f: Figures, show_misses: bool) -> None:
 
 def print_figures(kind: str, figures: dict[str, Any], show_misses: bool = False) -> None:
     """Print one engine's figures."""
+    where = figures.get("where", "in process")
     for f in figures["corpora"]:
-        print_corpus(kind, f, show_misses)
+        print_corpus(kind, f, show_misses, where)
     for threshold, answered, refused in figures.get("calibration", []):
         out(f"[{kind}] refusal threshold {threshold:.2f}: answerable hit {answered:.1%}, unanswerable refused "
             f"{refused:.1%}{'  <- current' if threshold == extractive.MIN_COVERAGE else ''}")
     for f in figures.get("scaled", []):
         out(f"[{kind}] at {figures['chunks']} chunks in the project ({figures['total_chunks']} in the database), "
             f"load {os.getloadavg()[0]:.2f}:")
-        print_corpus(kind, f, False)
+        print_corpus(kind, f, False, where)
         bare = figures["bare"]
         out(f"    bare scoped FTS query p50 {median(bare):.1f} ms, p95 {pct(bare, 0.95):.1f} ms; Ask / bare p95 "
             f"{pct(f.times, 0.95) / pct(bare, 0.95):.2f}x")
         asked = len(f.times)
+        if "server_cpu" in figures:
+            out(f"    server CPU {figures['server_cpu'] / asked:.1f} ms/question (wall p50 {median(f.times):.1f} ms)")
+            continue  # the server's statements run in its own process
         statements = sorted(figures["statements"].items(), key=lambda kv: -sum(kv[1]))
         out(f"    statements per question {sum(len(v) for _, v in statements) / asked:.1f}; costliest:")
         for statement, ms in statements[:6]:
@@ -552,7 +635,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--total", type=int, default=0,
                         help="with --scale, other projects and orgs until the database holds this many chunks")
     parser.add_argument("--rounds", type=int, default=3, help="times each question is asked for the latency figures")
-    parser.add_argument("--calibrate", action="store_true", help="sweep the refusal threshold")
+    parser.add_argument("--calibrate", action="store_true", help="sweep the refusal threshold (in process)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="drive the app through FastAPI's TestClient instead of a real `kap serve`")
     parser.add_argument("--misses", action="store_true", help="list missed and wrongly answered questions")
     args = parser.parse_args(argv)
     if args.corpus:
@@ -561,7 +646,8 @@ def main(argv: list[str] | None = None) -> None:
         corpora = [load_corpus(name) for name in args.corpora.split(",")]
     for kind in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
         print_figures(kind, evaluate(kind, corpora, scale=args.scale, rounds=args.rounds, total=args.total,
-                                     filler_projects=args.filler_projects, calibrating=args.calibrate),
+                                     filler_projects=args.filler_projects, calibrating=args.calibrate,
+                                     through_server=not args.in_process),
                       args.misses)
 
 
