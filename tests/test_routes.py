@@ -7,10 +7,13 @@ import threading
 import pytest
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.exceptions import ResponseValidationError
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, field_serializer
 
+from kap.app import create_app
 from kap.core.routes import AnswerInThread
+from kap.core.runtime import Runtime
 
 threads: dict[str, int] = {}
 
@@ -66,3 +69,10 @@ def test_a_handler_that_sets_headers_keeps_them() -> None:
 def test_an_answer_that_breaks_its_model_is_refused() -> None:
     with pytest.raises(ResponseValidationError):
         _app().get("/wrong")
+
+
+def test_every_api_route_answers_in_its_handlers_thread(runtime: Runtime) -> None:
+    routes = [route for route in iter_route_contexts(create_app(runtime=runtime).routes)
+              if getattr(route.original_route, "include_in_schema", False)]
+    assert len(routes) > 80
+    assert [route.path_format for route in routes if not isinstance(route.original_route, AnswerInThread)] == []

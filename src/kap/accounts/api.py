@@ -15,12 +15,13 @@ from kap.core.deps import CurrentIdentity, RuntimeDep, ServiceSession, UserSessi
 from kap.core.errors import Gone, raises
 from kap.core.login import consume_login_token, end_session, send_login_link, set_session_cookies
 from kap.core.models import Org, OrgMember, User
+from kap.core.routes import AnswerInThread
 from kap.core.schemas import Ok, Strict
 from kap.core.security import CSRF_COOKIE, SESSION_COOKIE
 from kap.projects.schemas import ProjectRead
 from kap.projects.service import list_projects
 
-router = APIRouter(tags=["accounts"])
+router = APIRouter(tags=["accounts"], route_class=AnswerInThread)
 Anonymous = Annotated[None, Depends(limit_anonymous)]
 
 

@@ -13,9 +13,10 @@ from kap.core.branding import MAX_LOGO_BYTES, brand_of, sniff_logo
 from kap.core.deps import CurrentIdentity, OrgContext, UserSession, resolve_org_admin
 from kap.core.errors import Forbidden, KapError, NotFound, ValidationFailed, raises
 from kap.core.models import Org, OrgMember
+from kap.core.routes import AnswerInThread
 from kap.core.schemas import Ok, Strict
 
-router = APIRouter(prefix="/api/orgs", tags=["accounts"])
+router = APIRouter(prefix="/api/orgs", tags=["accounts"], route_class=AnswerInThread)
 Logo = Annotated[UploadFile | None, File(description="PNG, JPEG, GIF or WebP, up to 256 KB.")]
 
 

@@ -19,9 +19,10 @@ from kap.core.errors import Forbidden, NotFound, raises
 from kap.core.http import content_types
 from kap.core.models import AuditEvent, TelemetryEvent
 from kap.core.permissions import Action
+from kap.core.routes import AnswerInThread
 from kap.core.schemas import Moment
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], route_class=AnswerInThread)
 
 AUDIT_COLUMNS = ("created_at", "action", "actor_label", "actor_id", "project_id", "target_type",
                  "target_id", "ip", "details")

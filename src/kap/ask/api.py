@@ -11,9 +11,10 @@ from kap.ask.embeddings import describe
 from kap.ask.schemas import AskCreate, AskLog, AskRead
 from kap.core.deps import ProjectContext, RuntimeDep, require
 from kap.core.permissions import Action
+from kap.core.routes import AnswerInThread
 from kap.core.runtime import Runtime
 
-router = APIRouter(prefix="/api", tags=["ask"])
+router = APIRouter(prefix="/api", tags=["ask"], route_class=AnswerInThread)
 
 AskUse = Annotated[ProjectContext, require(Action.ASK_USE)]
 AskAudit = Annotated[ProjectContext, require(Action.ASK_AUDIT)]

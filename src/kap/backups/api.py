@@ -22,8 +22,9 @@ from kap.core.deps import ProjectContext, RuntimeDep, require
 from kap.core.errors import Busy, Conflict, NotFound, UnsupportedMediaType, ValidationFailed, raises
 from kap.core.http import attachment_headers, content_types
 from kap.core.permissions import Action
+from kap.core.routes import AnswerInThread
 
-router = APIRouter(prefix="/api", tags=["backups"])
+router = APIRouter(prefix="/api", tags=["backups"], route_class=AnswerInThread)
 
 BackupsRead = Annotated[ProjectContext, require(Action.BACKUPS_READ)]
 BackupsRun = Annotated[ProjectContext, require(Action.BACKUPS_RUN)]

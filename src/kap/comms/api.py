@@ -31,9 +31,10 @@ from kap.core.mail import Mail
 from kap.core.models import Project
 from kap.core.openapi import html_page
 from kap.core.permissions import Action
+from kap.core.routes import AnswerInThread
 from kap.core.runtime import Runtime
 
-router = APIRouter(tags=["comms"])
+router = APIRouter(tags=["comms"], route_class=AnswerInThread)
 
 CommsRead = Annotated[ProjectContext, require(Action.COMMS_READ)]
 CommsManage = Annotated[ProjectContext, require(Action.COMMS_MANAGE)]

@@ -12,10 +12,11 @@ from fastapi import APIRouter
 
 from kap.core.deps import CurrentIdentity, UserSession
 from kap.core.errors import Forbidden, raises
+from kap.core.routes import AnswerInThread
 from kap.orgs import service
 from kap.orgs.schemas import OrgRead, OrgUpdate
 
-router = APIRouter(prefix="/api/orgs", tags=["orgs"])
+router = APIRouter(prefix="/api/orgs", tags=["orgs"], route_class=AnswerInThread)
 
 
 @router.get("/{org_id}")

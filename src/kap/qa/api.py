@@ -11,6 +11,7 @@ from pydantic import EmailStr
 from kap.core.deps import ProjectContext, RuntimeDep, require
 from kap.core.errors import Conflict, NotFound, ValidationFailed, raises
 from kap.core.permissions import Action
+from kap.core.routes import AnswerInThread
 from kap.core.schemas import Strict
 from kap.qa import service
 from kap.qa.schemas import Seeded, SmokePassed
@@ -23,7 +24,8 @@ def qa_tools_enabled(runtime: RuntimeDep) -> None:
         raise NotFound("not found")
 
 
-router = APIRouter(prefix="/api/dev", tags=["qa"], dependencies=[Depends(qa_tools_enabled)])
+router = APIRouter(prefix="/api/dev", tags=["qa"], dependencies=[Depends(qa_tools_enabled)],
+                   route_class=AnswerInThread)
 QaRun = Annotated[ProjectContext, require(Action.QA_RUN)]
 
 

@@ -12,6 +12,7 @@ from kap.core.deps import ProjectContext, require
 from kap.core.errors import Conflict, ValidationFailed, raises
 from kap.core.http import content_types
 from kap.core.permissions import Action
+from kap.core.routes import AnswerInThread
 from kap.raid import jobs as _jobs  # noqa: F401  (registers the extraction job)
 from kap.raid import service
 from kap.raid.schemas import (
@@ -28,7 +29,7 @@ from kap.raid.schemas import (
     Status,
 )
 
-router = APIRouter(prefix="/api", tags=["raid"])
+router = APIRouter(prefix="/api", tags=["raid"], route_class=AnswerInThread)
 
 RaidRead = Annotated[ProjectContext, require(Action.RAID_READ)]
 RaidWrite = Annotated[ProjectContext, require(Action.RAID_WRITE)]

@@ -14,10 +14,11 @@ from kap.core.db import Base
 from kap.core.deps import ProjectContext, RuntimeDep, require, resolve_project, visible_projects
 from kap.core.errors import KapError, NotFound
 from kap.core.permissions import Action
+from kap.core.routes import AnswerInThread
 from kap.sentinel.reads import PROBES, Hints, leaked, target_words
 from kap.sentinel.schemas import EntitledReport, LeakReport
 
-router = APIRouter(tags=["sentinel"])
+router = APIRouter(tags=["sentinel"], route_class=AnswerInThread)
 SentinelRun = Annotated[ProjectContext, require(Action.SENTINEL_RUN)]
 
 

@@ -13,6 +13,7 @@ from kap.core.deps import ProjectContext, RuntimeDep, require
 from kap.core.errors import Conflict, Forbidden, ValidationFailed, raises
 from kap.core.http import attachment_headers, content_types
 from kap.core.permissions import Action
+from kap.core.routes import AnswerInThread
 from kap.core.schemas import Ok, Strict
 from kap.stages import jobs as _jobs  # noqa: F401  (registers the expiry schedule)
 from kap.stages import project_settings, service, signoff
@@ -37,7 +38,7 @@ from kap.stages.schemas import (
     StageUpdate,
 )
 
-router = APIRouter(prefix="/api", tags=["stages"])
+router = APIRouter(prefix="/api", tags=["stages"], route_class=AnswerInThread)
 
 StagesRead = Annotated[ProjectContext, require(Action.STAGES_READ)]
 # Members with the can_sign flag record decisions too; admins without it.

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from kap.core.deps import RuntimeDep, ServiceSession, limit_anonymous, request_address
 from kap.core.errors import NotFound, raises
 from kap.core.http import attachment_headers
+from kap.core.routes import AnswerInThread
 from kap.documents.service import iter_stream
 from kap.stages.external import (
     AlreadyDecided,
@@ -31,7 +32,7 @@ from kap.stages.render import render
 from kap.stages.schemas import DecisionIn, SignoffCodeSent, SignoffLinkAnswer, SignoffLinkRead
 from kap.stages.verification import CodeRefused
 
-router = APIRouter(tags=["signoff"])
+router = APIRouter(tags=["signoff"], route_class=AnswerInThread)
 Anonymous = Annotated[None, Depends(limit_anonymous)]
 
 PAGE_HEADERS = {

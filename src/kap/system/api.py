@@ -10,9 +10,10 @@ from pydantic import BaseModel
 
 from kap import __version__
 from kap.core.deps import RuntimeDep
+from kap.core.routes import AnswerInThread
 from kap.core.schemas import Ok
 
-router = APIRouter(tags=["system"])
+router = APIRouter(tags=["system"], route_class=AnswerInThread)
 
 
 class Health(Ok):
