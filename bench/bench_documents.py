@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import postgres_url, sqlite_url
+from kap.qa.samples import pdf_file
 
 WORDS = ("payroll benefits absence compensation integration conversion workday kronos cutover sponsor "
          "steering decision risk issue mitigation owner deadline testing cycle defect severity budget "
@@ -60,17 +61,7 @@ def _pdf(pages: int, seed: int) -> bytes:
                        b"/Resources << /Font << /F1 3 0 R >> >> >>" % content_no)
         kids.append(len(objects))
     objects[1] = b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % k for k in kids) + b"] /Count %d >>" % pages
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for offset in offsets:
-        out += b"%010d 00000 n \n" % offset
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return pdf_file(objects)
 
 
 def _bare_extract(paths: list[Path]) -> int:

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from kap.documents import sandbox
 from kap.documents.detect import clean_name
+from kap.qa.samples import pdf_file
 from tests.conftest import World
 from tests.documents.conftest import CORPUS, upload
 
@@ -134,18 +135,7 @@ def _pdf_with_stream(stream: bytes) -> bytes:
                b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R >>",
                b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream"]
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
-    return out.getvalue()
+    return pdf_file(objects)
 
 
 def test_pdf_decompression_bomb_fails_within_limits(client: TestClient, world: World, healthy: None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import random
 import uuid
 from pathlib import Path
@@ -14,6 +13,7 @@ from sqlalchemy import func, select
 from kap.core.db import Database
 from kap.documents import sandbox, service
 from kap.documents.models import ArtifactChunk
+from kap.qa.samples import pdf_file
 from tests.conftest import World
 from tests.documents.conftest import upload
 
@@ -33,18 +33,7 @@ def text_pdf(pages: int, seed: int = 1) -> bytes:
                        b"/Resources << /Font << /F1 3 0 R >> >> >>" % len(objects))
         kids.append(len(objects))
     objects[1] = b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % k for k in kids) + b"] /Count %d >>" % pages
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
-    return out.getvalue()
+    return pdf_file(objects)
 
 
 def _chunks(db: Database, artifact_id: str) -> int:
