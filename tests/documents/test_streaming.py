@@ -85,3 +85,15 @@ def test_an_upload_past_the_write_lock_budget_is_written_whole(client: TestClien
     assert sorted({p["page"] for p in detail["pages"]}) == list(range(1, 41))
     again = upload(client, world, "forty pages again.pdf", content=text_pdf(40))
     assert again.status_code == 409
+
+
+def test_a_later_upload_past_the_lock_budget_keeps_the_earlier_uploads_of_its_request(
+        client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The QA seeder uploads five files in one request: the budget must not roll back the ones already written.
+    monkeypatch.setattr(service, "SQLITE_LOCK_SECONDS", 0.0)
+    seeded = client.post(f"/api/dev/seed-simple?project_id={world.project_a}", headers=world.h("owner"))
+    assert seeded.status_code == 200, seeded.text
+    assert seeded.json()["documents"] == 5
+    listed = client.get("/api/documents", params={"project_id": str(world.project_a)}, headers=world.h("member"))
+    assert listed.json()["total"] == 5
+    assert all(d["status"] in ("ready", "needs_ocr") for d in listed.json()["documents"])

@@ -104,7 +104,10 @@ def _record_upload(ctx: ProjectContext, runtime: Runtime, artifact: Artifact, st
         enqueue_after_commit(ctx.session, ingest_artifact, str(artifact.id))
         return IngestResult(document=ArtifactRead.of(artifact))
     _release_snapshot(ctx.session)
-    lock_seconds = SQLITE_LOCK_SECONDS if ctx.session.get_bind().dialect.name == "sqlite" else None
+    # Only a transaction that holds nothing else may give the lock back: rolling back one that
+    # already wrote (several uploads in one request) would lose the earlier files.
+    sqlite = ctx.session.get_bind().dialect.name == "sqlite"
+    lock_seconds = SQLITE_LOCK_SECONDS if sqlite and not has_written(ctx.session) else None
     with ingest.start_extract(staged.path, artifact.kind) as running:
         _refuse_duplicate(ctx, staged)
         ctx.session.add(artifact)
