@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from kap.core.db import Database, utcnow
 from kap.core.mail import Mail, build_message
@@ -189,3 +189,35 @@ def test_kill_9_between_commit_and_send_loses_no_mail(server: LiveServer, db: Da
     assert request.email_status == "sent"
     assert [d["status"] for d in emailed] == ["sent"]
     print(f"recovered mail sent {elapsed:.1f}s after restart")  # noqa: T201
+
+
+def test_a_sent_message_whose_log_row_could_not_be_written_is_recorded_later_and_never_sent_twice(
+        runtime: Runtime, db: Database, data_dir: Path) -> None:
+    to = f"locked-{uuid.uuid4().hex[:10]}@client.example.com"
+    refused: list[str] = []
+
+    def locked(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE EMAIL_LOG") and "path" in statement:
+            refused.append(statement)
+            raise RuntimeError("database is locked")  # what SQLite says past its busy timeout
+
+    event.listen(db.service_engine, "before_cursor_execute", locked)
+    try:
+        result = runtime.mailer.send(Mail(to=to, subject="Sent while the log was locked", text="Once"))
+    finally:
+        event.remove(db.service_engine, "before_cursor_execute", locked)
+    assert refused
+    assert result.status == "saved"
+    assert len(outbox_messages(data_dir, to)) == 1
+    with db.service_session() as s:
+        row = s.scalars(select(EmailLog).where(EmailLog.recipient == to)).one()
+        assert row.status == "sending"  # the message went out; its row could not say so yet
+
+    # Even judged abandoned (every owner gone, every wait too long), it is recorded, not sent again.
+    sent = runtime.mailer.send_unsent(lambda owner, claimed_at: True)
+    assert sent == 0
+    assert len(outbox_messages(data_dir, to)) == 1
+    with db.service_session() as s:
+        row = s.scalars(select(EmailLog).where(EmailLog.recipient == to)).one()
+        assert (row.status, row.raw, row.path is not None) == ("saved", None, True)
+    assert runtime.mailer.record_unrecorded() == 0

@@ -23,6 +23,7 @@ import logging
 import re
 import smtplib
 import ssl
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -281,6 +282,10 @@ class Mailer:
         self.settings = settings
         self.db = db
         self.transport = transport or make_transport(settings)
+        # What went out but could not be written to its log row (a locked or unreachable database):
+        # written again by this process's next recovery pass, and never sent twice meanwhile.
+        self._unrecorded: dict[uuid.UUID, dict[str, object]] = {}
+        self._unrecorded_lock = threading.Lock()
 
     def queue(self, session: Session, mail: Mail,
               on_sent: Callable[[SendResult], None] | None = None) -> QueuedMail:
@@ -343,21 +348,46 @@ class Mailer:
                                      "path": result.path, "raw": None}
         if result.provider_id:
             values["provider_id"] = result.provider_id
+        if not self._write_record(log_id, values):
+            with self._unrecorded_lock:
+                self._unrecorded[log_id] = values
+
+    def _write_record(self, log_id: uuid.UUID, values: dict[str, object]) -> bool:
         try:
             with self.db.service_transaction() as own:
                 own.execute(update(EmailLog).where(EmailLog.id == log_id).values(**values))
         except Exception:  # the message went out; a lost log update must not hide that
-            log.exception("could not record a sent message")
+            log.exception("could not record a sent message; the next recovery pass records it")
+            return False
+        return True
+
+    def record_unrecorded(self) -> int:
+        """Write the log rows of messages that went out while their row could not be written."""
+        with self._unrecorded_lock:
+            waiting = list(self._unrecorded.items())
+        written = 0
+        for log_id, values in waiting:
+            if self._write_record(log_id, values):
+                with self._unrecorded_lock:
+                    self._unrecorded.pop(log_id, None)
+                written += 1
+        return written
 
     def send_unsent(self, abandoned: Callable[[str | None, datetime | None], bool]) -> int:
-        """Send the committed messages no live process is sending (a crash between commit and send)."""
+        """Send the committed messages no live process is sending (a crash between commit and send).
+
+        First the rows of messages this process sent but could not record, so they are never sent twice.
+        """
+        self.record_unrecorded()
+        with self._unrecorded_lock:
+            unrecorded = set(self._unrecorded)
         with self.db.service_session() as session:
             rows = session.execute(select(EmailLog.id, EmailLog.owner, EmailLog.claimed_at, EmailLog.recipient,
                                           EmailLog.kind)
                                    .where(EmailLog.status.in_(UNSENT)).order_by(EmailLog.created_at)).all()
         sent = 0
         for log_id, owner, claimed_at, to, kind in rows:
-            if not abandoned(owner, claimed_at) or not self._take(log_id, owner=owner or ""):
+            if log_id in unrecorded or not abandoned(owner, claimed_at) or not self._take(log_id, owner=owner or ""):
                 continue
             with self.db.service_session() as session:
                 raw = session.scalar(select(EmailLog.raw).where(EmailLog.id == log_id))
