@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 from tests.conftest import FIXTURES, PG_ADMIN_URL, TEST_DB
 from tests.web.conftest import Server, shot, start_server
 from tests.web.test_shell_browser import dev_sign_in
+from tests.web.ui import contrast, cut_off
 
 pytestmark = pytest.mark.slow
 
@@ -225,3 +226,8 @@ def test_a_consultant_works_the_whole_project_in_the_browser(browser: Any, conte
         page.goto(f"{server.url}/p/{project}{path}")
         shot(page, name)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1, path
+    # On a phone every document's actions are whole on screen, its status label readable.
+    assert cut_off(page, "#doc-list") == []
+    first = page.locator("#doc-list tbody tr").first
+    expect(first.get_by_role("button", name=re.compile("^Delete "))).to_be_visible()
+    assert contrast(first.locator('td[data-label="Status"]')) >= 4.5

@@ -102,6 +102,28 @@ def page_facts(page: Any) -> dict[str, Any]:
                                      text: document.body.innerText })""")
 
 
+def cut_off(page: Any, selector: str) -> list[str]:
+    """The text of the links and buttons inside `selector` that a person cannot see whole: past the
+    viewport's edge, or hidden behind a scrolling frame (a table wider than its wrapper)."""
+    return page.evaluate("""(selector) => {
+      const cut = [];
+      for (const root of document.querySelectorAll(selector)) {
+        for (const el of root.querySelectorAll("a, button")) {
+          const box = el.getBoundingClientRect();
+          let clipped = box.left < 0 || box.right > window.innerWidth + 1;
+          for (let node = el.parentElement; node && !clipped; node = node.parentElement) {
+            const style = getComputedStyle(node);
+            if (style.overflowX === "visible") continue;
+            const frame = node.getBoundingClientRect();
+            clipped = box.left < frame.left - 1 || box.right > frame.right + 1;
+          }
+          if (clipped) cut.push(el.innerText.trim() || el.getAttribute("aria-label") || el.tagName);
+        }
+      }
+      return cut;
+    }""", selector)
+
+
 @dataclass
 class Seeded:
     url: str
