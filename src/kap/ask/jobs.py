@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import uuid
 
+from sqlalchemy import text
+
 from kap.ask.embeddings import EmbeddingsUnavailable, configured_embedder
 from kap.ask.vectors import embed_pending, projects_pending
 from kap.core.jobs import current_runtime, periodic, task
@@ -48,3 +50,21 @@ def embed_all_pending() -> None:
         except EmbeddingsUnavailable:
             log.warning("embeddings unavailable; project %s stays full-text only for now", pid)
             return
+
+
+# Projects whose term counts (ask_0003) hold more than two rows a word: every write statement adds rows.
+FRAGMENTED = ("SELECT project_id FROM ask_term_counts GROUP BY project_id "
+              "HAVING count(*) > 2 * count(DISTINCT lexeme)")
+
+
+@periodic("41 * * * *")
+def compact_term_counts() -> None:
+    """Fold the term counts of projects written to since into one row a word (PostgreSQL), one project at a time."""
+    runtime = current_runtime()
+    if not runtime.db.is_postgres:
+        return
+    with runtime.db.service_transaction() as session:
+        projects = list(session.scalars(text(FRAGMENTED)))
+    for pid in projects:
+        with runtime.db.service_transaction() as session:
+            session.execute(text("SELECT kap_compact_term_counts(:p)"), {"p": pid})

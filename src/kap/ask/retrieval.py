@@ -125,14 +125,21 @@ def _under_rls(session: Session) -> bool:
 
 
 def frequencies(ctx: ProjectContext, terms: Sequence[QTerm]) -> Frequencies:
-    """Each term's document frequency in the project, and the project's chunk count, in one statement."""
+    """Each term's document frequency in the project, and the project's chunk count, in one statement.
+
+    Under RLS a word is counted by `kap_count_term` (ask_0003): from the project's term counts when
+    they settle it (a common word is not looked up in the index), else live like a phrase.
+    """
     params: dict[str, object] = {"cap": COUNT_CAP, "project": _project_param(ctx)}
     parts = []
     postgres = ctx.session.get_bind().dialect.name == "postgresql"
     for i, term in enumerate(terms):
         if postgres:
             query = pg_term(i, term, params)
-            if _under_rls(ctx.session):
+            if _under_rls(ctx.session) and term.kind == "word":
+                words = ", ".join(f":t{i}_{j}" for j in range(1 + len(term.alts)))
+                parts.append(f"kap_count_term(CAST(:project AS uuid), CAST(ARRAY[{words}] AS text[]), {query}, :cap)")
+            elif _under_rls(ctx.session):
                 parts.append(f"kap_count_chunks(CAST(:project AS uuid), {query}, :cap)")
             else:
                 parts.append(f"(SELECT count(*) FROM (SELECT 1 FROM artifact_chunks c WHERE "
