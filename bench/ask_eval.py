@@ -63,6 +63,7 @@ from kap.core.settings import Settings, load_settings
 from kap.documents.extract import Segment
 from kap.documents.ingest import chunk_rows, insert_chunks
 from kap.documents.models import Artifact, ArtifactChunk
+from kap.documents.search import FTS_RANGE
 from kap.raid.models import RaidItem
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -541,10 +542,10 @@ def bare_times(db: Database, tenant: Tenant, questions: list[str]) -> list[float
                             "project_id = %s AND tsv_en @@ q.query ORDER BY ts_rank(tsv_en, q.query) DESC LIMIT 24",
                             [" | ".join(words), tenant.project]).fetchall()
             else:
-                match = (f'proj : "p{tenant.project.hex}" AND {{head body}} : ('
-                         + " OR ".join(f'"{w}"' for w in words) + ")")
-                raw.execute("SELECT rowid FROM artifact_chunks_stem WHERE artifact_chunks_stem MATCH ? "
-                            "ORDER BY rank LIMIT 24", (match,)).fetchall()
+                match = "{head body} : (" + " OR ".join(f'"{w}"' for w in words) + ")"
+                raw.execute(f"SELECT rowid FROM artifact_chunks_stem WHERE artifact_chunks_stem MATCH :q "
+                            f"AND {FTS_RANGE} ORDER BY rank LIMIT 24",
+                            {"q": match, "project": tenant.project.hex}).fetchall()
             times.append((time.perf_counter() - started) * 1000)
         raw.rollback()
     return times

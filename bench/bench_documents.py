@@ -155,7 +155,7 @@ class Harness:
 
     def bare_latency(self, queries: list[tuple[str, str]]) -> tuple[float, float]:
         """The engine's own ranked query for the same terms (ids of the best 10, no snippet, no RLS)."""
-        from kap.documents.search import fts5_expression, query_terms
+        from kap.documents.search import FTS_RANGE, fts5_expression, query_terms
 
         timings = []
         with self.runtime.db.service_engine.connect() as conn:
@@ -170,9 +170,10 @@ class Harness:
                                 "WHERE project_id = %s AND tsv @@ q.query ORDER BY ts_rank_cd(tsv, q.query) DESC "
                                 "LIMIT 10", [*(t.raw for t in terms), self.project]).fetchall()
                 else:
-                    raw.execute("SELECT chunk_id FROM artifact_chunks_fts WHERE artifact_chunks_fts MATCH ? "
-                                "ORDER BY rank LIMIT 10",
-                                (fts5_expression(self.project, terms, match),)).fetchall()  # type: ignore[arg-type]
+                    raw.execute(f"SELECT chunk_id FROM artifact_chunks_fts WHERE artifact_chunks_fts MATCH :q "
+                                f"AND {FTS_RANGE} ORDER BY rank LIMIT 10",
+                                {"q": fts5_expression(terms, match),  # type: ignore[arg-type]
+                                 "project": self.project.hex}).fetchall()
                 timings.append((time.perf_counter() - started) * 1000)
             raw.rollback()
         timings.sort()

@@ -37,10 +37,9 @@ def test_stems_join_word_forms() -> None:
     assert stem("status") == "status"
 
 
-def test_stemmed_fts_query_holds_the_project_words_and_exact_identifiers() -> None:
-    project = uuid.uuid4()
-    expression = fts5_stemmed(project, parse_question("converted records of R-07 who owns").terms)
-    assert expression.startswith(f'proj : "p{project.hex}" AND {{head body}} : (')
+def test_stemmed_fts_query_holds_the_words_and_exact_identifiers() -> None:
+    expression = fts5_stemmed(parse_question("converted records of R-07 who owns").terms)
+    assert expression.startswith("{head body} : (")
     assert '"converted"' in expression
     assert '"r 07"' in expression
     assert " AND " in expression

@@ -85,12 +85,9 @@ def test_query_syntax_cannot_break_out(client: TestClient, world: World) -> None
     assert missing.status_code == 422
 
 
-def test_fts5_expression_puts_the_project_in_the_index_query() -> None:
-    import uuid
-
-    pid = uuid.UUID("12345678-1234-5678-1234-567812345678")
-    expression = fts5_expression(pid, query_terms('86,500 "Dana Whitfield"'), "all")
-    assert expression == 'proj : "p12345678123456781234567812345678" AND body : ("86 500" AND "dana whitfield")'
+def test_fts5_expression_is_phrases_of_plain_words() -> None:
+    expression = fts5_expression(query_terms('86,500 "Dana Whitfield"'), "all")
+    assert expression == 'body : ("86 500" AND "dana whitfield")'
 
 
 def test_search_chunks_is_a_reusable_service_function(client: TestClient, world: World, runtime: Runtime) -> None:

@@ -1,6 +1,6 @@
 """Scoped retrieval: full-text (strict, then relaxed) fused with optional dense vectors.
 
-The project filter sits inside every query: in the FTS5 expression (`proj : "p<hex>"`),
+The project filter sits inside every query: in the FTS5 rowid range of the project (FTS_RANGE),
 in PostgreSQL's WHERE over the (project_id, tsv) GIN index, and in the vector scan.
 Lists are fused by reciprocal rank fusion (RRF).
 """
@@ -23,6 +23,7 @@ from kap.core.jobs import enqueue_after_commit
 from kap.core.settings import Settings
 from kap.documents.models import Artifact, ArtifactChunk
 from kap.documents.schemas import deep_link
+from kap.documents.search import FTS_RANGE
 
 RRF_K = 60
 COUNT_CAP = 1000
@@ -78,14 +79,14 @@ def fts5_term(term: QTerm) -> str:
     return '"' + " ".join(term.words) + '"'
 
 
-def fts5_stemmed(project_id: uuid.UUID, terms: Sequence[QTerm], joiner: str = " AND ") -> str:
-    """The FTS5 MATCH string over the stemmed index: the project AND the terms (all, or any)."""
-    return f'proj : "p{project_id.hex}" AND {{head body}} : ({joiner.join(fts5_term(t) for t in terms)})'
+def fts5_stemmed(terms: Sequence[QTerm], joiner: str = " AND ") -> str:
+    """The FTS5 MATCH string over the stemmed index: the terms (all, or any); the project is FTS_RANGE."""
+    return f"{{head body}} : ({joiner.join(fts5_term(t) for t in terms)})"
 
 
-def fts5_relaxed(project_id: uuid.UUID, terms: Sequence[QTerm]) -> str:
+def fts5_relaxed(terms: Sequence[QTerm]) -> str:
     """The FTS5 MATCH string for any of the terms."""
-    return fts5_stemmed(project_id, terms, " OR ")
+    return fts5_stemmed(terms, " OR ")
 
 
 def pg_term(i: int, term: QTerm, params: dict[str, object]) -> str:
@@ -145,9 +146,9 @@ def frequencies(ctx: ProjectContext, terms: Sequence[QTerm]) -> Frequencies:
                 parts.append(f"(SELECT count(*) FROM (SELECT 1 FROM artifact_chunks c WHERE "
                              f"c.project_id = CAST(:project AS uuid) AND c.tsv_en @@ {query} LIMIT :cap) s{i})")
         else:
-            params[f"q{i}"] = fts5_stemmed(ctx.project_id, [term])
+            params[f"q{i}"] = fts5_stemmed([term])
             parts.append(f"(SELECT count(*) FROM (SELECT 1 FROM artifact_chunks_stem "
-                         f"WHERE artifact_chunks_stem MATCH :q{i} LIMIT :cap))")
+                         f"WHERE artifact_chunks_stem MATCH :q{i} AND {FTS_RANGE} LIMIT :cap))")
     # The project's size from its documents' chunk counts: a sum over the documents, not a walk over every chunk.
     cast = "CAST(:project AS uuid)" if postgres else ":project"
     parts.append(f"(SELECT coalesce(sum(chunk_count), 0) FROM artifacts WHERE project_id = {cast})")
@@ -190,16 +191,17 @@ def ranked_tiers(ctx: ProjectContext, tiers: Sequence[Sequence[QTerm]], limit: i
     return [(c, found[c.chunk_id]) for c in load_candidates(ctx, list(found)[:limit])]
 
 
-# bm25 over the newest TIER_CAP chunks of a tier: the rowid bound is found without ranking, and FTS5 applies
-# it inside the scan, so a word most chunks hold is not ranked over all of them.
-SQLITE_RANKED = """
+# bm25 over the newest TIER_CAP chunks of a tier in the project's rowid range: the bound is found without
+# ranking, and FTS5 applies both inside the scan, so a word most chunks hold is not ranked over all of them.
+# The FTS rowid's low 32 bits are the chunk's rowid.
+SQLITE_RANKED = f"""
     SELECT c.id FROM (
-        SELECT rowid AS rid, bm25(artifact_chunks_stem, 0.0, 2.0, 1.0) AS score FROM artifact_chunks_stem
-        WHERE artifact_chunks_stem MATCH :q AND rowid >= coalesce((
-            SELECT rowid FROM artifact_chunks_stem WHERE artifact_chunks_stem MATCH :q
+        SELECT rowid AS rid, bm25(artifact_chunks_stem, 2.0, 1.0) AS score FROM artifact_chunks_stem
+        WHERE artifact_chunks_stem MATCH :q AND {FTS_RANGE} AND rowid >= coalesce((
+            SELECT rowid FROM artifact_chunks_stem WHERE artifact_chunks_stem MATCH :q AND {FTS_RANGE}
             ORDER BY rowid DESC LIMIT 1 OFFSET :cap - 1), 0)
         ORDER BY score LIMIT :limit) h
-    JOIN artifact_chunks c ON c.rowid = h.rid
+    JOIN artifact_chunks c ON c.rowid = (h.rid & 4294967295)
     WHERE c.project_id = :project ORDER BY h.score"""
 
 
@@ -212,7 +214,7 @@ def ranked_ids(ctx: ProjectContext, terms: Sequence[QTerm], limit: int) -> list[
                f"CAST(:project AS uuid) AND c.tsv_en @@ ({query}) LIMIT :cap) s "
                f"ORDER BY ts_rank(s.tsv_en, {query}) DESC, s.id LIMIT :limit")
         return [_uuid(r[0]) for r in ctx.session.execute(text(sql), params).all()]
-    rows = ctx.session.execute(text(SQLITE_RANKED), {"q": fts5_stemmed(ctx.project_id, terms), "limit": limit,
+    rows = ctx.session.execute(text(SQLITE_RANKED), {"q": fts5_stemmed(terms), "limit": limit,
                                                      "cap": TIER_CAP, "project": ctx.project_id.hex}).all()
     return [_uuid(r[0]) for r in rows]
 

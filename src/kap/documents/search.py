@@ -1,7 +1,8 @@
 """Full-text search over a project's chunks, scoped inside the index.
 
-SQLite: FTS5 with bm25, the project an indexed column, so the query is
-`proj : "p<hex>" AND body : (...)` and a hit in another project cannot come back.
+SQLite: FTS5 with bm25, each project one contiguous rowid range of the index (documents_0004),
+so the query is `MATCH 'body : (...)' AND rowid BETWEEN <the project's range>`: FTS5 seeks
+within the terms' doclists to the range, and a hit in another project cannot come back.
 PostgreSQL: a stored `tsvector` with a GIN index over (project_id, tsv).
 `search_chunks` is the one entry point of the documents search. Ask ranks over the
 stemmed index beside it (documents_0002: FTS5 `porter`, PostgreSQL `english`).
@@ -32,6 +33,12 @@ SEARCH_CAP = 1000
 _TERM = re.compile(r'"[^"]*"|\S+')
 _WORD = re.compile(r"\w+", re.UNICODE)
 _START, _STOP = "\x02", "\x03"
+# The rowid range of the project `:project` (hex) in the SQLite FTS5 indexes: its number in the high
+# 32 bits, the chunk's rowid in the low. A project without a number (no chunk yet) has no range.
+FTS_RANGE = ("rowid BETWEEN (SELECT num << 32 FROM fts_projects WHERE project_id = :project) "
+             "AND (SELECT (num << 32) | 4294967295 FROM fts_projects WHERE project_id = :project)")
+# The FTS rowid of the chunk row `c`, as the documents_0004 triggers write it.
+FTS_KEY = "(((SELECT num FROM fts_projects WHERE project_id = c.project_id) << 32) | c.rowid)"
 
 
 @dataclass(frozen=True)
@@ -83,16 +90,16 @@ def search_chunks(ctx: ProjectContext, query: str, limit: int = 10, *, match: Ma
     return _sqlite(ctx.session, ctx.project_id, terms, limit, match, artifact_ids)
 
 
-def fts5_expression(project_id: uuid.UUID, terms: list[Term], match: Match) -> str:
-    """The FTS5 MATCH string: the project filter AND the terms (each a phrase of plain words)."""
+def fts5_expression(terms: list[Term], match: Match) -> str:
+    """The FTS5 MATCH string: the terms, each a phrase of plain words (the project is FTS_RANGE)."""
     joiner = " AND " if match == "all" else " OR "
     body = joiner.join('"' + " ".join(term.words) + '"' for term in terms)
-    return f'proj : "p{project_id.hex}" AND body : ({body})'
+    return f"body : ({body})"
 
 
 def _sqlite(session: Session, project_id: uuid.UUID, terms: list[Term], limit: int, match: Match,
             artifact_ids: Sequence[uuid.UUID] | None) -> list[ChunkHit]:
-    params: dict[str, object] = {"q": fts5_expression(project_id, terms, match), "project": project_id.hex,
+    params: dict[str, object] = {"q": fts5_expression(terms, match), "project": project_id.hex,
                                  "limit": limit, "start": _START, "stop": _STOP}
     restrict = ""
     if artifact_ids is not None:
@@ -104,12 +111,12 @@ def _sqlite(session: Session, project_id: uuid.UUID, terms: list[Term], limit: i
         # The rowid bound is found without ranking; FTS5 applies it inside the ranked scan.
         inner_limit = "LIMIT :limit"
         newest = ("AND rowid >= coalesce((SELECT rowid FROM artifact_chunks_fts WHERE artifact_chunks_fts MATCH :q "
-                  "ORDER BY rowid DESC LIMIT 1 OFFSET :cap - 1), 0)")
+                  f"AND {FTS_RANGE} ORDER BY rowid DESC LIMIT 1 OFFSET :cap - 1), 0)")
         params["cap"] = SEARCH_CAP
     sql = f"""
         WITH hits AS (
-            SELECT chunk_id, rank AS score, snippet(artifact_chunks_fts, 1, :start, :stop, '…', 24) AS snip
-            FROM artifact_chunks_fts WHERE artifact_chunks_fts MATCH :q {newest}
+            SELECT chunk_id, rank AS score, snippet(artifact_chunks_fts, 0, :start, :stop, '…', 24) AS snip
+            FROM artifact_chunks_fts WHERE artifact_chunks_fts MATCH :q AND {FTS_RANGE} {newest}
             ORDER BY rank {inner_limit})
         SELECT c.id, c.artifact_id, a.name, c.page, c.locator, c.text, hits.snip, hits.score
         FROM hits JOIN artifact_chunks c ON c.id = hits.chunk_id
@@ -171,11 +178,16 @@ def highlight(snippet: str) -> str:
 
 
 def rebuild_sqlite_index(session: Session) -> int:
-    """Rebuild both SQLite FTS indexes (exact and stemmed) from artifact_chunks (after a restore or VACUUM)."""
+    """Rebuild both SQLite FTS indexes (exact and stemmed) from artifact_chunks (after a restore or VACUUM).
+
+    The keys are the triggers' (FTS_KEY): a project keeps its number, and one without gets the next.
+    """
+    session.execute(text("INSERT OR IGNORE INTO fts_projects(project_id) "
+                         "SELECT DISTINCT project_id FROM artifact_chunks"))
     session.execute(text("DELETE FROM artifact_chunks_fts"))
-    session.execute(text("INSERT INTO artifact_chunks_fts(rowid, proj, body, chunk_id) "
-                         "SELECT rowid, 'p' || project_id, text, id FROM artifact_chunks"))
+    session.execute(text(f"INSERT INTO artifact_chunks_fts(rowid, body, chunk_id) "
+                         f"SELECT {FTS_KEY}, c.text, c.id FROM artifact_chunks c"))
     session.execute(text("INSERT INTO artifact_chunks_stem(artifact_chunks_stem) VALUES ('delete-all')"))
-    session.execute(text("INSERT INTO artifact_chunks_stem(rowid, proj, head, body) SELECT rowid, 'p' || project_id, "
-                         "substr(text, 1, instr(text || char(10), char(10)) - 1), text FROM artifact_chunks"))
+    session.execute(text(f"INSERT INTO artifact_chunks_stem(rowid, head, body) SELECT {FTS_KEY}, "
+                         "substr(c.text, 1, instr(c.text || char(10), char(10)) - 1), c.text FROM artifact_chunks c"))
     return int(session.execute(text("SELECT count(*) FROM artifact_chunks_fts")).scalar_one())
