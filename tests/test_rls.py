@@ -85,3 +85,50 @@ def test_login_secrets_are_invisible_to_the_app_role(db: Database, world: World)
 
     with pytest.raises(ProgrammingError), db.app_session(world.users["owner"]) as s, s.begin():
         s.execute(text("SELECT count(*) FROM user_sessions")).scalar()
+
+
+def _protocol_trace(db: Database, path: Any) -> Any:
+    """libpq's trace of the app connections checked out from now on, written to `path`."""
+    from sqlalchemy import event
+
+    sink = path.open("w")
+
+    def trace(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        dbapi_connection.pgconn.trace(sink.fileno())
+
+    def untrace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.pgconn.untrace()  # before `sink` closes and its descriptor is reused
+
+    def stop() -> None:
+        event.remove(db.app_engine, "checkout", trace)
+        event.remove(db.app_engine, "checkin", untrace)
+
+    event.listen(db.app_engine, "checkout", trace)
+    event.listen(db.app_engine, "checkin", untrace)
+    return sink, stop
+
+
+def test_reach_query_leaves_with_the_rls_settings(db: Database, world: World, tmp_path: Any) -> None:
+    """The settings and the reach query share one Sync (one round trip), settings first, so row-level
+    security is in force for the query: a member reaches the project, a stranger does not."""
+    from kap.core.scope import reach
+
+    sink, stop = _protocol_trace(db, tmp_path / "trace")
+    try:
+        with db.app_session(world.users["member"]) as s:
+            found = reach(s, world.users["member"], world.project_a)
+            setting = s.scalar(text("SELECT current_setting('kap.user_id', true)"))
+            s.commit()
+    finally:
+        stop()
+        sink.close()
+    with db.app_session(world.users["outsider"]) as s:
+        assert reach(s, world.users["outsider"], world.project_a) is None
+        s.commit()
+    assert found is not None
+    assert found.scope.project_id == world.project_a
+    assert setting == str(world.users["member"])
+    trace = (tmp_path / "trace").read_text()
+    settings, query = trace.index("set_config('kap.user_id'"), trace.index("LEFT OUTER JOIN project_members")
+    assert settings < query
+    assert "\tF\t4\tSync" not in trace[settings:query]  # no Sync (no wait for an answer) between them

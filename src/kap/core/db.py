@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import DateTime, MetaData, create_engine, event, text
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -175,6 +175,7 @@ class Database:
         self._app_sessions = sessionmaker(self.app_engine, expire_on_commit=False)
         if self.rls:
             event.listen(self._app_sessions, "after_begin", self._rls_begin)
+            event.listen(self.app_engine, "do_execute", _execute_joining_begin)
         self.schema_ready = False
 
     def dispose(self) -> None:
@@ -223,8 +224,10 @@ class Database:
             raise DbNotReady("the database is not reachable") from exc
 
     def _rls_begin(self, session: Session, _transaction: Any, connection: Any) -> None:
-        """First thing in every app transaction, one round trip: the app role (unless the app
-        login is one already) and the caller's id, both local to the transaction."""
+        """First thing in every app transaction: the app role (unless the app login is one
+        already) and the caller's id, both local to the transaction. psycopg sends its BEGIN
+        and waits for it first; the settings then leave in a pipeline, alone or (`joined_begin`)
+        with the statement that follows."""
         uid = session.info.get(_RLS_USER)
         if uid is None:
             return
@@ -235,11 +238,59 @@ class Database:
             sql, params = "select set_config('kap.user_id', %(uid)s, true)", {"uid": uid}
         raw = connection.connection.dbapi_connection
         if _PIPELINES and isinstance(raw, psycopg.Connection):
-            with raw.pipeline():  # the driver's BEGIN and the settings leave in one round trip
+            if session.info.get(_JOIN_NEXT):  # `joined_begin`: the next statement leaves with them
+                pipeline = raw.pipeline()
+                pipeline.__enter__()
+                raw.execute(sql, params)
+                _OPEN_PIPELINES[id(raw)] = pipeline
+                return
+            with raw.pipeline():
                 raw.execute(sql, params)
         else:
             connection.exec_driver_sql(sql, params)
 
 
+@contextmanager
+def joined_begin(session: Session) -> Iterator[Connection]:
+    """The session's connection, for the one statement that opens its transaction.
+
+    With row-level security on PostgreSQL, the RLS settings and that statement leave in one
+    pipeline and come back in one round trip, in that order, so the settings are in force for
+    the statement. Elsewhere it is `session.connection()`.
+    """
+    fresh = not session.in_transaction()
+    if fresh:
+        session.info[_JOIN_NEXT] = True
+    try:
+        connection = session.connection()
+    finally:
+        session.info.pop(_JOIN_NEXT, None)
+    try:
+        yield connection
+    finally:
+        pipeline = _OPEN_PIPELINES.pop(id(connection.connection.dbapi_connection), None) \
+            if fresh and _OPEN_PIPELINES else None
+        if pipeline is not None:  # no statement was sent: the settings go alone
+            pipeline.__exit__(None, None, None)
+
+
+def _execute_joining_begin(cursor: Any, statement: str, parameters: Any, context: Any) -> bool | None:
+    """Run a statement in the pipeline `_rls_begin` left open for it, then close the pipeline:
+    one Sync, and the results (the settings, then the statement's rows) in one round trip."""
+    pipeline = _OPEN_PIPELINES.pop(id(cursor.connection), None) if _OPEN_PIPELINES else None
+    if pipeline is None:
+        return None  # the dialect executes as usual
+    try:
+        cursor.execute(statement, parameters)
+    except BaseException as exc:
+        pipeline.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    pipeline.__exit__(None, None, None)
+    return True
+
+
 _RLS_USER = "kap_rls_user"
+_JOIN_NEXT = "kap_join_next"
+# The pipeline `_rls_begin` left open for the next statement, by the id of its psycopg connection.
+_OPEN_PIPELINES: dict[int, Any] = {}
 _PIPELINES = psycopg.Pipeline.is_supported()

@@ -23,6 +23,7 @@ from typing import Any, final
 from sqlalchemy import Select, Uuid, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
+from kap.core.db import joined_begin
 from kap.core.models import OrgMember, Project, ProjectMember
 from kap.core.permissions import effective_role, org_admin_roles
 
@@ -105,7 +106,8 @@ _REACHABLE_LIVE = _REACHABLE.where(Project.archived_at.is_(None))
 def reach(session: Session, user_id: uuid.UUID, project_id: uuid.UUID,
           dev_role: str | None = None) -> Reach | None:
     """The user's reach into a project, or None when it is out of reach (or does not exist)."""
-    row = session.connection().execute(_PROJECT_REACH, {"uid": user_id, "pid": project_id}).first()
+    with joined_begin(session) as connection:  # on PostgreSQL one round trip with BEGIN and the RLS settings
+        row = connection.execute(_PROJECT_REACH, {"uid": user_id, "pid": project_id}).first()
     if row is None:
         return None
     role = effective_role(row[-2], row[-1], dev_role)
