@@ -40,6 +40,13 @@ def test_exactly_max_requests_pass_then_429(make_client: Any, factory: Any, db: 
     assert client.get("/api/me", headers=other).status_code == 200  # budgets are per user
 
 
+def test_a_route_taking_the_caller_and_the_session_spends_one_hit(make_client: Any, factory: Any) -> None:
+    client = make_client(rate_limit_max=3, rate_limit_window_sec=60)
+    headers = {"X-Dev-User": str(factory.user(factory.org(), "owner"))}
+    codes = [client.get("/api/projects", headers=headers).status_code for _ in range(4)]  # identity + session
+    assert codes == [200] * 3 + [429]
+
+
 def test_anonymous_routes_are_limited_per_address(make_client: Any) -> None:
     client = make_client(rate_limit_max=3)
     codes = [client.post("/api/auth/magic-link", json={"email": "a@example.com"}).status_code for _ in range(4)]

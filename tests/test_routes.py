@@ -76,3 +76,16 @@ def test_every_api_route_answers_in_its_handlers_thread(runtime: Runtime) -> Non
               if getattr(route.original_route, "include_in_schema", False)]
     assert len(routes) > 80
     assert [route.path_format for route in routes if not isinstance(route.original_route, AnswerInThread)] == []
+
+
+def test_a_project_scoped_route_solves_two_dependencies(runtime: Runtime) -> None:
+    """The choke point and the session: `user_session` resolves the runtime and the caller itself,
+    so FastAPI walks no further dependencies on a project GET."""
+    from kap.core.deps import ActionDependency, user_session
+
+    route = next(route for route in iter_route_contexts(create_app(runtime=runtime).routes)
+                 if route.path_format == "/api/projects/{project_id}" and "GET" in (route.methods or ()))
+    (choke,) = route.dependant.dependencies
+    assert isinstance(choke.call, ActionDependency)
+    assert [d.call for d in choke.dependencies] == [user_session]
+    assert choke.dependencies[0].dependencies == []
