@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 from fastapi import APIRouter, FastAPI, Response
@@ -89,3 +90,26 @@ def test_a_project_scoped_route_solves_two_dependencies(runtime: Runtime) -> Non
     assert isinstance(choke.call, ActionDependency)
     assert [d.call for d in choke.dependencies] == [user_session]
     assert choke.dependencies[0].dependencies == []
+
+
+def test_a_project_get_ends_its_transaction_with_the_access_check(client: Any, world: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """No second worker-thread hop to end the GET's transaction; a write still commits after its handler."""
+    from kap.core import deps
+
+    ended: list[bool] = []
+    finish = deps._finish
+
+    def recorded(session: Any, ok: bool) -> None:
+        ended.append(ok)
+        finish(session, ok)
+
+    monkeypatch.setattr(deps, "_finish", recorded)
+    got = client.get(f"/api/projects/{world.project_a}", headers=world.h("owner"))
+    assert got.status_code == 200
+    assert got.json()["id"] == str(world.project_a)
+    assert ended == []
+    renamed = client.patch(f"/api/projects/{world.project_a}", json={"name": "Renamed"}, headers=world.h("owner"))
+    assert renamed.status_code == 200
+    assert ended == [True]
+    assert client.get(f"/api/projects/{world.project_a}", headers=world.h("owner")).json()["name"] == "Renamed"

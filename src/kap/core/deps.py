@@ -164,6 +164,9 @@ async def _request_transaction(runtime: Runtime, session: Session) -> AsyncItera
         with anyio.CancelScope(shield=True):  # a dropped client must still release the connection
             await run_in_threadpool(_finish, session, False)
         raise
+    if not session.in_transaction():  # never begun, or ended by a reach-only route: no I/O left
+        session.close()
+        return
     if not runtime.db.is_postgres and not has_written(session) and not waits_for_commit(session):
         session.close()  # SQLite, nothing written or enqueued: nothing to commit, no lock held, no I/O
         return
@@ -308,12 +311,13 @@ class ActionDependency:
     """`Depends(require(Action.DOCUMENTS_WRITE))`: resolves the context and checks the action, and
     refuses a change to an archived project (409 `project_archived`, see `changes_project`)."""
 
-    def __init__(self, action: Action, also: tuple[Action, ...] = ()) -> None:
+    def __init__(self, action: Action, also: tuple[Action, ...] = (), *, reach_only: bool = False) -> None:
         for name in (action, *also):
             if name not in ACTIONS:
                 raise KeyError(f"unknown action {name!r}")
         self.action = action
         self.also = also
+        self.reach_only = reach_only
 
     def __call__(self, request: Request, project_id: uuid.UUID, session: UserSession) -> ProjectContext:
         # The caller and the runtime as `UserSession` resolved them (it refused anonymous callers and
@@ -323,6 +327,8 @@ class ActionDependency:
         ctx = resolve_project(session, identity, project_id, ip=request_address(request, runtime),
                               user_agent=request.headers.get("user-agent"))
         self.authorise(request, ctx)
+        if self.reach_only:
+            session.commit()  # in this thread: the request's transaction needs no second hop to end
         return replace(ctx, declared=frozenset((self.action, *self.also)))
 
     def authorise(self, request: Request, ctx: ProjectContext) -> None:
@@ -334,18 +340,21 @@ class ActionDependency:
         request.state.project_id = ctx.project_id
 
 
-_require_cache: dict[tuple[Action, tuple[Action, ...]], ActionDependency] = {}
+_require_cache: dict[tuple[Action, tuple[Action, ...], bool], ActionDependency] = {}
 
 
-def require(action: Action, *, also: tuple[Action, ...] = ()) -> Any:
+def require(action: Action, *, also: tuple[Action, ...] = (), reach_only: bool = False) -> Any:
     """A dependency that yields a ProjectContext allowed to perform `action`.
 
     `also` names the second permissions the route's service asks for with `ctx.may`
     (a wider view for higher roles), so they are declared where the matrix sees them.
+    `reach_only`: the handler answers from the reach's row alone, so the transaction ends
+    right after the access check, in its thread (a handler that still used the session would
+    get a second transaction, committed as usual).
     """
-    key = (action, also)
+    key = (action, also, reach_only)
     if key not in _require_cache:
-        _require_cache[key] = ActionDependency(action, also)
+        _require_cache[key] = ActionDependency(action, also, reach_only=reach_only)
     return Depends(_require_cache[key])
 
 

@@ -36,7 +36,8 @@ from kap.projects.schemas import (
 
 router = APIRouter(prefix="/api/projects", tags=["projects"], route_class=AnswerInThread)
 
-ProjectRead_ = Annotated[ProjectContext, require(Action.PROJECT_READ)]
+# get_project answers from the reach's row: its transaction ends with the access check.
+ProjectRead_ = Annotated[ProjectContext, require(Action.PROJECT_READ, reach_only=True)]
 ProjectAdmin = Annotated[ProjectContext, require(Action.PROJECT_UPDATE)]
 ProjectOwner = Annotated[ProjectContext, require(Action.PROJECT_ARCHIVE)]
 MembersRead = Annotated[ProjectContext, require(Action.MEMBERS_READ)]
