@@ -125,7 +125,9 @@ def reachable_projects(session: Session, user_id: uuid.UUID, dev_role: str | Non
     """
     stmt = _REACHABLE if include_archived else _REACHABLE_LIVE
     out = []
-    for row in session.connection().execute(stmt, {"uid": user_id}):
+    # All rows in one driver call rather than one call per row (through the server, with the event
+    # loop busy on the other connections, the per-row fetches were a third of the list's samples).
+    for row in session.connection().execute(stmt, {"uid": user_id}).all():
         role = effective_role(row[-2], row[-1], dev_role)
         if role is not None:
             out.append((row, role))
