@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
 
 from kap.ask.embeddings import EmbeddingsUnavailable, configured_embedder, model_tag, unit
 from kap.ask.query import QTerm, Question
 from kap.ask.vectors import coverage, dense_ids
+from kap.core.db import under_rls
 from kap.core.deps import ProjectContext
 from kap.core.jobs import enqueue_after_commit
 from kap.core.settings import Settings
@@ -117,14 +117,6 @@ class Frequencies:
         return term.weight * math.log(1 + n / max(self.df.get(term, 0), 1))
 
 
-def _under_rls(session: Session) -> bool:
-    """Whether row-level security applies: the app sessions of a PostgreSQL database carry the caller's id.
-
-    (Were the key ever renamed, the plain queries below would still be filtered by the policies, only slower.)
-    """
-    return "kap_rls_user" in session.info
-
-
 def frequencies(ctx: ProjectContext, terms: Sequence[QTerm]) -> Frequencies:
     """Each term's document frequency in the project, and the project's chunk count, in one statement.
 
@@ -137,10 +129,10 @@ def frequencies(ctx: ProjectContext, terms: Sequence[QTerm]) -> Frequencies:
     for i, term in enumerate(terms):
         if postgres:
             query = pg_term(i, term, params)
-            if _under_rls(ctx.session) and term.kind == "word":
+            if under_rls(ctx.session) and term.kind == "word":
                 words = ", ".join(f":t{i}_{j}" for j in range(1 + len(term.alts)))
                 parts.append(f"kap_count_term(CAST(:project AS uuid), CAST(ARRAY[{words}] AS text[]), {query}, :cap)")
-            elif _under_rls(ctx.session):
+            elif under_rls(ctx.session):
                 parts.append(f"kap_count_chunks(CAST(:project AS uuid), {query}, :cap)")
             else:
                 parts.append(f"(SELECT count(*) FROM (SELECT 1 FROM artifact_chunks c WHERE "
@@ -177,7 +169,7 @@ def ranked_tiers(ctx: ProjectContext, tiers: Sequence[Sequence[QTerm]], limit: i
     if not tiers:
         return []
     found: dict[uuid.UUID, int] = {}
-    if ctx.session.get_bind().dialect.name == "postgresql" and _under_rls(ctx.session):
+    if ctx.session.get_bind().dialect.name == "postgresql" and under_rls(ctx.session):
         params: dict[str, object] = {"project": ctx.project_id, "limit": limit, "cap": TIER_CAP}
         sql = (f"SELECT id, tier FROM kap_rank_tiers(CAST(:project AS uuid), {pg_tiers(tiers, params)}, "
                ":limit, :cap)")

@@ -290,6 +290,16 @@ def _execute_joining_begin(cursor: Any, statement: str, parameters: Any, context
 
 
 _RLS_USER = "kap_rls_user"
+
+
+def under_rls(session: Session) -> bool:
+    """Whether row-level security applies to the session: an app session of a database with RLS.
+
+    Known from the session itself, without asking the server. (A query that guessed wrong would still
+    be filtered by the policies, only slower.)"""
+    return _RLS_USER in session.info
+
+
 _JOIN_NEXT = "kap_join_next"
 # The pipeline `_rls_begin` left open for the next statement, by the id of its psycopg connection.
 _OPEN_PIPELINES: dict[int, Any] = {}

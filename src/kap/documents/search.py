@@ -20,6 +20,7 @@ from typing import Literal
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from kap.core.db import under_rls
 from kap.core.deps import ProjectContext
 from kap.core.errors import ValidationFailed
 from kap.documents.schemas import deep_link
@@ -149,9 +150,7 @@ def _postgres(session: Session, project_id: uuid.UUID, terms: list[Term], limit:
 
 def _pg_hits(session: Session) -> str:
     """Ranked chunk rows: through the visibility-checking function under RLS, directly for service work."""
-    under_rls = bool(session.execute(text(
-        "SELECT NOT (rolsuper OR rolbypassrls) FROM pg_roles WHERE rolname = current_user")).scalar())
-    if under_rls:
+    if under_rls(session):
         return ("SELECT h.* FROM q, kap_search_chunks(CAST(:project AS uuid), q.query, :limit, "
                 "CAST(:artifacts AS uuid[]), :cap) AS h")
     return ("SELECT s.id, s.artifact_id, s.page, s.locator, s.body, ts_rank_cd(s.tsv, s.query) AS score FROM ("
