@@ -65,6 +65,11 @@ def test_list_by_prefix(storage: Storage) -> None:
     assert list(storage.list("backups/o1/p1/")) == ["backups/o1/p1/20260101.zip", "backups/o1/p1/20260102.zip"]
     assert len(list(storage.list("backups/"))) == 3
     assert list(storage.list("nothing/")) == []
+    # A prefix that ends inside a folder's or a file's name matches as a string prefix.
+    assert list(storage.list("backups/o1/p1/2026010")) == ["backups/o1/p1/20260101.zip", "backups/o1/p1/20260102.zip"]
+    assert len(list(storage.list("backups/o1/p"))) == 3
+    assert len(list(storage.list("back"))) == 3
+    assert list(storage.list("backups/o1/p3/")) == []
 
 
 def test_missing_key_is_not_found(storage: Storage) -> None:

@@ -111,9 +111,11 @@ class LocalStorage:
 
     def list(self, prefix: str = "") -> Iterator[str]:
         check_prefix(prefix)
-        if not self.root.exists():
+        # Walk only the folder the prefix names (one project's, not every project's files).
+        base = self.root / prefix.rpartition("/")[0] if "/" in prefix else self.root
+        if not base.is_dir():
             return iter(())
-        keys = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
+        keys = (p.relative_to(self.root).as_posix() for p in base.rglob("*")
                 if p.is_file() and not p.name.startswith(".upload-"))
         return iter(sorted(k for k in keys if k.startswith(prefix)))
 
