@@ -15,7 +15,15 @@ from kap.core.db import Base, Database, new_id, utcnow
 from kap.core.models import EmailLog, ProjectMember, TelemetryEvent
 from kap.documents.models import Artifact, ArtifactChunk
 from kap.raid.models import RaidChange, RaidComment, RaidItem
-from kap.stages.models import SignoffRequest, Stage, StageArtifact, StageRevision, StageSettings, StageSigner
+from kap.stages.models import (
+    SignoffReminderLink,
+    SignoffRequest,
+    Stage,
+    StageArtifact,
+    StageRevision,
+    StageSettings,
+    StageSigner,
+)
 
 
 def tenant_table_names() -> set[str]:
@@ -55,8 +63,11 @@ def seed_every_table(db: Database, org: uuid.UUID, project: uuid.UUID, user: uui
                                  recipient_email=f"signer-{tag}@example.com", status="pending",
                                  expires_at=now + timedelta(days=7), token_hash=uuid.uuid4().hex, open_count=0,
                                  snapshot={}, channel="external", created_by=user)
+        s.add(request)
+        s.flush()
         rows = [
             request,
+            SignoffReminderLink(org_id=org, project_id=project, request_id=request.id, token_hash=uuid.uuid4().hex),
             StageArtifact(org_id=org, project_id=project, stage_id=stage.id, artifact_id=artifact.id),
             StageSigner(org_id=org, project_id=project, user_id=user, created_by=user),
             StageRevision(org_id=org, project_id=project, stage_id=stage.id, number=1, state="draft",

@@ -8,11 +8,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from alembic import command
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from kap.core.db import Database, utcnow
 from kap.core.mail import MailSuppression
+from kap.core.migrate import alembic_config
 from kap.core.models import EmailLog, Project, User
 from kap.core.runtime import Runtime
 from kap.stages.models import SignoffRequest
@@ -97,6 +99,12 @@ def test_reminders_stop_after_the_second_and_never_after_a_decision(
         send_reminders(runtime, sent_at + timedelta(days=days, minutes=1))
     assert len(outbox_messages(data_dir, signer)) == 3  # the link and two reminders
     assert _request(db, request_id).reminder_count == 2
+    links = [token_in(m) for m in outbox_messages(data_dir, signer)]
+    assert len(set(links)) == 3
+    for link in links:  # whichever email the signer opens, its link works
+        page = client.get(f"/signoff/{link}")
+        assert page.status_code == 200
+        assert "Record my decision" in page.text
 
     _, decided_id, decided_signer = _open(client, world)
     token = token_in(outbox_messages(data_dir, decided_signer)[0])
@@ -227,3 +235,21 @@ def test_archived_projects_send_no_reminders_or_notices(
     notify_expired(runtime, sent_at + timedelta(hours=2))
     assert _request(db, short_id).expiry_notified_at is None
     assert len(outbox_messages(data_dir, signer)) == 1
+
+
+def test_the_reminder_link_of_a_request_reminded_before_the_upgrade_keeps_working(
+        client: TestClient, world: World, runtime: Runtime, db: Database, data_dir: Path) -> None:
+    _, request_id, signer = _open(client, world)
+    send_reminders(runtime, _request(db, request_id).created_at + timedelta(days=3, minutes=1))
+    reminder_link = token_in(outbox_messages(data_dir, signer)[-1])
+    cfg = alembic_config(runtime.settings.database_url, runtime.settings.kap_app_db_role)
+    db.dispose()
+    command.downgrade(cfg, "stages_0003")  # the link back in its column, as the schema before kept it
+    try:
+        with db.service_session() as s:
+            assert s.execute(text("SELECT count(*) FROM signoff_requests WHERE reminder_token_hash IS NOT NULL")
+                             ).scalar_one() >= 1
+    finally:
+        db.dispose()
+        command.upgrade(cfg, "heads")
+    assert client.get(f"/signoff/{reminder_link}").status_code == 200

@@ -23,7 +23,7 @@ from kap.core.models import Project, User
 from kap.core.scope import ProjectScope, trusted_scope
 from kap.core.security import hash_token
 from kap.documents.models import Artifact
-from kap.stages.models import SignoffRequest, Stage, StageArtifact
+from kap.stages.models import SignoffReminderLink, SignoffRequest, Stage, StageArtifact
 from kap.stages.previews import MAX_PREVIEW_PAGES, text_excerpt
 from kap.stages.project_settings import requires_code
 from kap.stages.records import LINK_INVALID, Actor, audit, move_stage, snapshot
@@ -125,7 +125,9 @@ def _lookup(session: Session, token_hash: str) -> tuple[SignoffRequest, Stage, P
         select(SignoffRequest, Stage, Project)
         .join(Stage, Stage.id == SignoffRequest.stage_id)
         .join(Project, Project.id == SignoffRequest.project_id)
-        .where(or_(SignoffRequest.token_hash == token_hash, SignoffRequest.reminder_token_hash == token_hash))
+        .where(or_(SignoffRequest.token_hash == token_hash,
+                   SignoffRequest.id == select(SignoffReminderLink.request_id)
+                   .where(SignoffReminderLink.token_hash == token_hash).scalar_subquery()))
         .execution_options(populate_existing=True)
     ).first()
     if row is None:

@@ -132,12 +132,25 @@ class SignoffRequest(Base):
     reminder_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expiry_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # The newest reminder's own link to this request (the first link keeps working too).
-    reminder_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     code_hash: Mapped[str | None] = mapped_column(String(64))
     code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     code_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     code_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SignoffReminderLink(Base):
+    """The link one reminder carried to a sign-off request, kept only as a hash.
+
+    Every reminder's link works, as the first link does, for as long as the request is open."""
+
+    __tablename__ = "signoff_reminder_links"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("signoff_requests.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class StageSigner(Base):

@@ -8,7 +8,8 @@ first, at most MAX_REMINDERS times, only while the link can still be used. It fo
 project's comms rules: inside quiet hours (in the project's timezone) or once the daily cap
 to that address is reached it waits, and a later pass sends it; an address on the
 suppression list, or one that unsubscribed from the project's sign-off news, gets none.
-Each reminder carries a link of its own (the first link keeps working) and is claimed with
+Each reminder carries a link of its own (the first link and every earlier reminder's keep working
+while the request is open) and is claimed with
 one conditional UPDATE, so overlapping passes send it once.
 
 When a link expires without a decision, its requester and the stage owner are told once
@@ -36,7 +37,7 @@ from kap.core.models import Project, ProjectMember, User
 from kap.core.runtime import Runtime
 from kap.core.scope import trusted_scope
 from kap.core.security import hash_token, new_token
-from kap.stages.models import SignoffRequest, Stage, StageSettings
+from kap.stages.models import SignoffReminderLink, SignoffRequest, Stage, StageSettings
 from kap.stages.notify import stage_link, team_of
 from kap.stages.project_settings import DEFAULT_REMINDER_DAYS, MAX_REMINDERS
 from kap.stages.records import Actor, audit
@@ -148,12 +149,13 @@ def _remind(runtime: Runtime, request_id: uuid.UUID, now: datetime) -> bool:
             update(SignoffRequest)
             .where(SignoffRequest.id == request_id, SignoffRequest.status == "pending",
                    SignoffRequest.expires_at > now, SignoffRequest.reminder_count == req.reminder_count)
-            .values(reminder_count=SignoffRequest.reminder_count + 1, reminded_at=now,
-                    reminder_token_hash=hash_token(token))
+            .values(reminder_count=SignoffRequest.reminder_count + 1, reminded_at=now)
             .returning(SignoffRequest.reminder_count)
             .execution_options(synchronize_session=False)).first()
         if won is None:
             return False
+        session.add(SignoffReminderLink(org_id=req.org_id, project_id=req.project_id, request_id=req.id,
+                                        token_hash=hash_token(token), created_at=now))
         mail = _reminder_mail(session, runtime, req, token)
         runtime.mailer.queue(session, mail)
         audit(session, Actor(org_id=req.org_id, project_id=req.project_id, label="scheduler"),
