@@ -331,6 +331,25 @@ class ActionDependency:
             session.commit()  # in this thread: the request's transaction needs no second hop to end
         return replace(ctx, declared=frozenset((self.action, *self.also)))
 
+    def admit(self, request: Request, identity: Identity, project_id: uuid.UUID) -> None:
+        """The route's access check alone, in a session of its own, before the request's body is read:
+        an upload the caller may not make is refused (404, 403, 409) before its first byte."""
+        runtime: Runtime = request.app.state.runtime
+        runtime.ensure_schema()
+        session = runtime.db.service_session() if identity.is_internal else runtime.db.app_session(identity.user_id)
+        try:
+            self._context(request, runtime, session, identity, project_id)
+        finally:
+            session.rollback()
+            session.close()
+
+    def _context(self, request: Request, runtime: Runtime, session: Session, identity: Identity,
+                 project_id: uuid.UUID) -> ProjectContext:
+        """The caller's context in the project, checked, as the route's own dependency builds it."""
+        ctx = resolve_project(session, _signed_in(identity), project_id)
+        self.authorise(request, ctx)
+        return ctx
+
     def authorise(self, request: Request, ctx: ProjectContext) -> None:
         """The checks every route's context passes: the role (403), then an archived project's
         read-only rule (409); subclasses that build the context another way call it too."""

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kap.core.audit import record_telemetry
 from kap.core.errors import DbNotReady, KapError, envelope
 from kap.core.inputs import check_form_items, check_json, check_pairs, summary
+from kap.core.routes import dependants
 
 log = logging.getLogger("kap.http")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -278,17 +280,33 @@ def _too_large(limit: int) -> EdgeRefusal:
 
 
 async def _authenticate_first(scope: Scope) -> None:
-    """Refuse an upload from a caller who is not signed in before its first byte is read."""
-    from kap.core.deps import optional_identity  # the dependency layer builds on this module
+    """Refuse an upload before its first byte is read: from a caller who is not signed in, and
+    one the route's access check refuses (not a member, a role too low, an archived project)."""
+    from kap.core.deps import ActionDependency, optional_identity  # the dependency layer builds on this module
 
     runtime = scope["app"].state.runtime
     request = Request(scope)
     try:
         identity = await optional_identity(request, runtime)
+        if identity is None:
+            raise EdgeRefusal(401, "unauthorized", "authentication required")
+        route = scope.get("route")
+        check = next((d.call for d in dependants(route.dependant) if isinstance(d.call, ActionDependency)),
+                     None) if route is not None else None
+        project_id = _project_id(request)
+        if check is not None and project_id is not None:
+            await run_in_threadpool(check.admit, request, identity, project_id)
     except KapError as exc:
         raise EdgeRefusal(exc.status, exc.code, exc.message, exc.details, exc.headers) from None
-    if identity is None:
-        raise EdgeRefusal(401, "unauthorized", "authentication required")
+
+
+def _project_id(request: Request) -> uuid.UUID | None:
+    """The project a request names (path or query); a malformed id is left to the route's own answer."""
+    raw = request.path_params.get("project_id") or request.query_params.get("project_id")
+    try:
+        return uuid.UUID(str(raw)) if raw else None
+    except ValueError:
+        return None
 
 
 # A downloaded file is never a page of Kap: even opened in the browser it runs no script and

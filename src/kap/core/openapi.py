@@ -10,7 +10,6 @@ route documents itself in `responses=` (an HTML 404 page) is kept as the route w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI, params
@@ -25,6 +24,7 @@ from kap.core.errors import (
     ValidationFailed,
     declared_errors,
 )
+from kap.core.routes import dependants
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -44,19 +44,13 @@ STATUS_TEXT = {400: "Malformed request", 401: "Not signed in, or bad credentials
                422: "Invalid input", 429: "Rate limited", 503: "Database or a service not ready"}
 
 
-def _dependants(dependant: Any) -> Iterator[Any]:
-    yield dependant
-    for sub in dependant.dependencies:
-        yield from _dependants(sub)
-
-
 def _body_fields(dependant: Any) -> list[Any]:
-    return [field for d in _dependants(dependant) for field in d.body_params]
+    return [field for d in dependants(dependant) for field in d.body_params]
 
 
 def _has_params(dependant: Any) -> bool:
     return any(d.path_params or d.query_params or d.header_params or d.cookie_params or d.body_params
-               for d in _dependants(dependant))
+               for d in dependants(dependant))
 
 
 def edge_errors(methods: set[str], dependant: Any) -> set[type[KapError]]:
@@ -66,7 +60,7 @@ def edge_errors(methods: set[str], dependant: Any) -> set[type[KapError]]:
         errors |= {BadRequest, PayloadTooLarge}  # a malformed or oversized Content-Length
     if _has_params(dependant):
         errors.add(ValidationFailed)
-    if any(d.path_params for d in _dependants(dependant)):
+    if any(d.path_params for d in dependants(dependant)):
         errors.add(NotFound)
     if _body_fields(dependant):
         errors |= {BadRequest, UnsupportedMediaType, ValidationFailed, PayloadTooLarge}
@@ -76,7 +70,7 @@ def edge_errors(methods: set[str], dependant: Any) -> set[type[KapError]]:
 def route_errors(route: Any) -> set[type[KapError]]:
     """Every error a route can answer: the edge's, its dependencies' and its own."""
     errors = edge_errors(set(route.methods or ()), route.dependant)
-    for dependant in _dependants(route.dependant):
+    for dependant in dependants(route.dependant):
         if dependant.call is not None:
             errors |= set(declared_errors(dependant.call))
     return errors

@@ -62,7 +62,7 @@ class AnswerInThread(APIRoute):
                 and not (self.response_model_include or self.response_model_exclude
                          or self.response_model_exclude_unset or self.response_model_exclude_defaults
                          or self.response_model_exclude_none)
-                and not any(d.response_param_name for d in _dependants(self.dependant)))
+                and not any(d.response_param_name for d in dependants(self.dependant)))
         return self._answers
 
 
@@ -72,7 +72,8 @@ def _plain_sync(endpoint: Callable[..., Any]) -> bool:
                 or inspect.isasyncgenfunction(target))
 
 
-def _dependants(dependant: Any) -> Iterator[Any]:
+def dependants(dependant: Any) -> Iterator[Any]:
+    """A route's dependant and every dependency under it."""
     yield dependant
     for sub in dependant.dependencies:
-        yield from _dependants(sub)
+        yield from dependants(sub)
