@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from kap.documents import preview
 from tests.conftest import FIXTURES, World
 from tests.test_web_shell import signed_in
 
@@ -18,6 +22,61 @@ def _upload(client: TestClient, world: World, name: str) -> dict[str, Any]:
                        files={"file": (name, body)})
     assert sent.status_code == 200, sent.text
     return dict(sent.json()["document"])
+
+
+def _costly_page_pdf() -> bytes:
+    """A one-page PDF with a line of text over a 20,000 x 20,970 pixel image: a few MB of file,
+    1.2 GB of pixels to decode, seconds of CPU to render."""
+    chunk = bytes(1024 * 1024)
+    pack = zlib.compressobj(9)
+    first = pack.compress(chunk) + pack.flush(zlib.Z_FULL_FLUSH)
+    repeat = pack.compress(chunk) + pack.flush(zlib.Z_FULL_FLUSH)  # every later MB of zeros packs alike
+    count = 1200
+    size = count * len(chunk)
+    pixels = first + repeat * (count - 1) + pack.flush()[:-4] + struct.pack(">I", ((size % 65521) << 16) | 1)
+    width = 20000
+    text = b"BT /F1 12 Tf 72 740 Td (Hostile page with a very large image) Tj ET q 612 0 0 700 0 0 cm /Im0 Do Q"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources"
+        b" << /XObject << /Im0 5 0 R >> /Font << /F1 6 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text),
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB /BitsPerComponent 8"
+        b" /Filter /FlateDecode /Length %d >>\nstream\n" % (width, size // (width * 3), len(pixels))
+        + pixels + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def test_a_page_too_costly_to_render_is_stopped_in_its_own_process(app: Any, client: TestClient, world: World,
+                                                                   runtime: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The render runs in the sandbox under its own CPU limit: the costly page is a 404, nothing is
+    cached, and the next page renders as usual."""
+    monkeypatch.setattr(preview, "PREVIEW_CPU_SECONDS", 1)
+    sent = client.post("/api/ingest-sync", params={"project_id": str(world.project_a)}, headers=world.h("owner"),
+                       files={"file": ("Hostile.pdf", _costly_page_pdf(), "application/pdf")})
+    assert sent.status_code == 200, sent.text
+    hostile = sent.json()["document"]
+    assert hostile["status"] == "ready", hostile
+    good = _upload(client, world, "SOW-2026-014 Northwind Workday.pdf")
+    with signed_in(app, world.users["member"]) as browser:
+        refused = browser.get(f"/p/{world.project_a}/documents/{hostile['id']}/pages/1.png")
+        assert refused.status_code == 404
+        assert list(runtime.storage.artifacts.list(f"previews/{world.project_a}/{hostile['id']}/")) == []
+        shown = browser.get(f"/p/{world.project_a}/documents/{good['id']}/pages/1.png")
+        assert shown.status_code == 200
+        assert shown.headers["content-type"] == "image/png"
 
 
 def test_a_pdf_page_is_rendered_once_and_shown_beside_its_text(app: Any, client: TestClient, world: World,

@@ -1,24 +1,30 @@
-"""Page images of PDFs and scans, rendered once with pdfium and kept in storage beside the originals."""
+"""Page images of PDFs and scans, rendered once and kept in storage beside the originals.
+
+A page is rendered in the extractor sandbox (`sandbox.py`, mode "preview"), under limits of
+its own: a hostile file can only exhaust or crash its own child process, never the server,
+and one slow page holds up no other.
+"""
 
 from __future__ import annotations
 
 import io
-import threading
+import shutil
 import uuid
-
-import pypdfium2 as pdfium
-from PIL import Image
 
 from kap.core.deps import ProjectContext
 from kap.core.errors import NotFound
 from kap.core.runtime import Runtime
+from kap.documents import ingest, sandbox
 from kap.documents.models import Artifact
+from kap.documents.render import NO_SUCH_PAGE, WIDTH
 from kap.documents.service import get_artifact, previews_below
 
-WIDTH = 1000  # pixels: sharp enough to read a scan beside its text, small enough to load on a phone
 MAX_PAGES = 500
 PREVIEW_KINDS = ("pdf", "png", "jpeg", "tiff")
-_PDFIUM = threading.Lock()  # pdfium is not thread-safe; page renders are short
+# A page renders in 20-200 ms; these bound a hostile one (read when each render starts).
+PREVIEW_MEMORY = 1024**3
+PREVIEW_CPU_SECONDS = 20
+PREVIEW_WALL_SECONDS = 30
 
 
 def has_pages(artifact: Artifact) -> bool:
@@ -35,43 +41,28 @@ def page_image(ctx: ProjectContext, runtime: Runtime, artifact_id: uuid.UUID, pa
     """The PNG of one page of a document of the caller's project, rendered on first use and cached."""
     artifact = get_artifact(ctx, artifact_id)
     if not has_pages(artifact) or page < 1 or page > max(artifact.page_count or 1, 1) or page > MAX_PAGES:
-        raise NotFound("this document has no such page image", code="no_page_image")
+        raise NotFound(NO_SUCH_PAGE, code="no_page_image")
     store = runtime.storage.artifacts
     key = preview_key(artifact, page)
     if store.exists(key):
         with store.open(key) as cached:
             return cached.read()
-    with store.open(artifact.storage_key) as original:
-        data = original.read()
-    png = render_pdf_page(data, page) if artifact.kind == "pdf" else render_image(data)
+    png = _render(runtime, artifact, page)
     store.put(key, io.BytesIO(png))
     return png
 
 
-def render_pdf_page(data: bytes, page: int) -> bytes:
-    """Render one page of a PDF to a PNG WIDTH pixels wide."""
-    with _PDFIUM:
-        pdf = pdfium.PdfDocument(data)
-        try:
-            if page > len(pdf):
-                raise NotFound("this document has no such page image", code="no_page_image")
-            sheet = pdf[page - 1]
-            scale = WIDTH / max(sheet.get_width(), 1.0)
-            image = sheet.render(scale=min(scale, 4.0)).to_pil()
-            sheet.close()
-        finally:
-            pdf.close()
-    return _png(image)
-
-
-def render_image(data: bytes) -> bytes:
-    """A scan or photo as a PNG no wider than WIDTH pixels."""
-    with Image.open(io.BytesIO(data)) as source:
-        source.thumbnail((WIDTH, WIDTH * 4))
-        return _png(source.convert("RGB"))
-
-
-def _png(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG", optimize=True)
-    return out.getvalue()
+def _render(runtime: Runtime, artifact: Artifact, page: int) -> bytes:
+    """Render one page in a sandboxed child; a page it cannot render is the one 404 of a missing page."""
+    source = ingest.fetch(runtime.storage.artifacts, artifact, runtime.settings)
+    limits = sandbox.Limits(PREVIEW_MEMORY, PREVIEW_CPU_SECONDS, PREVIEW_WALL_SECONDS, 64 * 1024**2)
+    try:
+        result = sandbox.run("preview", artifact.kind, source, source.parent / "preview", pages=[page],
+                             limits=limits)
+        if not result.ok:
+            if result.reason == NO_SUCH_PAGE:
+                raise NotFound(NO_SUCH_PAGE, code="no_page_image")
+            raise NotFound(f"this page cannot be shown: {result.reason}", code="no_page_image")
+        return (result.work / sandbox.PAGE_IMAGE).read_bytes()
+    finally:
+        shutil.rmtree(source.parent, ignore_errors=True)

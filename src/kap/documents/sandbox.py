@@ -30,6 +30,7 @@ CPU_SECONDS = 120
 WALL_SECONDS = 300
 OUTPUT_LIMIT = 1024**3
 RESULT = "result.jsonl"
+PAGE_IMAGE = "page.png"  # what mode "preview" writes
 STDERR = "stderr.txt"
 
 
@@ -77,8 +78,8 @@ def _apply_limits(spec: str) -> None:
 
 # Imported once in the fork server, so a child starts with every reader loaded: importing
 # python-docx, openpyxl or python-pptx in each child cost 0.2-0.8 s per file.
-PRELOAD = ["kap.documents.sandbox", "kap.documents.extract", "pypdfium2", "docx", "openpyxl", "pptx",
-           "defusedxml.ElementTree", "PIL.Image", "pytesseract"]
+PRELOAD = ["kap.documents.sandbox", "kap.documents.extract", "kap.documents.render", "pypdfium2", "docx",
+           "openpyxl", "pptx", "defusedxml.ElementTree", "PIL.Image", "pytesseract"]
 
 _CONTEXT: Any = None
 _CONTEXT_LOCK = threading.Lock()
@@ -256,7 +257,8 @@ def _segment(raw: bytes) -> Segment | None:
 
 def start(mode: str, kind: str, source: Path, work: Path, *, pages: list[int] | None = None,
           limits: Limits | None = None) -> Running:
-    """Hand `source` to a waiting child for extraction (mode 'text') or OCR (mode 'ocr')."""
+    """Hand `source` to a waiting child for extraction (mode 'text'), OCR (mode 'ocr') or the
+    image of one page (mode 'preview', written to PAGE_IMAGE)."""
     limits = limits or Limits.current()
     work.mkdir(parents=True, exist_ok=True)
     (work / RESULT).touch()
@@ -384,7 +386,12 @@ def _child(argv: list[str]) -> int:
     pages = [int(p) for p in page_list.split(",") if p]
     with (work / RESULT).open("w", encoding="utf-8") as out:
         try:
-            if mode == "ocr":
+            if mode == "preview":
+                from kap.documents import render
+
+                (work / PAGE_IMAGE).write_bytes(render.page_png(kind, Path(source), pages[0]))
+                segments: Iterator[Segment] = iter(())
+            elif mode == "ocr":
                 segments = extract.ocr(kind, Path(source), pages, outcome)
             else:
                 segments = extract.extract(kind, Path(source), outcome, work)
