@@ -8,9 +8,9 @@ first, at most MAX_REMINDERS times, only while the link can still be used. It fo
 project's comms rules: inside quiet hours (in the project's timezone) or once the daily cap
 to that address is reached it waits, and a later pass sends it; an address on the
 suppression list, or one that unsubscribed from the project's sign-off news, gets none.
-Each reminder carries a link of its own (the first link and every earlier reminder's keep working
-while the request is open) and is claimed with
-one conditional UPDATE, so overlapping passes send it once.
+Each reminder carries a link of its own (the first link and every earlier reminder's keep
+working while the request is open) and is claimed with one conditional UPDATE, so
+overlapping passes send it once.
 
 When a link expires without a decision, its requester and the stage owner are told once
 (`expiry_notified_at`). Archived projects send nothing.
