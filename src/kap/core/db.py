@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from sqlalchemy import DateTime, MetaData, create_engine, event, text
+from sqlalchemy import DateTime, MetaData, Uuid, create_engine, event, text
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -53,9 +53,58 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return _as_utc(value)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        # One Python call a value: the decorator's own way wraps `process_result_value` (and on
+        # SQLite the parse of the stored text) in one more, on every timestamp of every row read.
+        # On SQLite the text is parsed as UTC at once (the same value, a tenth of the time).
+        parse: Any = self.impl_instance.result_processor(dialect, coltype)
+        if parse is None:
+            return _as_utc
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def from_text(value: str | None) -> datetime | None:
+            if value is None:
+                return None
+            try:  # the stored text names no zone: read it as UTC (`replace(tzinfo=)` costs ten times this)
+                return datetime.fromisoformat(value + "+00:00")
+            except ValueError:
+                return _as_utc(parse(value))
+        return from_text
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class IdText(TypeDecorator[str]):
+    """An id column read as the text its JSON shows (`uuid.UUID`'s form), for a list that
+    serialises its rows as read (`type_coerce(Model.id, IdText)`): on SQLite the stored hex is
+    cut into groups rather than parsed into a `uuid.UUID` and printed again."""
+
+    impl = Uuid
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name == "sqlite":
+            return _hex_text
+        return _uuid_text
+
+
+def _hex_text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) != 32:  # not the 32 hex digits `Uuid` stores
+        return str(uuid.UUID(value))
+    return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}".lower()
+
+
+def _uuid_text(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
 
 
 _WROTE = "kap_wrote"

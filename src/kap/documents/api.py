@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile, status
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from kap.core.deps import (
     ActionDependency,
@@ -22,7 +22,7 @@ from kap.core.deps import (
 from kap.core.errors import Busy, Conflict, NotFound, Unauthorized, UnsupportedMediaType, ValidationFailed, raises
 from kap.core.http import attachment_headers, content_types
 from kap.core.permissions import ACTIONS, Action
-from kap.core.routes import AnswerInThread
+from kap.core.routes import AnswerInThread, json_answer
 from kap.core.schemas import Ok
 from kap.core.security import Identity
 from kap.documents import service
@@ -104,14 +104,15 @@ def reingest_stored(ctx: DocumentsWrite, artifact_id: uuid.UUID, runtime: Runtim
     return service.reingest(ctx, runtime, artifact_id)
 
 
-@router.get("/documents")
+@router.get("/documents", response_model=ArtifactList)
 def list_documents(ctx: DocumentsRead, status: Status | None = None,
                    type: Annotated[str | None, Query(max_length=20)] = None,
                    name: Annotated[str | None, Query(max_length=255)] = None,
                    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                   offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> ArtifactList:
+                   offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Response:
     """List the project's documents, filtered by status, type and name."""
-    return service.list_documents(ctx, status=status, kind=type, name=name, limit=limit, offset=offset)
+    return json_answer(service.documents_answer(ctx, status=status, kind=type, name=name, limit=limit,
+                                                offset=offset))
 
 
 @router.get("/documents/{artifact_id}")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, model_validator
-from sqlalchemy.engine import Row
 
 from kap.core.links import document_link
 from kap.core.schemas import Strict
@@ -71,17 +70,30 @@ class ArtifactRead(BaseModel):
                    updated_at=artifact.updated_at, link=deep_link(artifact.project_id, artifact.id))
 
     @classmethod
-    def of_rows(cls, project_id: uuid.UUID, rows: Iterable[Row[Any]]) -> list[ArtifactRead]:
-        """Build the public view of listed rows (columns named like the fields, but no `project_id`)
-        in one validation: pydantic's core builds the whole list, not one Python call per row."""
-        project = str(project_id)
-        views = []
-        for row in rows:
-            view = row._asdict()
-            view["project_id"] = project_id
-            view["link"] = deep_link(project, view["id"])
-            views.append(view)
-        return _ROWS.validate_python(views)
+    def of_rows(cls, project_id: uuid.UUID, rows: Iterable[Sequence[Any]]) -> list[ArtifactRead]:
+        """Build the public view of listed rows (`listed_views`) in one validation: pydantic's
+        core builds the whole list, not one Python call per row."""
+        return _ROWS.validate_python(listed_views(project_id, rows))
+
+
+def listed_views(project_id: uuid.UUID, rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    """The public view of listed rows as plain values in the fields' order, ready to serialise.
+
+    Each row holds the list's columns in `ArtifactRead`'s order without `project_id` (the
+    context's) and `link`, as the database typed them (aware datetimes; ids as `uuid.UUID` or
+    the text the JSON shows), and may end with more columns (a window count).
+    """
+    project = str(project_id)  # once, not once a row
+    links = deep_link(project, "")  # every link is this prefix and the document's id
+    views = []
+    for row in rows:
+        artifact = str(row[0])  # the text again when read as text
+        views.append({"id": artifact, "project_id": project, "parent_id": row[1], "name": row[2],
+                      "media_type": row[3], "kind": row[4], "size": row[5], "sha256": row[6], "status": row[7],
+                      "status_reason": row[8], "page_count": row[9], "chunk_count": row[10],
+                      "ocr_pages": row[11] or [], "version": row[12], "uploaded_by": row[13],
+                      "created_at": row[14], "updated_at": row[15], "link": links + artifact})
+    return views
 
 
 _ROWS: TypeAdapter[list[ArtifactRead]] = TypeAdapter(list[ArtifactRead])

@@ -10,7 +10,7 @@ from typing import IO, Any
 from sqlalchemy import Integer, Select, String, Uuid, bindparam, func, select, type_coerce
 from sqlalchemy.orm import Session
 
-from kap.core.db import has_written, utcnow
+from kap.core.db import IdText, has_written, utcnow
 from kap.core.deps import ProjectContext
 from kap.core.errors import Busy, Conflict, NotFound
 from kap.core.jobs import enqueue_after_commit
@@ -26,6 +26,7 @@ from kap.documents.schemas import (
     OcrQueue,
     PageText,
     deep_link,
+    listed_views,
 )
 from kap.documents.search import ChunkHit, search_chunks
 
@@ -159,14 +160,15 @@ def _delete_files_after_commit(session: Session, keys: list[str]) -> None:
         enqueue_after_commit(session, delete_stored_files, keys)
 
 
-# The columns of the public view: a list reads row tuples, not ORM objects (about half the cost).
-# The project is the context's; the two optional ids are read as stored (text on SQLite), which
-# the schema parses faster than `uuid.UUID` does.
-_READ_COLUMNS = (Artifact.id, Artifact.parent_id, Artifact.name, Artifact.media_type,
-                 Artifact.kind, Artifact.size, Artifact.sha256, Artifact.status, Artifact.status_reason,
-                 Artifact.page_count, Artifact.chunk_count, Artifact.ocr_pages, Artifact.version,
-                 Artifact.uploaded_by, Artifact.created_at, Artifact.updated_at)
-_AS_STORED = {"parent_id", "uploaded_by"}
+# The columns of the public view: a list reads row tuples through the connection, not ORM
+# objects nor the ORM's execution path, with its ids as the text the answer shows. The project
+# is the context's.
+_READ_COLUMNS = tuple(type_coerce(c, IdText).label(c.key) if c.key in ("id", "parent_id", "uploaded_by") else c
+                      for c in (Artifact.id, Artifact.parent_id, Artifact.name, Artifact.media_type,
+                                Artifact.kind, Artifact.size, Artifact.sha256, Artifact.status,
+                                Artifact.status_reason, Artifact.page_count, Artifact.chunk_count,
+                                Artifact.ocr_pages, Artifact.version, Artifact.uploaded_by, Artifact.created_at,
+                                Artifact.updated_at))
 # One statement per filter shape (which of status, type and name are given), built once: building
 # a select and its cache key cost more than SQLite's whole query for a page of 50.
 _LIST_STATEMENTS: dict[tuple[bool, bool, bool], Select[*tuple[Any, ...]]] = {}
@@ -181,9 +183,8 @@ def _list_statement(shape: tuple[bool, bool, bool]) -> Select[*tuple[Any, ...]]:
         where.append(Artifact.kind == bindparam("kind", type_=String()))
     if name:
         where.append(func.lower(Artifact.name).like(bindparam("name", type_=String()), escape="\\"))
-    columns = [type_coerce(c, String).label(c.key) if c.key in _AS_STORED else c for c in _READ_COLUMNS]
     # The page and the total in one statement; a page past the end counts on its own.
-    return (select(*columns, func.count().over().label("total")).where(*where)
+    return (select(*_READ_COLUMNS, func.count().over().label("total")).where(*where)
             .order_by(Artifact.created_at.desc(), Artifact.id)
             .limit(bindparam("limit", type_=Integer())).offset(bindparam("offset", type_=Integer())))
 
@@ -206,20 +207,32 @@ def _page_query(ctx: ProjectContext, *, status: str | None, kind: str | None, na
     return stmt, params
 
 
+def _page(ctx: ProjectContext, *, status: str | None, kind: str | None, name: str | None,
+          limit: int, offset: int) -> tuple[list[Any], int]:
+    """One page of the project's documents as row tuples, and how many match in all."""
+    stmt, params = _page_query(ctx, status=status, kind=kind, name=name, limit=limit, offset=offset)
+    rows = list(ctx.session.connection().execute(stmt, params).all())
+    if rows:
+        return rows, int(rows[0].total)
+    if offset:
+        count = select(func.count()).select_from(stmt.limit(None).offset(None).subquery())
+        return rows, ctx.session.connection().execute(count, params).scalar() or 0
+    return rows, 0
+
+
 def list_documents(ctx: ProjectContext, *, status: str | None = None, kind: str | None = None,
                    name: str | None = None, limit: int = 50, offset: int = 0) -> ArtifactList:
     """A page of the project's documents, newest first, filtered by status, type and name."""
-    stmt, params = _page_query(ctx, status=status, kind=kind, name=name, limit=limit, offset=offset)
-    rows = ctx.session.execute(stmt, params).all()
-    if rows:
-        total = int(rows[0].total)
-    elif offset:
-        total = ctx.session.scalar(select(func.count()).select_from(stmt.limit(None).offset(None).subquery()),
-                                   params) or 0
-    else:
-        total = 0
-    return ArtifactList(total=total, limit=limit, offset=offset,
-                        documents=ArtifactRead.of_rows(ctx.project_id, rows))
+    rows, total = _page(ctx, status=status, kind=kind, name=name, limit=limit, offset=offset)
+    return ArtifactList(total=total, limit=limit, offset=offset, documents=ArtifactRead.of_rows(ctx.project_id, rows))
+
+
+def documents_answer(ctx: ProjectContext, *, status: str | None = None, kind: str | None = None,
+                     name: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    """`list_documents` as the plain values of its JSON (`ArtifactList`'s fields, in order)."""
+    rows, total = _page(ctx, status=status, kind=kind, name=name, limit=limit, offset=offset)
+    return {"ok": True, "total": total, "limit": limit, "offset": offset,
+            "documents": listed_views(ctx.project_id, rows)}
 
 
 def document_detail(ctx: ProjectContext, artifact_id: uuid.UUID) -> ArtifactDetail:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import select
 
 from kap.core.deps import (
@@ -20,7 +20,7 @@ from kap.core.errors import Conflict, Forbidden, NotFound, ValidationFailed, rai
 from kap.core.login import send_invitation
 from kap.core.models import User
 from kap.core.permissions import Action
-from kap.core.routes import AnswerInThread
+from kap.core.routes import AnswerInThread, json_answer
 from kap.core.schemas import Ok
 from kap.projects import service
 from kap.projects.schemas import (
@@ -54,11 +54,11 @@ def create_project(body: ProjectCreate, request: Request, identity: CurrentIdent
                                   user_agent=request.headers.get("user-agent"))
 
 
-@router.get("")
-def list_projects(identity: CurrentIdentity, session: UserSession,
-                  include_archived: bool = False) -> ProjectList:
+@router.get("", response_model=ProjectList)
+def list_projects(identity: CurrentIdentity, session: UserSession, include_archived: bool = False) -> Response:
     """List the projects the caller can reach."""
-    return ProjectList(projects=service.list_projects(session, identity, include_archived=include_archived))
+    return json_answer({"ok": True,
+                        "projects": service.listed_projects(session, identity, include_archived=include_archived)})
 
 
 @router.get("/{project_id}")

@@ -88,10 +88,17 @@ def create_project(session: Session, identity: Identity, name: str, org_id: uuid
 
 def list_projects(session: Session, identity: Identity, *, include_archived: bool = False) -> list[ProjectRead]:
     """Every project the caller can reach, with the role they act with."""
+    return _PROJECT_READS.validate_python(listed_projects(session, identity, include_archived=include_archived))
+
+
+def listed_projects(session: Session, identity: Identity, *,
+                    include_archived: bool = False) -> list[dict[str, Any]]:
+    """`list_projects` as plain values in `ProjectRead`'s order, ready to serialise."""
     if identity.user_id is None:
         return []
     rows = reachable_projects(session, identity.user_id, identity.dev_role, include_archived=include_archived)
-    return _PROJECT_READS.validate_python([{**project._asdict(), "role": role} for project, role in rows])
+    return [{"id": p.id, "org_id": p.org_id, "name": p.name, "role": role, "created_at": p.created_at,
+             "archived_at": p.archived_at} for p, role in rows]
 
 
 def get_project(ctx: ProjectContext) -> ProjectRead:
