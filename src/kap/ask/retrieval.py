@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, text
@@ -160,11 +160,12 @@ def pg_tiers(tiers: Sequence[Sequence[QTerm]], params: dict[str, object]) -> str
     return "ARRAY[" + ", ".join(parts) + "]::tsquery[]"
 
 
-def ranked_tiers(ctx: ProjectContext, tiers: Sequence[Sequence[QTerm]], limit: int) -> list[tuple[Candidate, int]]:
+def ranked_tiers(ctx: ProjectContext, tiers: Sequence[Sequence[QTerm]], limit: int,
+                 weights: Mapping[QTerm, float] | None = None) -> list[tuple[Candidate, int]]:
     """The project's chunks holding every term of a tier, tier by tier, best first within one, until `limit`.
 
     Each chunk comes with the tier that found it. PostgreSQL ranks at most TIER_CAP chunks of a
-    tier by ts_rank, all tiers in one call; SQLite by bm25, a query per tier (in process).
+    tier by ts_rank, all tiers in one call; SQLite by BM25 over the project (`sqlite_ranked`), a query per tier.
     """
     if not tiers:
         return []
@@ -176,29 +177,64 @@ def ranked_tiers(ctx: ProjectContext, tiers: Sequence[Sequence[QTerm]], limit: i
         found = {_uuid(r[0]): int(r[1]) - 1 for r in ctx.session.execute(text(sql), params).all()}
     else:
         for k, tier in enumerate(tiers):
-            for chunk_id in ranked_ids(ctx, tier, limit):
+            for chunk_id in ranked_ids(ctx, tier, limit, weights):
                 found.setdefault(chunk_id, k)
             if len(found) >= limit:
                 break
     return [(c, found[c.chunk_id]) for c in load_candidates(ctx, list(found)[:limit])]
 
 
-# bm25 over the newest TIER_CAP chunks of a tier in the project's rowid range: the bound is found without
-# ranking, and FTS5 applies both inside the scan, so a word most chunks hold is not ranked over all of them.
-# The FTS rowid's low 32 bits are the chunk's rowid.
-SQLITE_RANKED = f"""
-    SELECT c.id FROM (
-        SELECT rowid AS rid, bm25(artifact_chunks_stem, 2.0, 1.0) AS score FROM artifact_chunks_stem
-        WHERE artifact_chunks_stem MATCH :q AND {FTS_RANGE} AND rowid >= coalesce((
-            SELECT rowid FROM artifact_chunks_stem WHERE artifact_chunks_stem MATCH :q AND {FTS_RANGE}
-            ORDER BY rowid DESC LIMIT 1 OFFSET :cap - 1), 0)
-        ORDER BY score LIMIT :limit) h
+# The newest TIER_CAP chunks of a tier in the project's rowid range (FTS5 applies both inside its doclist scan),
+# ranked by BM25 in SQL (`sqlite_ranked`). The FTS rowid's low 32 bits are the chunk's rowid; the project is
+# checked on each row the rowids find (as a plain `project_id = ?` SQLite could walk the project's index).
+SQLITE_NEWEST = f"""
+    SELECT c.id AS id, h.rid AS rid, lower(c.text) AS t, instr(c.text || char(10), char(10)) - 1 AS hl FROM (
+        SELECT rowid AS rid FROM artifact_chunks_stem WHERE artifact_chunks_stem MATCH :q AND {FTS_RANGE}
+        ORDER BY rowid DESC LIMIT :cap) h
     JOIN artifact_chunks c ON c.rowid = (h.rid & 4294967295)
-    WHERE c.project_id = :project ORDER BY h.score"""
+    WHERE coalesce(c.project_id, c.project_id) = :project"""
+BM25_K1, BM25_B, HEAD_WEIGHT = 1.2, 0.75, 2.0
 
 
-def ranked_ids(ctx: ProjectContext, terms: Sequence[QTerm], limit: int) -> list[uuid.UUID]:
-    """The project's chunks holding every term (stemmed), best first: bm25 on SQLite, ts_rank on PostgreSQL."""
+def sqlite_ranked(terms: Sequence[QTerm], weights: Mapping[QTerm, float],
+                  params: dict[str, object]) -> str:
+    """BM25 over the newest TIER_CAP chunks holding every term, the first line (heading) weighing double.
+
+    FTS5's bm25() weighs each term by its rarity in the whole index, which it counts on every call by
+    walking the term's postings in every project: at a million chunks, most of a query's time. Here a
+    term weighs its rarity in the project (`weights`, from `frequencies`), and its count in a chunk is
+    how often the chunk's text holds its stems (at least once: the MATCH found every term).
+    """
+    fallback = min(weights.values(), default=1.0)
+    counts, score = [], []
+    for i, term in enumerate(terms):
+        body, head = [], []
+        for j, needle in enumerate(_needles(term)):
+            params[f"n{i}_{j}"] = needle
+            body.append(f"(length(t) - length(replace(t, :n{i}_{j}, ''))) / {len(needle)}")
+            head.append(f"(hl - length(replace(substr(t, 1, hl), :n{i}_{j}, ''))) / {len(needle)}")
+        counts.append(f"max({' + '.join(body)}, 1) AS b{i}, {' + '.join(head)} AS h{i}")
+        params[f"w{i}"] = weights.get(term, fallback)
+        score.append(f":w{i} * ({HEAD_WEIGHT} * {_saturate(f'h{i}', 'hl', 'ah')} + {_saturate(f'b{i}', 'bl', 'ab')})")
+    return (f"WITH f AS MATERIALIZED ({SQLITE_NEWEST}), "
+            f"n AS MATERIALIZED (SELECT id, rid, hl, length(t) AS bl, {', '.join(counts)} FROM f), "
+            "a AS (SELECT max(avg(bl), 1.0) AS ab, max(avg(hl), 1.0) AS ah FROM n) "
+            f"SELECT id FROM n, a ORDER BY {' + '.join(score)} DESC, rid DESC LIMIT :limit")
+
+
+def _needles(term: QTerm) -> tuple[str, ...]:
+    if term.kind == "word":
+        return tuple(sorted(term.stems))
+    return tuple(n for n in dict.fromkeys((term.text.lower(), " ".join(term.words))) if n)
+
+
+def _saturate(tf: str, length: str, average: str) -> str:
+    return f"({tf} * {BM25_K1 + 1} / ({tf} + {BM25_K1} * ({1 - BM25_B} + {BM25_B} * {length} / {average})))"
+
+
+def ranked_ids(ctx: ProjectContext, terms: Sequence[QTerm], limit: int,
+               weights: Mapping[QTerm, float] | None = None) -> list[uuid.UUID]:
+    """The project's chunks holding every term (stemmed), best first: BM25 on SQLite, ts_rank on PostgreSQL."""
     if ctx.session.get_bind().dialect.name == "postgresql":
         params: dict[str, object] = {"project": ctx.project_id, "limit": limit, "cap": TIER_CAP}
         query = " && ".join(pg_term(i, t, params) for i, t in enumerate(terms))
@@ -206,9 +242,9 @@ def ranked_ids(ctx: ProjectContext, terms: Sequence[QTerm], limit: int) -> list[
                f"CAST(:project AS uuid) AND c.tsv_en @@ ({query}) LIMIT :cap) s "
                f"ORDER BY ts_rank(s.tsv_en, {query}) DESC, s.id LIMIT :limit")
         return [_uuid(r[0]) for r in ctx.session.execute(text(sql), params).all()]
-    rows = ctx.session.execute(text(SQLITE_RANKED), {"q": fts5_stemmed(terms), "limit": limit,
-                                                     "cap": TIER_CAP, "project": ctx.project_id.hex}).all()
-    return [_uuid(r[0]) for r in rows]
+    params = {"q": fts5_stemmed(terms), "cap": TIER_CAP, "limit": limit, "project": ctx.project_id.hex}
+    sql = sqlite_ranked(terms, weights or {}, params)
+    return [_uuid(r[0]) for r in ctx.session.execute(text(sql), params).all()]
 
 
 # Words that a unit answering the type usually holds: the first tier asks for the terms and one of them.
@@ -241,7 +277,7 @@ def text_hits(ctx: ProjectContext, question: Question, freq: Frequencies,
     present = sorted((t for t in question.terms if freq.df.get(t, 0) > 0), key=lambda t: -freq.idf(t))
     cue = TYPE_CUES.get(question.expect)
     tiers = ([[*present, cue]] if cue and present else []) + subsets(present)
-    found = ranked_tiers(ctx, tiers, limit)
+    found = ranked_tiers(ctx, tiers, limit, freq.weights(present))
     tried = len(tiers) if len(found) < limit else max(k for _, k in found) + 1
     match = "all" if tried <= 1 + bool(cue and present) and len(present) == len(question.terms) else "subset"
     return [c for c, _ in found], match
