@@ -71,7 +71,10 @@ def _upload_read(client: TestClient, world: World, who: str, project: uuid.UUID)
         elif message["type"] == "http.response.body":
             answer["body"] = answer.get("body", b"") + message.get("body", b"")
 
-    anyio.run(client.app, scope, receive, send)  # type: ignore[arg-type]
+    # A thread of its own: a browser session of the suite may hold an event loop in this one.
+    runner = threading.Thread(target=anyio.run, args=(client.app, scope, receive, send))
+    runner.start()
+    runner.join()
     body = json.loads(answer["body"])
     return int(answer["status"]), str(body.get("error", {}).get("code", "")), read
 
