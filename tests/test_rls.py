@@ -132,3 +132,54 @@ def test_reach_query_leaves_with_the_rls_settings(db: Database, world: World, tm
     settings, query = trace.index("set_config('kap.user_id'"), trace.index("LEFT OUTER JOIN project_members")
     assert settings < query
     assert "\tF\t4\tSync" not in trace[settings:query]  # no Sync (no wait for an answer) between them
+
+
+def _visible_language(db: Database) -> str:
+    with db.service_session() as s:
+        return str(s.scalar(text("SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang "
+                                 "WHERE p.proname = 'kap_visible_project_ids'")))
+
+
+def test_one_connection_serving_callers_in_turn_shows_each_their_own_projects(db: Database, world: World) -> None:
+    """The visible-projects function keeps its plan for the session: it must not keep its answer."""
+    assert _visible_language(db) == "plpgsql"
+    role = db.settings.kap_app_db_role
+    seen = []
+    with db.app_engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        for user in (world.users["member"], world.users["org_admin"], world.users["outsider"],
+                     world.users["member"], None):
+            cursor = raw.cursor()
+            cursor.execute("SELECT set_config('role', %s, true), set_config('kap.user_id', %s, true)",
+                           (role, str(user) if user else ""))
+            cursor.execute("SELECT id FROM projects")
+            seen.append({row[0] for row in cursor.fetchall()})
+            raw.rollback()
+    assert seen[0] == {world.project_a}
+    assert {world.project_a, world.project_b} <= seen[1]
+    assert world.project_c not in seen[1]
+    assert seen[2] == {world.project_c}
+    assert seen[3] == {world.project_a}
+    assert seen[4] == set()
+
+
+def test_the_visible_projects_function_goes_back_and_forth_with_its_migration(db: Database, runtime: Any,
+                                                                             world: World) -> None:
+    from alembic import command
+
+    from kap.core.migrate import alembic_config
+
+    cfg = alembic_config(runtime.settings.database_url, runtime.settings.kap_app_db_role)
+    db.dispose()
+    command.downgrade(cfg, "0004_mail_outbox")
+    try:
+        assert _visible_language(db) == "sql"
+        with db.app_session(world.users["member"]) as s, s.begin():
+            assert set(s.scalars(text("SELECT id FROM projects")).all()) == {world.project_a}
+    finally:
+        db.dispose()
+        command.upgrade(cfg, "heads")
+    assert _visible_language(db) == "plpgsql"
+    with db.app_session(world.users["member"]) as s, s.begin():
+        assert set(s.scalars(text("SELECT id FROM projects")).all()) == {world.project_a}

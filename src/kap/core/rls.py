@@ -41,14 +41,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = {schema} AS $$
                  WHERE p.id = target AND m.user_id = kap_user_id() AND m.role IN ({org_admin_roles}))
 $$;
 
-CREATE OR REPLACE FUNCTION kap_visible_project_ids() RETURNS SETOF uuid
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = {schema} AS $$
-  SELECT pm.project_id FROM project_members pm WHERE pm.user_id = kap_user_id()
-  UNION
-  SELECT p.id FROM projects p JOIN org_members m ON m.org_id = p.org_id
-   WHERE m.user_id = kap_user_id() AND m.role IN ({org_admin_roles})
-$$;
-
+{visible_projects}
 CREATE OR REPLACE FUNCTION kap_shares_org(target uuid) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = {schema} AS $$
   SELECT EXISTS (SELECT 1 FROM org_members a JOIN org_members b ON a.org_id = b.org_id
@@ -61,6 +54,23 @@ CREATE OR REPLACE FUNCTION kap_created_project(target uuid) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = {schema} AS $$
   SELECT EXISTS (SELECT 1 FROM projects p WHERE p.id = target AND p.created_by = kap_user_id()
                  AND NOT EXISTS (SELECT 1 FROM project_members pm WHERE pm.project_id = target))
+$$;
+"""
+
+# The projects a caller reaches, behind every project-scoped policy. PL/pgSQL, not SQL: a SECURITY
+# DEFINER function is never inlined, and a SQL one is planned again at every statement that
+# calls it, while PL/pgSQL keeps its plan for the session (0.75 against 1.25 ms for a
+# transaction that reads a row through it; `0005_rls_plans`).
+VISIBLE_PROJECTS_SQL = """
+CREATE OR REPLACE FUNCTION kap_visible_project_ids() RETURNS SETOF uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = {schema} AS $$
+BEGIN
+  RETURN QUERY
+  SELECT pm.project_id FROM project_members pm WHERE pm.user_id = kap_user_id()
+  UNION
+  SELECT p.id FROM projects p JOIN org_members m ON m.org_id = p.org_id
+   WHERE m.user_id = kap_user_id() AND m.role IN ({org_admin_roles});
+END
 $$;
 """
 
@@ -104,7 +114,19 @@ END $$;""")
 
 def functions_sql(search_path: str) -> str:
     """The membership functions, with the org-admin roles taken from the permissions table."""
-    return FUNCTIONS_SQL.format(schema=search_path, org_admin_roles=sql_list(org_admin_roles()))
+    return FUNCTIONS_SQL.format(schema=search_path, org_admin_roles=sql_list(org_admin_roles()),
+                                visible_projects=visible_projects_sql(search_path))
+
+
+def visible_projects_sql(search_path: str, template: str = VISIBLE_PROJECTS_SQL) -> str:
+    """`kap_visible_project_ids`, from `template` (a migration may name the body it restores)."""
+    return template.format(schema=search_path, org_admin_roles=sql_list(org_admin_roles()))
+
+
+def schema_path() -> str:
+    """The search path the membership functions run under: the catalog, then the app's schema."""
+    schema = op.get_bind().exec_driver_sql("select current_schema()").scalar_one()
+    return f'pg_catalog, "{schema}"'
 
 
 def protect(table: str, scope: Scope, *, write: str | None = None,
