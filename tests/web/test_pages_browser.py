@@ -83,6 +83,15 @@ def _ask_and_follow_a_citation(page: Any) -> None:
     page.get_by_role("button", name="Ask").click()
     expect(page.locator("#ask-answer")).to_contain_text(question["answer_contains"][0], timeout=30_000)
     shot(page, "ask")
+    # Asked the way a person asks, not with the document's words ("six weeks of hypercare").
+    page.get_by_label("Your question").fill("What is the hypercare period?")
+    page.get_by_role("button", name="Ask").click()
+    expect(page.locator("#ask-answer")).to_contain_text("six weeks", timeout=30_000)
+    expect(page.locator("#ask-answer")).to_be_visible()
+    shot(page, "ask-paraphrase")
+    page.get_by_label("Your question").fill(question["question"])
+    page.get_by_role("button", name="Ask").click()
+    expect(page.locator("#ask-answer")).to_contain_text(question["answer_contains"][0], timeout=30_000)
     first = page.locator("#ask-citations a.citation-link").first
     href = first.get_attribute("href")
     match = re.match(r"^/p/[0-9a-f-]{36}/documents/[0-9a-f-]{36}(?:#page=(\d+))?$", href or "")
