@@ -183,3 +183,51 @@ def test_the_visible_projects_function_goes_back_and_forth_with_its_migration(db
     assert _visible_language(db) == "plpgsql"
     with db.app_session(world.users["member"]) as s, s.begin():
         assert set(s.scalars(text("SELECT id FROM projects")).all()) == {world.project_a}
+
+
+def test_a_read_that_is_the_whole_transaction_is_one_round_trip_under_rls(db: Database, world: World) -> None:
+    """`joined_begin(alone=True)`: no BEGIN, no COMMIT; the settings and the statement are one implicit
+    transaction, so row-level security is in force for it (an unscoped query sees the caller's projects)."""
+    from kap.core.db import joined_begin
+
+    seen = []
+    for who in ("member", "org_admin"):
+        with db.app_session(world.users[who]) as s:
+            with joined_begin(s, alone=True) as connection:
+                seen.append({row[0] for row in connection.execute(text("SELECT id FROM projects"))})
+            s.commit()
+            # A later statement on the same session opens a transaction as usual, settings and all.
+            with s.begin():
+                assert s.scalar(text("SELECT current_user")) == "kap_app"
+                assert s.scalar(text("SELECT count(*) FROM projects WHERE id = :p"), {"p": world.project_c}) == 0
+    assert seen[0] == {world.project_a}
+    assert {world.project_a, world.project_b} <= seen[1]
+    assert world.project_c not in seen[1]
+
+
+def test_a_project_get_is_one_round_trip_and_leaves_the_pool_transactional(db: Database, client: Any,
+                                                                            world: World, tmp_path: Any) -> None:
+    """The project GET reads the reach and answers: one Sync, no BEGIN, no COMMIT. The connection goes
+    back to the pool as it came, so the next request's write commits in a transaction of its own."""
+    assert client.get("/api/projects", headers=world.h("member")).status_code == 200  # the schema check, once
+    sink, stop = _protocol_trace(db, tmp_path / "trace")
+    try:
+        got = client.get(f"/api/projects/{world.project_a}", headers=world.h("member"))
+    finally:
+        stop()
+        sink.close()
+    assert got.status_code == 200, got.text
+    assert got.json()["id"] == str(world.project_a)
+    trace = (tmp_path / "trace").read_text()
+    assert trace.count("\tF\t4\tSync") == 1, trace
+    assert "BEGIN" not in trace, trace
+    assert "COMMIT" not in trace, trace
+    stranger = client.get(f"/api/projects/{world.project_a}", headers=world.h("outsider"))
+    assert stranger.status_code == 404, stranger.text
+    renamed = client.patch(f"/api/projects/{world.project_a}", json={"name": "Renamed after a read"},
+                           headers=world.h("owner"))
+    assert renamed.status_code == 200, renamed.text
+    again = client.get(f"/api/projects/{world.project_a}", headers=world.h("member"))
+    assert again.json()["name"] == "Renamed after a read"
+    with db.app_engine.connect() as connection:
+        assert connection.connection.dbapi_connection.autocommit is False  # type: ignore[union-attr]

@@ -287,7 +287,10 @@ class Database:
             sql, params = "select set_config('kap.user_id', %(uid)s, true)", {"uid": uid}
         raw = connection.connection.dbapi_connection
         if _PIPELINES and isinstance(raw, psycopg.Connection):
-            if session.info.get(_JOIN_NEXT):  # `joined_begin`: the next statement leaves with them
+            join = session.info.get(_JOIN_NEXT)
+            if join:  # `joined_begin`: the next statement leaves with them
+                if join is _ALONE:  # no BEGIN: the pipeline up to its Sync is one implicit transaction
+                    raw.autocommit = True
                 pipeline = raw.pipeline()
                 pipeline.__enter__()
                 raw.execute(sql, params)
@@ -300,27 +303,39 @@ class Database:
 
 
 @contextmanager
-def joined_begin(session: Session) -> Iterator[Connection]:
+def joined_begin(session: Session, *, alone: bool = False) -> Iterator[Connection]:
     """The session's connection, for the one statement that opens its transaction.
 
     With row-level security on PostgreSQL, the RLS settings and that statement leave in one
     pipeline and come back in one round trip, in that order, so the settings are in force for
     the statement. Elsewhere it is `session.connection()`.
+
+    `alone`: the statement is a read and the whole transaction; the caller ends it right after
+    (`session.commit()`). Then no BEGIN goes ahead and no COMMIT follows: the settings and the
+    statement are one implicit transaction that ends at the pipeline's Sync, one round trip
+    where there were three. A statement sent later on the session opens a transaction as usual.
     """
     fresh = not session.in_transaction()
     if fresh:
-        session.info[_JOIN_NEXT] = True
+        session.info[_JOIN_NEXT] = _ALONE if alone else True
     try:
         connection = session.connection()
     finally:
         session.info.pop(_JOIN_NEXT, None)
+    raw = connection.connection.dbapi_connection
     try:
         yield connection
     finally:
-        pipeline = _OPEN_PIPELINES.pop(id(connection.connection.dbapi_connection), None) \
-            if fresh and _OPEN_PIPELINES else None
-        if pipeline is not None:  # no statement was sent: the settings go alone
-            pipeline.__exit__(None, None, None)
+        pipeline = _OPEN_PIPELINES.pop(id(raw), None) if fresh and _OPEN_PIPELINES else None
+        try:
+            if pipeline is not None:  # no statement was sent: the settings go alone
+                pipeline.__exit__(None, None, None)
+        finally:
+            if fresh and alone and isinstance(raw, psycopg.Connection) and raw.autocommit:
+                if raw.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                    raw.autocommit = False  # the pipeline is closed and synced: nothing to wait for
+                else:  # a connection that failed mid-way does not go back to the pool
+                    connection.invalidate()
 
 
 def _execute_joining_begin(cursor: Any, statement: str, parameters: Any, context: Any) -> bool | None:
@@ -350,6 +365,7 @@ def under_rls(session: Session) -> bool:
 
 
 _JOIN_NEXT = "kap_join_next"
+_ALONE = "alone"  # `joined_begin(alone=True)`: the statement is the whole transaction
 # The pipeline `_rls_begin` left open for the next statement, by the id of its psycopg connection.
 _OPEN_PIPELINES: dict[int, Any] = {}
 _PIPELINES = psycopg.Pipeline.is_supported()

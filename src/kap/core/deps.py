@@ -277,11 +277,13 @@ class ProjectContext:
 
 
 def resolve_project(session: Session, identity: Identity, project_id: uuid.UUID, *,
-                    ip: str | None = None, user_agent: str | None = None) -> ProjectContext:
-    """Turn (identity, project id) into a ProjectContext, or raise the one 404."""
+                    ip: str | None = None, user_agent: str | None = None, alone: bool = False) -> ProjectContext:
+    """Turn (identity, project id) into a ProjectContext, or raise the one 404.
+
+    `alone`: the caller ends the session's transaction right after (see `reach`)."""
     if identity.user_id is None:
         raise NotFound("project not found")
-    found = reach(session, identity.user_id, project_id, identity.dev_role)
+    found = reach(session, identity.user_id, project_id, identity.dev_role, alone=alone)
     if found is None:
         raise NotFound("project not found")
     return ProjectContext(identity=identity, scope=found.scope, project_name=found.project_name,
@@ -325,7 +327,7 @@ class ActionDependency:
         identity: Identity = request.state.identity
         runtime: Runtime = request.app.state.runtime
         ctx = resolve_project(session, identity, project_id, ip=request_address(request, runtime),
-                              user_agent=request.headers.get("user-agent"))
+                              user_agent=request.headers.get("user-agent"), alone=self.reach_only)
         self.authorise(request, ctx)
         if self.reach_only:
             session.commit()  # in this thread: the request's transaction needs no second hop to end
@@ -346,7 +348,7 @@ class ActionDependency:
     def _context(self, request: Request, runtime: Runtime, session: Session, identity: Identity,
                  project_id: uuid.UUID) -> ProjectContext:
         """The caller's context in the project, checked, as the route's own dependency builds it."""
-        ctx = resolve_project(session, _signed_in(identity), project_id)
+        ctx = resolve_project(session, _signed_in(identity), project_id, alone=True)  # then rolled back
         self.authorise(request, ctx)
         return ctx
 

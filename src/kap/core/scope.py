@@ -104,9 +104,12 @@ _REACHABLE_LIVE = _REACHABLE.where(Project.archived_at.is_(None))
 
 
 def reach(session: Session, user_id: uuid.UUID, project_id: uuid.UUID,
-          dev_role: str | None = None) -> Reach | None:
-    """The user's reach into a project, or None when it is out of reach (or does not exist)."""
-    with joined_begin(session) as connection:  # on PostgreSQL one round trip with BEGIN and the RLS settings
+          dev_role: str | None = None, *, alone: bool = False) -> Reach | None:
+    """The user's reach into a project, or None when it is out of reach (or does not exist).
+
+    `alone`: the caller ends the transaction right after, so on PostgreSQL the RLS settings and the
+    query are the whole transaction, in one round trip (`joined_begin`)."""
+    with joined_begin(session, alone=alone) as connection:  # with RLS: the settings leave with the query
         row = connection.execute(_PROJECT_REACH, {"uid": user_id, "pid": project_id}).first()
     if row is None:
         return None
