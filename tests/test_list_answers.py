@@ -51,6 +51,27 @@ def test_documents_list_is_the_models_json_of_its_rows(client: TestClient, world
     assert response.headers["content-type"] == "application/json"
 
 
+@pytest.mark.parametrize(("params", "total", "shown"), [
+    ({"limit": 2}, 5, 2),  # a full page: the rest is counted
+    ({"limit": 2, "offset": 4}, 5, 1),  # the last page: offset and rows
+    ({"limit": 5}, 5, 5),  # full to the brim
+    ({"limit": 10}, 5, 5),
+    ({"limit": 2, "offset": 9}, 5, 0),  # past the end: counted on its own
+    ({"limit": 2, "status": "failed"}, 2, 2),
+    ({"limit": 1, "status": "failed", "offset": 1}, 2, 1),
+    ({"limit": 3, "status": "needs_ocr"}, 0, 0),
+])
+def test_documents_list_total_is_every_match_whatever_the_page(client: TestClient, world: World, db: Database,
+                                                               params: dict[str, Any], total: int, shown: int) -> None:
+    with db.service_transaction() as s:
+        for n in range(5):
+            s.add(_artifact(world, n, status="failed" if n < 2 else "ready", ocr_pages=[]))
+    response = client.get("/api/documents", params={"project_id": str(world.project_a), **params},
+                          headers=world.h("member"))
+    assert response.status_code == 200, response.text
+    assert (response.json()["total"], len(response.json()["documents"])) == (total, shown)
+
+
 def test_listed_views_serialise_as_the_model_does() -> None:
     project = uuid.uuid4()
     moment = datetime(2026, 12, 3, 1, 2, 3, 4, tzinfo=UTC)
