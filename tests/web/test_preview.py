@@ -25,8 +25,8 @@ def _upload(client: TestClient, world: World, name: str) -> dict[str, Any]:
 
 
 def _costly_page_pdf() -> bytes:
-    """A one-page PDF with a line of text over a 20,000 x 20,970 pixel image: a few MB of file,
-    1.2 GB of pixels to decode, seconds of CPU to render."""
+    """A one-page PDF with a line of text over four 20,000 x 20,970 pixel images: 5 MB of file,
+    5 GB of pixels to decode, about 4 s of CPU to render (one image alone is 0.9 s on a fast core)."""
     chunk = bytes(1024 * 1024)
     pack = zlib.compressobj(9)
     first = pack.compress(chunk) + pack.flush(zlib.Z_FULL_FLUSH)
@@ -35,17 +35,21 @@ def _costly_page_pdf() -> bytes:
     size = count * len(chunk)
     pixels = first + repeat * (count - 1) + pack.flush()[:-4] + struct.pack(">I", ((size % 65521) << 16) | 1)
     width = 20000
-    text = b"BT /F1 12 Tf 72 740 Td (Hostile page with a very large image) Tj ET q 612 0 0 700 0 0 cm /Im0 Do Q"
+    images = 4
+    draws = b" ".join(b"q 612 0 0 700 0 0 cm /Im%d Do Q" % n for n in range(images))
+    text = b"BT /F1 12 Tf 72 740 Td (Hostile page with very large images) Tj ET " + draws
+    image = (b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB /BitsPerComponent 8"
+             b" /Filter /FlateDecode /Length %d >>\nstream\n" % (width, size // (width * 3), len(pixels))
+             + pixels + b"\nendstream")
+    named = b" ".join(b"/Im%d %d 0 R" % (n, 6 + n) for n in range(images))
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources"
-        b" << /XObject << /Im0 5 0 R >> /Font << /F1 6 0 R >> >> >>",
+        b" << /XObject << " + named + b" >> /Font << /F1 5 0 R >> >> >>",
         b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text),
-        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB /BitsPerComponent 8"
-        b" /Filter /FlateDecode /Length %d >>\nstream\n" % (width, size // (width * 3), len(pixels))
-        + pixels + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        *[image] * images,  # four objects of the same bytes: each is decoded on its own
     ]
     out, offsets = bytearray(b"%PDF-1.4\n"), []
     for number, body in enumerate(objects, 1):
