@@ -132,3 +132,57 @@ def test_the_migration_keys_existing_chunks_and_goes_back(tmp_path: Path) -> Non
                         (f'proj : "p{projects[1]}" AND body : "rehearsal"',)).fetchone()[0]
     assert found == 2
     con.close()
+
+
+def _add_chunks(db: Database, world: World, project: uuid.UUID, count: int) -> None:
+    """`count` chunks holding "rehearsal" in one ready document of the project (straight to the tables)."""
+    from kap.documents.models import Artifact, ArtifactChunk
+
+    org = world.org1 if project in (world.project_a, world.project_b) else world.org2
+    artifact = uuid.uuid4()
+    with db.service_transaction() as s:
+        s.add(Artifact(id=artifact, org_id=org, project_id=project, name=f"notes-{artifact.hex[:6]}.txt",
+                       media_type="text/plain", kind="txt", size=1, sha256=artifact.hex * 2,
+                       storage_key=f"t/{artifact.hex}", status="ready", page_count=1, chunk_count=count,
+                       ocr_pages=[], version=1, shareable=False, meta={}))
+        s.flush()
+        s.add_all(ArtifactChunk(id=uuid.uuid4(), org_id=org, project_id=project, artifact_id=artifact, seq=n,
+                                page=1, locator="", text=f"Cutover rehearsal note {n}.") for n in range(count))
+
+
+def _search_steps(db: Database, world: World, project: uuid.UUID, who: str) -> tuple[int, int]:
+    """How many hits a search of the project gives, and how many SQLite VM steps (in thousands) it took."""
+    from kap.core.deps import resolve_project
+    from kap.core.security import Identity
+    from kap.documents.search import search_chunks
+
+    identity = Identity(via="dev", user_id=world.users[who])
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    with db.app_session(identity.user_id) as session:
+        ctx = resolve_project(session, identity, project)
+        raw: Any = session.connection().connection.driver_connection
+        raw.set_progress_handler(count, 1000)
+        try:
+            hits = search_chunks(ctx, "rehearsal", 10)
+        finally:
+            raw.set_progress_handler(None, 0)
+        session.rollback()
+    return len(hits), steps
+
+
+def test_a_search_walks_its_own_project_however_big_an_earlier_one(db: Database, world: World) -> None:
+    """A project with fewer matches than the cap is read from its own range: the work of its search does
+    not grow with the matches of a project numbered before it."""
+    _add_chunks(db, world, world.project_b, 20)  # project B is numbered first: its range comes before A's
+    _add_chunks(db, world, world.project_a, 15)
+    hits, small = _search_steps(db, world, world.project_a, "member")
+    _add_chunks(db, world, world.project_b, 4000)
+    assert _search_steps(db, world, world.project_a, "member")[0] == hits == 10
+    big = _search_steps(db, world, world.project_a, "member")[1]
+    assert big <= small + 2, (small, big)
