@@ -174,8 +174,10 @@ _READ_COLUMNS = tuple(type_coerce(c, IdText).label(c.key) if c.key in ("id", "pa
 _LIST_STATEMENTS: dict[tuple[bool, bool, bool, bool], Select[*tuple[Any, ...]]] = {}
 
 
-def _list_statement(shape: tuple[bool, bool, bool, bool]) -> Select[*tuple[Any, ...]]:
-    status, kind, name, windowed = shape
+_COUNT_STATEMENTS: dict[tuple[bool, bool, bool], Select[int]] = {}
+
+
+def _filters(status: bool, kind: bool, name: bool) -> list[Any]:
     where = [Artifact.project_id == bindparam("project_id", type_=Uuid())]
     if status:
         where.append(Artifact.status == bindparam("status", type_=String()))
@@ -183,6 +185,20 @@ def _list_statement(shape: tuple[bool, bool, bool, bool]) -> Select[*tuple[Any, 
         where.append(Artifact.kind == bindparam("kind", type_=String()))
     if name:
         where.append(func.lower(Artifact.name).like(bindparam("name", type_=String()), escape="\\"))
+    return where
+
+
+def _count_statement(shape: tuple[bool, bool, bool]) -> Select[int]:
+    """How many documents match a filter shape, built once per shape like the page's statement."""
+    stmt = _COUNT_STATEMENTS.get(shape)
+    if stmt is None:
+        stmt = _COUNT_STATEMENTS.setdefault(shape, select(func.count()).select_from(Artifact).where(*_filters(*shape)))
+    return stmt
+
+
+def _list_statement(shape: tuple[bool, bool, bool, bool]) -> Select[*tuple[Any, ...]]:
+    status, kind, name, windowed = shape
+    where = _filters(status, kind, name)
     # PostgreSQL: the page and the total in one statement (one round trip); a page past the end
     # counts on its own. SQLite has no round trip to save, and its window count cost 0.30 of a
     # page's 0.74 ms, against 0.012 ms for a count of its own, which a page not full does not need.
@@ -220,7 +236,7 @@ def _page(ctx: ProjectContext, *, status: str | None, kind: str | None, name: st
     last_page = 0 < len(rows) < limit
     if last_page or (not rows and not offset and limit > 0):  # nothing past these rows: no count
         return rows, offset + len(rows)
-    count = select(func.count()).select_from(stmt.limit(None).offset(None).subquery())
+    count = _count_statement((bool(status), bool(kind), bool(name)))
     return rows, ctx.session.connection().execute(count, params).scalar() or 0
 
 
