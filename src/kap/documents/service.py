@@ -188,14 +188,6 @@ def _filters(status: bool, kind: bool, name: bool) -> list[Any]:
     return where
 
 
-def _count_statement(shape: tuple[bool, bool, bool]) -> Select[int]:
-    """How many documents match a filter shape, built once per shape like the page's statement."""
-    stmt = _COUNT_STATEMENTS.get(shape)
-    if stmt is None:
-        stmt = _COUNT_STATEMENTS.setdefault(shape, select(func.count()).select_from(Artifact).where(*_filters(*shape)))
-    return stmt
-
-
 def _list_statement(shape: tuple[bool, bool, bool, bool]) -> Select[*tuple[Any, ...]]:
     status, kind, name, windowed = shape
     where = _filters(status, kind, name)
@@ -236,7 +228,10 @@ def _page(ctx: ProjectContext, *, status: str | None, kind: str | None, name: st
     last_page = 0 < len(rows) < limit
     if last_page or (not rows and not offset and limit > 0):  # nothing past these rows: no count
         return rows, offset + len(rows)
-    count = _count_statement((bool(status), bool(kind), bool(name)))
+    shape = (bool(status), bool(kind), bool(name))  # the count, built once per filter shape like the page
+    count = _COUNT_STATEMENTS.get(shape)
+    if count is None:
+        count = _COUNT_STATEMENTS.setdefault(shape, select(func.count()).select_from(Artifact).where(*_filters(*shape)))
     return rows, ctx.session.connection().execute(count, params).scalar() or 0
 
 
