@@ -107,9 +107,8 @@ DO $$ BEGIN
     CREATE ROLE {role} NOLOGIN NOBYPASSRLS;
   END IF;
 END $$;""")
-    schema = op.get_bind().exec_driver_sql("select current_schema()").scalar_one()
-    op.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO {role}')
-    op.execute(functions_sql(f'pg_catalog, "{schema}"'))
+    op.execute(f'GRANT USAGE ON SCHEMA "{current_schema()}" TO {role}')
+    op.execute(functions_sql(schema_path()))
 
 
 def functions_sql(search_path: str) -> str:
@@ -123,10 +122,14 @@ def visible_projects_sql(search_path: str, template: str = VISIBLE_PROJECTS_SQL)
     return template.format(schema=search_path, org_admin_roles=sql_list(org_admin_roles()))
 
 
+def current_schema() -> str:
+    """The schema the migration runs in (the app's)."""
+    return str(op.get_bind().exec_driver_sql("select current_schema()").scalar_one())
+
+
 def schema_path() -> str:
-    """The search path the membership functions run under: the catalog, then the app's schema."""
-    schema = op.get_bind().exec_driver_sql("select current_schema()").scalar_one()
-    return f'pg_catalog, "{schema}"'
+    """The search path the SECURITY DEFINER functions run under: the catalog, then the app's schema."""
+    return f'pg_catalog, "{current_schema()}"'
 
 
 def protect(table: str, scope: Scope, *, write: str | None = None,

@@ -58,8 +58,7 @@ $$;
 
 def upgrade() -> None:
     if rls.is_postgres():
-        schema = op.get_bind().exec_driver_sql("select current_schema()").scalar_one()
-        op.execute(FUNCTION.format(schema=f'pg_catalog, "{schema}"'))
+        op.execute(FUNCTION.format(schema=rls.schema_path()))
         op.execute(f"GRANT EXECUTE ON FUNCTION {SIGNATURE} TO {rls.app_role()}")
 
 

@@ -119,7 +119,7 @@ COMPACT_SIGNATURE = "kap_compact_term_counts(uuid)"
 def upgrade() -> None:
     if not rls.is_postgres():
         return
-    schema = 'pg_catalog, "{}"'.format(op.get_bind().exec_driver_sql("select current_schema()").scalar_one())
+    schema = rls.schema_path()
     op.execute(TABLE)
     op.execute("CREATE INDEX ix_ask_term_counts_project_lexeme ON ask_term_counts (project_id, lexeme)")
     rls.protect("ask_term_counts", "service")

@@ -81,8 +81,7 @@ def _postgres_search() -> None:
         op.execute("CREATE INDEX ix_artifact_chunks_project_tsv ON artifact_chunks USING gin (project_id, tsv)")
     else:  # plain GIN on the vector; the project filter then runs after the index
         op.execute("CREATE INDEX ix_artifact_chunks_tsv ON artifact_chunks USING gin (tsv)")
-    schema = op.get_bind().exec_driver_sql("select current_schema()").scalar_one()
-    op.execute(SEARCH_FUNCTION.format(schema=f'pg_catalog, "{schema}"'))
+    op.execute(SEARCH_FUNCTION.format(schema=rls.schema_path()))
     op.execute(f"GRANT EXECUTE ON FUNCTION kap_search_chunks(uuid, tsquery, integer, uuid[]) TO {rls.app_role()}")
 
 

@@ -70,8 +70,7 @@ def upgrade() -> None:
             "SELECT count(*) FROM pg_extension WHERE extname = 'btree_gin'").scalar_one()
         columns = "project_id, tsv_en" if has_btree_gin else "tsv_en"
         op.execute(f"CREATE INDEX ix_artifact_chunks_project_tsv_en ON artifact_chunks USING gin ({columns})")
-        schema = op.get_bind().exec_driver_sql("select current_schema()").scalar_one()
-        op.execute(PG_FUNCTIONS.format(schema=f'pg_catalog, "{schema}"'))
+        op.execute(PG_FUNCTIONS.format(schema=rls.schema_path()))
         for signature in ("kap_rank_chunks(uuid, tsquery, integer)", "kap_count_chunks(uuid, tsquery, integer)"):
             op.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {rls.app_role()}")
     else:

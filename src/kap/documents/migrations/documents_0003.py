@@ -54,19 +54,15 @@ $$;
 """
 
 
-def _schema() -> str:
-    return 'pg_catalog, "{}"'.format(op.get_bind().exec_driver_sql("select current_schema()").scalar_one())
-
-
 def upgrade() -> None:
     if rls.is_postgres():
-        op.execute(FUNCTION.format(schema=_schema()))
+        op.execute(FUNCTION.format(schema=rls.schema_path()))
         op.execute(f"GRANT EXECUTE ON FUNCTION {SIGNATURE} TO {rls.app_role()}")
         op.execute(f"DROP FUNCTION IF EXISTS {OLD_SIGNATURE}")
 
 
 def downgrade() -> None:
     if rls.is_postgres():
-        op.execute(UNCAPPED.format(schema=_schema()))
+        op.execute(UNCAPPED.format(schema=rls.schema_path()))
         op.execute(f"GRANT EXECUTE ON FUNCTION {OLD_SIGNATURE} TO {rls.app_role()}")
         op.execute(f"DROP FUNCTION IF EXISTS {SIGNATURE}")
