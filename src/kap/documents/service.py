@@ -201,9 +201,9 @@ def _list_statement(shape: tuple[bool, bool, bool, bool]) -> Select[*tuple[Any, 
 
 
 def _page_query(ctx: ProjectContext, *, status: str | None, kind: str | None, name: str | None,
-                limit: int, offset: int) -> tuple[Select[*tuple[Any, ...]], dict[str, Any]]:
-    """The statement for one page of the project's documents and its parameters."""
-    shape = (bool(status), bool(kind), bool(name), _windowed(ctx))
+                limit: int, offset: int, windowed: bool) -> tuple[Select[*tuple[Any, ...]], dict[str, Any]]:
+    """The statement for one page of the project's documents (with its total when `windowed`) and its parameters."""
+    shape = (bool(status), bool(kind), bool(name), windowed)
     stmt = _LIST_STATEMENTS.get(shape)
     if stmt is None:
         stmt = _LIST_STATEMENTS.setdefault(shape, _list_statement(shape))
@@ -221,9 +221,11 @@ def _page_query(ctx: ProjectContext, *, status: str | None, kind: str | None, na
 def _page(ctx: ProjectContext, *, status: str | None, kind: str | None, name: str | None,
           limit: int, offset: int) -> tuple[list[Any], int]:
     """One page of the project's documents as row tuples, and how many match in all."""
-    stmt, params = _page_query(ctx, status=status, kind=kind, name=name, limit=limit, offset=offset)
+    windowed = ctx.session.get_bind().dialect.name != "sqlite"  # see `_list_statement`
+    stmt, params = _page_query(ctx, status=status, kind=kind, name=name, limit=limit, offset=offset,
+                               windowed=windowed)
     rows = list(ctx.session.connection().execute(stmt, params).all())
-    if rows and _windowed(ctx):
+    if rows and windowed:
         return rows, int(rows[0].total)
     last_page = 0 < len(rows) < limit
     if last_page or (not rows and not offset and limit > 0):  # nothing past these rows: no count
@@ -233,11 +235,6 @@ def _page(ctx: ProjectContext, *, status: str | None, kind: str | None, name: st
     if count is None:
         count = _COUNT_STATEMENTS.setdefault(shape, select(func.count()).select_from(Artifact).where(*_filters(*shape)))
     return rows, ctx.session.connection().execute(count, params).scalar() or 0
-
-
-def _windowed(ctx: ProjectContext) -> bool:
-    """Whether the page's statement carries its total (a window count): everywhere but SQLite."""
-    return ctx.session.get_bind().dialect.name != "sqlite"
 
 
 def list_documents(ctx: ProjectContext, *, status: str | None = None, kind: str | None = None,
