@@ -102,6 +102,12 @@ def _ask_and_follow_a_citation(page: Any) -> None:
         quoted = page.locator(f"#page-{match.group(1)}")
         expect(quoted).to_have_class(re.compile("highlight"))
         expect(quoted).to_be_focused()
+        # The cited page's image is drawn (it loads lazily, rendered in the sandbox), not an empty frame.
+        image = quoted.locator("figure.page-image img")
+        expect(image).to_be_visible()
+        image.evaluate("img => img.complete && img.naturalWidth ? true : "
+                       "new Promise(done => img.addEventListener('load', done, {once: true}))")
+        assert image.evaluate("img => img.naturalWidth") == 1000
     shot(page, "citation-highlight")
 
 
