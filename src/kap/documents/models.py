@@ -50,7 +50,7 @@ class ArtifactChunk(Base):
     __tablename__ = "artifact_chunks"
     __table_args__ = (
         Index("ix_artifact_chunks_artifact", "artifact_id", "seq"),
-        Index("ix_artifact_chunks_project", "project_id"),
+        Index("ix_artifact_chunks_project_artifact", "project_id", "artifact_id", "seq"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 from typing import IO, Any
 
-from sqlalchemy import Integer, Select, String, Uuid, bindparam, func, select, type_coerce
+from sqlalchemy import Integer, Row, Select, String, Uuid, bindparam, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from kap.core.db import IdText, has_written, utcnow
@@ -51,11 +51,13 @@ def get_artifact(ctx: ProjectContext, artifact_id: uuid.UUID) -> Artifact:
 SQLITE_LOCK_SECONDS = 2.0
 
 
-def _find_duplicate(ctx: ProjectContext, sha256: str, other_than: uuid.UUID | None = None) -> Artifact | None:
+def _find_duplicate(ctx: ProjectContext, sha256: str, other_than: uuid.UUID | None = None) -> Row[Any] | None:
+    """The (id, name) of the project's first top-level document with this content, if any."""
     where = [Artifact.project_id == ctx.project_id, Artifact.sha256 == sha256, Artifact.parent_id.is_(None)]
     if other_than is not None:
         where.append(Artifact.id != other_than)
-    return ctx.session.scalar(select(Artifact).where(*where).order_by(Artifact.created_at).limit(1))
+    return ctx.session.execute(select(Artifact.id, Artifact.name).where(*where)
+                               .order_by(Artifact.created_at).limit(1)).first()
 
 
 def _refuse_duplicate(ctx: ProjectContext, staged: ingest.Staged, other_than: uuid.UUID | None = None) -> None:
