@@ -51,7 +51,8 @@ def get_artifact(ctx: ProjectContext, artifact_id: uuid.UUID) -> Artifact:
 SQLITE_LOCK_SECONDS = 2.0
 
 
-def _find_duplicate(ctx: ProjectContext, sha256: str, other_than: uuid.UUID | None = None) -> Row[Any] | None:
+def _find_duplicate(ctx: ProjectContext, sha256: str,
+                    other_than: uuid.UUID | None = None) -> Row[uuid.UUID, str] | None:
     """The (id, name) of the project's first top-level document with this content, if any."""
     where = [Artifact.project_id == ctx.project_id, Artifact.sha256 == sha256, Artifact.parent_id.is_(None)]
     if other_than is not None:
