@@ -236,8 +236,8 @@ def test_nul_bytes_in_a_file_name_are_removed(client: TestClient, world: World) 
 
 def test_sandbox_stops_a_runaway_extractor(tmp_path: Path) -> None:
     source = tmp_path / "plain.txt"
-    source.write_text("hello world " * 10)
-    limits = sandbox.Limits(memory=512 * 1024**2, cpu_seconds=60, wall_seconds=0, output_bytes=1024**2)
+    source.write_text("hello world\n" * 2_000_000)  # far longer to read than the 1 ms the limit leaves
+    limits = sandbox.Limits(memory=512 * 1024**2, cpu_seconds=60, wall_seconds=0, output_bytes=1024**3)
     result = sandbox.run("text", "txt", source, tmp_path / "out", limits=limits)
     assert not result.ok
     assert "longer than" in (result.reason or "")

@@ -321,11 +321,19 @@ class ActionDependency:
         self.also = also
         self.reach_only = reach_only
 
-    def __call__(self, request: Request, project_id: uuid.UUID, session: UserSession) -> ProjectContext:
+    async def __call__(self, request: Request, project_id: uuid.UUID, session: UserSession) -> ProjectContext:
+        runtime: Runtime = request.app.state.runtime
+        if runtime.db.is_postgres:
+            return await run_in_threadpool(self.resolve, request, runtime, project_id, session)
+        # SQLite: the check is one indexed read of a local file, which in WAL mode never waits
+        # for a writer; a worker thread would cost more than the read itself.
+        return self.resolve(request, runtime, project_id, session)
+
+    def resolve(self, request: Request, runtime: Runtime, project_id: uuid.UUID, session: Session) -> ProjectContext:
+        """The route's checked context (in a worker thread on PostgreSQL, inline on SQLite)."""
         # The caller and the runtime as `UserSession` resolved them (it refused anonymous callers and
         # the internal bearer): asking for them again would cost FastAPI a walk of their dependencies.
         identity: Identity = request.state.identity
-        runtime: Runtime = request.app.state.runtime
         ctx = resolve_project(session, identity, project_id, ip=request_address(request, runtime),
                               user_agent=request.headers.get("user-agent"), alone=self.reach_only)
         self.authorise(request, ctx)

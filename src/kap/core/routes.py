@@ -14,6 +14,11 @@ A list of many rows may skip the model altogether: `json_answer` serialises plai
 database already typed (a `uuid.UUID`, an aware `datetime`) in one pydantic-core call, the same
 JSON the model would give, without building and checking a model per row. Such a route names
 its model with `response_model=` (OpenAPI is unchanged) and returns the `Response`.
+
+A short read marked `@read_on_loop` (a page of a list, one row) runs on the event loop when its
+session is SQLite's: the read is of a local file, which in WAL mode never waits for a writer,
+and under load a worker-thread hop waits for the GIL longer than such a read takes. On
+PostgreSQL, whose reads wait on the network, it keeps its worker thread.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import pydantic_core
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.exceptions import ResponseValidationError
 from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 _NO_BODY = {204, 205, 304}
@@ -38,7 +45,10 @@ class AnswerInThread(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         self._answers: bool | None = None
         if _plain_sync(endpoint):
+            on_loop = getattr(inspect.unwrap(endpoint), _ON_LOOP, False)
             endpoint = self._answering(endpoint)  # `inspect.unwrap` gives the handler back
+            if on_loop:
+                endpoint = _on_loop_if_local(endpoint)
         super().__init__(path, endpoint, **kwargs)
 
     def _answering(self, handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -70,6 +80,34 @@ class AnswerInThread(APIRoute):
                          or self.response_model_exclude_none)
                 and not any(d.response_param_name for d in dependants(self.dependant)))
         return self._answers
+
+
+_ON_LOOP = "_kap_read_on_loop"
+
+
+def read_on_loop(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a sync handler as a short read that may run on the event loop over SQLite (see above)."""
+    setattr(handler, _ON_LOOP, True)
+    return handler
+
+
+def _on_loop_if_local(answered: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(answered)
+    async def read(*args: Any, **kwargs: Any) -> Any:
+        session = _session_among(kwargs.values())
+        if session is not None and session.get_bind().dialect.name == "sqlite":
+            return answered(*args, **kwargs)
+        return await run_in_threadpool(answered, *args, **kwargs)
+    return read
+
+
+def _session_among(values: Any) -> Session | None:
+    """The request's session among a handler's arguments (itself, or a context's)."""
+    for value in values:
+        session = value if isinstance(value, Session) else getattr(value, "session", None)
+        if isinstance(session, Session):
+            return session
+    return None
 
 
 def json_answer(content: dict[str, Any]) -> Response:

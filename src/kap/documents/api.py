@@ -22,7 +22,7 @@ from kap.core.deps import (
 from kap.core.errors import Busy, Conflict, NotFound, Unauthorized, UnsupportedMediaType, ValidationFailed, raises
 from kap.core.http import attachment_headers, content_types
 from kap.core.permissions import ACTIONS, Action
-from kap.core.routes import AnswerInThread, json_answer
+from kap.core.routes import AnswerInThread, json_answer, read_on_loop
 from kap.core.schemas import Ok
 from kap.core.security import Identity
 from kap.documents import service
@@ -105,6 +105,7 @@ def reingest_stored(ctx: DocumentsWrite, artifact_id: uuid.UUID, runtime: Runtim
 
 
 @router.get("/documents", response_model=ArtifactList)
+@read_on_loop
 def list_documents(ctx: DocumentsRead, status: Status | None = None,
                    type: Annotated[str | None, Query(max_length=20)] = None,
                    name: Annotated[str | None, Query(max_length=255)] = None,

@@ -20,7 +20,7 @@ from kap.core.errors import Conflict, Forbidden, NotFound, ValidationFailed, rai
 from kap.core.login import send_invitation
 from kap.core.models import User
 from kap.core.permissions import Action
-from kap.core.routes import AnswerInThread, json_answer
+from kap.core.routes import AnswerInThread, json_answer, read_on_loop
 from kap.core.schemas import Ok
 from kap.projects import service
 from kap.projects.schemas import (
@@ -55,6 +55,7 @@ def create_project(body: ProjectCreate, request: Request, identity: CurrentIdent
 
 
 @router.get("", response_model=ProjectList)
+@read_on_loop
 def list_projects(identity: CurrentIdentity, session: UserSession, include_archived: bool = False) -> Response:
     """List the projects the caller can reach."""
     return json_answer({"ok": True,
