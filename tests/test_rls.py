@@ -205,21 +205,50 @@ def test_a_read_that_is_the_whole_transaction_is_one_round_trip_under_rls(db: Da
     assert world.project_c not in seen[1]
 
 
+def _loop_trace(db: Database, path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """libpq's trace of the event loop's connections (`LoopReads`) used from now on, written to `path`."""
+    reads = db.loop_reads
+    assert reads is not None
+    sink = path.open("w")
+    take, rest = reads._connection, reads._rest
+
+    async def traced() -> Any:
+        conn, pooled = await take()
+        if not sink.closed:
+            conn.pgconn.trace(sink.fileno())
+        return conn, pooled
+
+    def untraced(conn: Any) -> None:
+        conn.pgconn.untrace()  # before `sink` closes and its descriptor is reused
+        rest(conn)
+
+    monkeypatch.setattr(reads, "_connection", traced)
+    monkeypatch.setattr(reads, "_rest", untraced)
+    return sink
+
+
 def test_a_project_get_is_one_round_trip_and_leaves_the_pool_transactional(db: Database, client: Any,
-                                                                            world: World, tmp_path: Any) -> None:
-    """The project GET reads the reach and answers: one Sync, no BEGIN, no COMMIT. The connection goes
-    back to the pool as it came, so the next request's write commits in a transaction of its own."""
+                                                                            world: World, tmp_path: Any,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The project GET reads the reach on the event loop and answers: one Sync, no BEGIN, no COMMIT,
+    and nothing through the engine's pool, whose connections stay transactional, so the next
+    request's write commits in a transaction of its own."""
     assert client.get("/api/projects", headers=world.h("member")).status_code == 200  # the schema check, once
-    sink, stop = _protocol_trace(db, tmp_path / "trace")
+    sink, stop = _protocol_trace(db, tmp_path / "pool-trace")
+    loop_sink = _loop_trace(db, tmp_path / "trace", monkeypatch)
     try:
         got = client.get(f"/api/projects/{world.project_a}", headers=world.h("member"))
     finally:
         stop()
         sink.close()
+        loop_sink.close()
     assert got.status_code == 200, got.text
     assert got.json()["id"] == str(world.project_a)
+    assert (tmp_path / "pool-trace").read_text() == ""
     trace = (tmp_path / "trace").read_text()
     assert trace.count("\tF\t4\tSync") == 1, trace
+    assert "set_config('role'" in trace, trace
+    assert "FROM projects" in trace, trace
     assert "BEGIN" not in trace, trace
     assert "COMMIT" not in trace, trace
     stranger = client.get(f"/api/projects/{world.project_a}", headers=world.h("outsider"))
@@ -231,3 +260,43 @@ def test_a_project_get_is_one_round_trip_and_leaves_the_pool_transactional(db: D
     assert again.json()["name"] == "Renamed after a read"
     with db.app_engine.connect() as connection:
         assert connection.connection.dbapi_connection.autocommit is False  # type: ignore[union-attr]
+
+
+def test_a_read_on_the_loop_runs_under_rls_as_its_caller(db: Database, world: World) -> None:
+    """`LoopReads` sends the RLS settings with its statement: the app role, the caller's id, and only
+    the caller's rows."""
+    import asyncio
+
+    reads = db.loop_reads
+    assert reads is not None
+    sql = "SELECT current_user, current_setting('kap.user_id'), (SELECT count(*) FROM projects WHERE id = %(a)s)"
+    member = asyncio.run(reads.first(world.users["member"], sql, {"a": world.project_a}))
+    outsider = asyncio.run(reads.first(world.users["outsider"], sql, {"a": world.project_a}))
+    assert member == ("kap_app", str(world.users["member"]), 1)
+    assert outsider == ("kap_app", str(world.users["outsider"]), 0)
+
+
+def test_a_resting_loop_connection_the_server_closed_is_replaced(client: Any, db: Database, world: World) -> None:
+    from kap.core.db import LOOP_READS_NAME
+
+    assert client.get(f"/api/projects/{world.project_a}", headers=world.h("member")).status_code == 200
+    with db.service_session() as s:
+        ended = s.scalar(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND application_name = :name"),
+                         {"name": LOOP_READS_NAME})
+        s.commit()
+    assert ended >= 1
+    again = client.get(f"/api/projects/{world.project_a}", headers=world.h("member"))
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == str(world.project_a)
+
+
+def test_a_project_get_answers_503_when_its_read_cannot_reach_the_database(client: Any, db: Database, world: World,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from kap.core.db import LoopReads
+
+    assert client.get("/api/projects", headers=world.h("member")).status_code == 200  # the caller is known
+    monkeypatch.setattr(db, "loop_reads", LoopReads("postgresql://kap@127.0.0.1:1/kap", role=None, rls=True, size=1))
+    got = client.get(f"/api/projects/{world.project_a}", headers=world.h("member"))
+    assert got.status_code == 503, got.text
+    assert got.json()["error"]["code"] == "db_not_ready"

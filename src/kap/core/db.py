@@ -7,6 +7,8 @@ trusted work (authentication look-ups, demo data, schedules).
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import JSON, DateTime, MetaData, Uuid, create_engine, event, text
-from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -53,7 +55,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return _as_utc(value)
+        return as_utc(value)
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
         # One Python call a value: the decorator's own way wraps `process_result_value` (and on
@@ -61,7 +63,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         # On SQLite the text is parsed as UTC at once (the same value, a tenth of the time).
         parse: Any = self.impl_instance.result_processor(dialect, coltype)
         if parse is None:
-            return _as_utc
+            return as_utc
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)
 
@@ -71,11 +73,11 @@ class UTCDateTime(TypeDecorator[datetime]):
             try:  # the stored text names no zone: read it as UTC (`replace(tzinfo=)` costs ten times this)
                 return datetime.fromisoformat(value + "+00:00")
             except ValueError:
-                return _as_utc(parse(value))
+                return as_utc(parse(value))
         return from_text
 
 
-def _as_utc(value: datetime | None) -> datetime | None:
+def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -221,6 +223,104 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError("pooled connection is gone") from exc
 
 
+LOOP_READS_NAME = "kap loop reads"  # their application_name, as `pg_stat_activity` shows it
+
+
+class LoopReads:
+    """Reads of one statement each on the event loop, over psycopg's async connections (PostgreSQL).
+
+    A route whose whole work is one read (the project GET: its access check) would otherwise hop
+    to a worker thread and through a session of the engine; under load the hop waited for the
+    GIL longer than the read took. Here the RLS settings and the statement leave in one pipeline
+    in autocommit, one implicit transaction up to its Sync (as `joined_begin(alone=True)` sends
+    them), while the loop serves the other requests. The connections belong to one event loop:
+    a new loop (a test client's) starts its own.
+    """
+
+    def __init__(self, url: str, *, role: str | None, rls: bool, size: int) -> None:
+        self._url = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._role, self._rls, self._size = role, rls, max(size, 1)
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+
+    async def first(self, user_id: uuid.UUID, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row `sql` gives as `user_id` (under row-level security when on); DbNotReady when
+        the database cannot be reached."""
+        async with self._slots_of(asyncio.get_running_loop()):
+            while True:
+                conn, pooled = await self._connection()
+                try:
+                    row = await self._read(conn, user_id, sql, params)
+                except psycopg.OperationalError as exc:
+                    _close_now(conn)
+                    if pooled:  # the server closed a resting connection: once more on a fresh one
+                        continue
+                    raise DbNotReady("the database is not reachable") from exc
+                except BaseException:
+                    _close_now(conn)  # failed or cancelled mid-way: its state is unknown, it is not reused
+                    raise
+                self._rest(conn)
+                return row
+
+    async def _read(self, conn: psycopg.AsyncConnection[Any], user_id: uuid.UUID, sql: str,
+                    params: dict[str, Any]) -> tuple[Any, ...] | None:
+        async with conn.pipeline():
+            if self._rls:
+                await conn.execute(*rls_settings(self._role, str(user_id)))
+            cursor = await conn.execute(sql, params)
+        return await cursor.fetchone()
+
+    def _slots_of(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
+        with self._lock:
+            if loop is not self._loop or self._slots is None:  # a new loop: the old one's connections go
+                self._close_idle()
+                self._loop, self._slots = loop, asyncio.Semaphore(self._size)
+            return self._slots
+
+    async def _connection(self) -> tuple[psycopg.AsyncConnection[Any], bool]:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+        try:
+            return await psycopg.AsyncConnection.connect(self._url, autocommit=True, connect_timeout=5,
+                                                         application_name=LOOP_READS_NAME), False
+        except psycopg.OperationalError as exc:
+            raise DbNotReady("the database is not reachable") from exc
+
+    def _rest(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            _close_now(conn)
+            return
+        with self._lock:
+            self._idle.append(conn)
+
+    def _close_idle(self) -> None:
+        for conn in self._idle:
+            _close_now(conn)
+        self._idle = []
+
+    def dispose(self) -> None:
+        """Close the resting connections (from any thread: no await)."""
+        with self._lock:
+            self._close_idle()
+
+
+def rls_settings(role: str | None, uid: str) -> tuple[str, dict[str, str]]:
+    """The statement that opens an app transaction under row-level security: the app role (unless
+    the login is that role already) and the caller's id, both local to the transaction."""
+    if role:
+        return ("select set_config('role', %(role)s, true), set_config('kap.user_id', %(uid)s, true)",
+                {"role": role, "uid": uid})
+    return "select set_config('kap.user_id', %(uid)s, true)", {"uid": uid}
+
+
+def _close_now(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Close a connection at once, without awaiting (its loop may be gone, or cancelling)."""
+    conn.pgconn.finish()
+
+
 class Database:
     """The app and service engines of one Kap process."""
 
@@ -237,6 +337,11 @@ class Database:
         else:
             self.app_engine = self.service_engine
             self._set_role = self.rls
+        # Single reads on the event loop (`LoopReads`), as the app engine's login.
+        app_url = settings.kap_app_database_url if self.rls and settings.kap_app_database_url else settings.database_url
+        self.loop_reads = LoopReads(app_url,
+                                    role=settings.kap_app_db_role if self._set_role else None, rls=self.rls,
+                                    size=10) if self.is_postgres else None
         self._service_sessions = sessionmaker(self.service_engine, expire_on_commit=False)
         self._app_sessions = sessionmaker(self.app_engine, expire_on_commit=False)
         if self.rls:
@@ -245,6 +350,8 @@ class Database:
         self.schema_ready = False
 
     def dispose(self) -> None:
+        if self.loop_reads is not None:
+            self.loop_reads.dispose()
         self.service_engine.dispose()
         if self.app_engine is not self.service_engine:
             self.app_engine.dispose()
@@ -297,11 +404,7 @@ class Database:
         uid = session.info.get(_RLS_USER)
         if uid is None:
             return
-        if self._set_role:
-            sql = "select set_config('role', %(role)s, true), set_config('kap.user_id', %(uid)s, true)"
-            params = {"role": self.settings.kap_app_db_role, "uid": uid}
-        else:
-            sql, params = "select set_config('kap.user_id', %(uid)s, true)", {"uid": uid}
+        sql, params = rls_settings(self.settings.kap_app_db_role if self._set_role else None, uid)
         raw = connection.connection.dbapi_connection
         if _PIPELINES and isinstance(raw, psycopg.Connection):
             join = session.info.get(_JOIN_NEXT)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from kap.core.audit import record_audit
-from kap.core.db import has_written
+from kap.core.db import LoopReads, has_written
 from kap.core.errors import (
     DbNotReady,
     Forbidden,
@@ -45,7 +45,7 @@ from kap.core.permissions import (
 )
 from kap.core.ratelimit import client_address
 from kap.core.runtime import Runtime
-from kap.core.scope import ProjectScope, reach, trusted_scope, visible_project_ids
+from kap.core.scope import ProjectScope, Reach, reach, reach_on_loop, trusted_scope, visible_project_ids
 from kap.core.security import CSRF_HEADER, SESSION_COOKIE, Credentials, Identity
 
 
@@ -284,6 +284,21 @@ def resolve_project(session: Session, identity: Identity, project_id: uuid.UUID,
     if identity.user_id is None:
         raise NotFound("project not found")
     found = reach(session, identity.user_id, project_id, identity.dev_role, alone=alone)
+    return _reached(found, session, identity, ip=ip, user_agent=user_agent)
+
+
+async def resolve_project_on_loop(reads: LoopReads, session: Session, identity: Identity, project_id: uuid.UUID, *,
+                                  ip: str | None = None, user_agent: str | None = None) -> ProjectContext:
+    """`resolve_project` for a route whose whole work is the access check, as one read on the event
+    loop (PostgreSQL); `session` stays unused (it begins nothing)."""
+    if identity.user_id is None:
+        raise NotFound("project not found")
+    found = await reach_on_loop(reads, identity.user_id, project_id, identity.dev_role)
+    return _reached(found, session, identity, ip=ip, user_agent=user_agent)
+
+
+def _reached(found: Reach | None, session: Session, identity: Identity, *, ip: str | None,
+             user_agent: str | None) -> ProjectContext:
     if found is None:
         raise NotFound("project not found")
     return ProjectContext(identity=identity, scope=found.scope, project_name=found.project_name,
@@ -323,11 +338,19 @@ class ActionDependency:
 
     async def __call__(self, request: Request, project_id: uuid.UUID, session: UserSession) -> ProjectContext:
         runtime: Runtime = request.app.state.runtime
-        if runtime.db.is_postgres:
+        reads = runtime.db.loop_reads
+        if reads is None:
+            # SQLite: the check is one indexed read of a local file, which in WAL mode never waits
+            # for a writer; a worker thread would cost more than the read itself.
+            return self.resolve(request, runtime, project_id, session)
+        if not self.reach_only:
             return await run_in_threadpool(self.resolve, request, runtime, project_id, session)
-        # SQLite: the check is one indexed read of a local file, which in WAL mode never waits
-        # for a writer; a worker thread would cost more than the read itself.
-        return self.resolve(request, runtime, project_id, session)
+        # PostgreSQL, a route that answers from the reach alone: its one read waits on the loop.
+        ctx = await resolve_project_on_loop(reads, session, request.state.identity, project_id,
+                                            ip=request_address(request, runtime),
+                                            user_agent=request.headers.get("user-agent"))
+        self.authorise(request, ctx)
+        return replace(ctx, declared=frozenset((self.action, *self.also)))
 
     def resolve(self, request: Request, runtime: Runtime, project_id: uuid.UUID, session: Session) -> ProjectContext:
         """The route's checked context (in a worker thread on PostgreSQL, inline on SQLite)."""

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, final
+from datetime import datetime
+from typing import Any, NamedTuple, final
 
 from sqlalchemy import Select, Uuid, and_, bindparam, or_, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from kap.core.db import joined_begin
+from kap.core.db import LoopReads, as_utc, joined_begin
 from kap.core.models import OrgMember, Project, ProjectMember
 from kap.core.permissions import effective_role, org_admin_roles
 
@@ -111,6 +113,39 @@ def reach(session: Session, user_id: uuid.UUID, project_id: uuid.UUID,
     query are the whole transaction, in one round trip (`joined_begin`)."""
     with joined_begin(session, alone=alone) as connection:  # with RLS: the settings leave with the query
         row = connection.execute(_PROJECT_REACH, {"uid": user_id, "pid": project_id}).first()
+    return _reach_of(row, dev_role)
+
+
+class ReachRow(NamedTuple):
+    """The reach query's row as `reach_on_loop` reads it (the columns of `_PROJECT_REACH`)."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    name: str
+    created_at: datetime | None
+    archived_at: datetime | None
+    project_role: str | None
+    org_role: str | None
+
+
+_REACH_SQL: list[str] = []  # `_PROJECT_REACH` as PostgreSQL text, compiled on first use
+
+
+async def reach_on_loop(reads: LoopReads, user_id: uuid.UUID, project_id: uuid.UUID,
+                        dev_role: str | None = None) -> Reach | None:
+    """`reach` as one read on the event loop (PostgreSQL): the same query, rule and answer, for a
+    route whose whole work is the access check."""
+    if not _REACH_SQL:
+        _REACH_SQL.append(str(_PROJECT_REACH.compile(dialect=postgresql.psycopg.dialect())))
+    found = await reads.first(user_id, _REACH_SQL[0], {"uid": user_id, "pid": project_id})
+    if found is None:
+        return None
+    project_id_, org_id, name, created_at, archived_at, project_role, org_role = found
+    row = ReachRow(project_id_, org_id, name, as_utc(created_at), as_utc(archived_at), project_role, org_role)
+    return _reach_of(row, dev_role)
+
+
+def _reach_of(row: Any, dev_role: str | None) -> Reach | None:
     if row is None:
         return None
     role = effective_role(row[-2], row[-1], dev_role)
