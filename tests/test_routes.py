@@ -115,14 +115,11 @@ def test_a_project_get_ends_its_transaction_with_the_access_check(client: Any, w
     assert client.get(f"/api/projects/{world.project_a}", headers=world.h("owner")).json()["name"] == "Renamed"
 
 
-def test_short_reads_take_no_worker_thread_on_sqlite(client: Any, world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On SQLite a project GET and the lists of projects and documents run on the event loop (a
-    worker-thread hop waits longer for the GIL under load than such a read takes). On PostgreSQL the
-    project GET's one read waits on the loop too (`LoopReads`); the lists, several reads of a
-    session, keep a worker thread. A write keeps its thread on both."""
+def test_short_reads_take_no_worker_thread(client: Any, world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A project GET and the lists of projects and documents run on the event loop (a worker-thread hop
+    waits longer for the GIL under load than such a read takes): on SQLite as they are, on PostgreSQL
+    through `LoopReads`. A write keeps its worker thread."""
     import anyio.to_thread
-
-    from tests.conftest import TEST_DB
 
     hops: list[str] = []
     real = anyio.to_thread.run_sync
@@ -133,14 +130,13 @@ def test_short_reads_take_no_worker_thread_on_sqlite(client: Any, world: Any, mo
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
     owner = world.h("owner")
-    reads = {f"/api/projects/{world.project_a}": True, "/api/projects": TEST_DB == "sqlite",
-             f"/api/documents?project_id={world.project_a}": TEST_DB == "sqlite"}
+    reads = [f"/api/projects/{world.project_a}", "/api/projects", f"/api/documents?project_id={world.project_a}"]
     assert client.get("/api/projects", headers=owner).status_code == 200  # the caller is now known: no look-up
-    for url, on_loop in reads.items():
+    for url in reads:
         hops.clear()
         response = client.get(url, headers=owner)
         assert response.status_code == 200, response.text
-        assert (hops == []) if on_loop else bool(hops), (url, hops)
+        assert hops == [], (url, hops)
     hops.clear()
     renamed = client.patch(f"/api/projects/{world.project_a}", json={"name": "Renamed"}, headers=owner)
     assert renamed.status_code == 200

@@ -248,6 +248,11 @@ class LoopReads:
     async def first(self, user_id: uuid.UUID, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """The first row `sql` gives as `user_id` (under row-level security when on); DbNotReady when
         the database cannot be reached."""
+        rows = await self.rows(user_id, sql, params)
+        return rows[0] if rows else None
+
+    async def rows(self, user_id: uuid.UUID, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row `sql` gives as `user_id`, as `first` reads them."""
         async with self._slots_of(asyncio.get_running_loop()):
             while True:
                 conn, pooled = await self._connection()
@@ -265,12 +270,12 @@ class LoopReads:
                 return row
 
     async def _read(self, conn: psycopg.AsyncConnection[Any], user_id: uuid.UUID, sql: str,
-                    params: dict[str, Any]) -> tuple[Any, ...] | None:
+                    params: dict[str, Any]) -> list[tuple[Any, ...]]:
         async with conn.pipeline():
             if self._rls:
                 await conn.execute(*rls_settings(self._role, str(user_id)))
             cursor = await conn.execute(sql, params)
-        return await cursor.fetchone()
+        return await cursor.fetchall()
 
     def _slots_of(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
         with self._lock:
@@ -305,6 +310,29 @@ class LoopReads:
         """Close the resting connections (from any thread: no await)."""
         with self._lock:
             self._close_idle()
+
+
+_LOOP_READS = "kap_loop_reads"
+_PG_TEXT: dict[int, tuple[Any, str, dict[str, Any]]] = {}
+
+
+def loop_reads(session: Session) -> LoopReads | None:
+    """The `LoopReads` of the database an app session belongs to (PostgreSQL), else None."""
+    reads: LoopReads | None = session.info.get(_LOOP_READS)
+    return reads
+
+
+def pg_text(statement: Any, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A statement built once (a module's) as the SQL text psycopg runs (compiled on first use),
+    and `params` with the values the statement holds itself (an `IN` list's)."""
+    known = _PG_TEXT.get(id(statement))
+    if known is None or known[0] is not statement:
+        from sqlalchemy.dialects import postgresql  # noqa: PLC0415  (only PostgreSQL reads on the loop)
+
+        compiled = statement.compile(dialect=postgresql.psycopg.dialect())
+        held = {name: bind.value for bind, name in compiled.bind_names.items() if bind.value is not None}
+        known = _PG_TEXT.setdefault(id(statement), (statement, str(compiled), held))
+    return known[1], {**known[2], **params}
 
 
 def rls_settings(role: str | None, uid: str) -> tuple[str, dict[str, str]]:
@@ -361,6 +389,8 @@ class Database:
         session = self._app_sessions()
         if self.rls:
             session.info[_RLS_USER] = str(user_id) if user_id else ""
+        if self.loop_reads is not None:
+            session.info[_LOOP_READS] = self.loop_reads
         return session
 
     def service_session(self) -> Session:

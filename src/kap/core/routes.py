@@ -18,15 +18,16 @@ its model with `response_model=` (OpenAPI is unchanged) and returns the `Respons
 A short read marked `@read_on_loop` (a page of a list, one row) runs on the event loop when its
 session is SQLite's: the read is of a local file, which in WAL mode never waits for a writer,
 and under load a worker-thread hop waits for the GIL longer than such a read takes. On
-PostgreSQL, whose reads wait on the network, it keeps its worker thread.
+PostgreSQL, whose reads wait on the network, its `postgres` twin (an async handler taking the
+same arguments) reads through `LoopReads` on the loop; without one it keeps its worker thread.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import pydantic_core
 from fastapi.datastructures import DefaultPlaceholder
@@ -35,6 +36,8 @@ from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
+
+from kap.core.db import loop_reads
 
 _NO_BODY = {204, 205, 304}
 
@@ -45,10 +48,10 @@ class AnswerInThread(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         self._answers: bool | None = None
         if _plain_sync(endpoint):
-            on_loop = getattr(inspect.unwrap(endpoint), _ON_LOOP, False)
+            on_loop = getattr(inspect.unwrap(endpoint), _ON_LOOP, None)
             endpoint = self._answering(endpoint)  # `inspect.unwrap` gives the handler back
-            if on_loop:
-                endpoint = _on_loop_if_local(endpoint)
+            if on_loop is not None:
+                endpoint = _on_loop_if_local(endpoint, on_loop or None)
         super().__init__(path, endpoint, **kwargs)
 
     def _answering(self, handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -83,20 +86,26 @@ class AnswerInThread(APIRoute):
 
 
 _ON_LOOP = "_kap_read_on_loop"
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
-def read_on_loop(handler: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a sync handler as a short read that may run on the event loop over SQLite (see above)."""
-    setattr(handler, _ON_LOOP, True)
-    return handler
+def read_on_loop(*, postgres: Callable[..., Awaitable[Any]] | None = None) -> Callable[[Handler], Handler]:
+    """Mark a sync handler as a short read that runs on the event loop over SQLite, and over
+    PostgreSQL as its `postgres` twin (see above)."""
+    def mark(handler: Handler) -> Handler:
+        setattr(handler, _ON_LOOP, postgres or False)
+        return handler
+    return mark
 
 
-def _on_loop_if_local(answered: Callable[..., Any]) -> Callable[..., Any]:
+def _on_loop_if_local(answered: Callable[..., Any], twin: Callable[..., Awaitable[Any]] | None) -> Callable[..., Any]:
     @functools.wraps(answered)
     async def read(*args: Any, **kwargs: Any) -> Any:
         session = _session_among(kwargs.values())
         if session is not None and session.get_bind().dialect.name == "sqlite":
             return answered(*args, **kwargs)
+        if twin is not None and session is not None and loop_reads(session) is not None:
+            return await twin(*args, **kwargs)
         return await run_in_threadpool(answered, *args, **kwargs)
     return read
 

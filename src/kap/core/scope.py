@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, final
 
-from sqlalchemy import Select, Uuid, and_, bindparam, or_, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Select, Uuid, and_, bindparam, literal, or_, select
 from sqlalchemy.orm import Session
 
-from kap.core.db import LoopReads, as_utc, joined_begin
+from kap.core.db import LoopReads, as_utc, joined_begin, pg_text
 from kap.core.models import OrgMember, Project, ProjectMember
 from kap.core.permissions import effective_role, org_admin_roles
 
@@ -93,7 +92,9 @@ def _reach_statement(uid: Any, *project: Any) -> Select[Any]:
 
 
 def _reaches() -> Any:
-    return or_(ProjectMember.id.is_not(None), OrgMember.role.in_(org_admin_roles()))
+    # The roles as bound values of the statement, not an expanding `IN` list: the statement's text
+    # is then complete when compiled (`pg_text`).
+    return or_(ProjectMember.id.is_not(None), OrgMember.role.in_([literal(role) for role in org_admin_roles()]))
 
 
 # Built once: these run on every project-scoped request and every list of projects. They run on
@@ -128,21 +129,30 @@ class ReachRow(NamedTuple):
     org_role: str | None
 
 
-_REACH_SQL: list[str] = []  # `_PROJECT_REACH` as PostgreSQL text, compiled on first use
+def _reach_row(found: tuple[Any, ...]) -> ReachRow:
+    project_id, org_id, name, created_at, archived_at, project_role, org_role = found
+    return ReachRow(project_id, org_id, name, as_utc(created_at), as_utc(archived_at), project_role, org_role)
 
 
 async def reach_on_loop(reads: LoopReads, user_id: uuid.UUID, project_id: uuid.UUID,
                         dev_role: str | None = None) -> Reach | None:
     """`reach` as one read on the event loop (PostgreSQL): the same query, rule and answer, for a
     route whose whole work is the access check."""
-    if not _REACH_SQL:
-        _REACH_SQL.append(str(_PROJECT_REACH.compile(dialect=postgresql.psycopg.dialect())))
-    found = await reads.first(user_id, _REACH_SQL[0], {"uid": user_id, "pid": project_id})
-    if found is None:
-        return None
-    project_id_, org_id, name, created_at, archived_at, project_role, org_role = found
-    row = ReachRow(project_id_, org_id, name, as_utc(created_at), as_utc(archived_at), project_role, org_role)
-    return _reach_of(row, dev_role)
+    found = await reads.first(user_id, *pg_text(_PROJECT_REACH, {"uid": user_id, "pid": project_id}))
+    return None if found is None else _reach_of(_reach_row(found), dev_role)
+
+
+async def reachable_projects_on_loop(reads: LoopReads, user_id: uuid.UUID, dev_role: str | None = None, *,
+                                     include_archived: bool = False) -> list[tuple[Any, str]]:
+    """`reachable_projects` as one read on the event loop (PostgreSQL): the same rows and roles."""
+    stmt = _REACHABLE if include_archived else _REACHABLE_LIVE
+    out = []
+    for found in await reads.rows(user_id, *pg_text(stmt, {"uid": user_id})):
+        row = _reach_row(found)
+        role = effective_role(row[-2], row[-1], dev_role)
+        if role is not None:
+            out.append((row, role))
+    return out
 
 
 def _reach_of(row: Any, dev_role: str | None) -> Reach | None:

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile, status
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from kap.core.db import loop_reads
 from kap.core.deps import (
     ActionDependency,
     ProjectContext,
@@ -42,6 +43,8 @@ from kap.documents.search import search_chunks
 router = APIRouter(prefix="/api", tags=["documents"], route_class=AnswerInThread)
 
 DocumentsRead = Annotated[ProjectContext, require(Action.DOCUMENTS_READ)]
+# The list reads its page after the access check, on its own (on the event loop on PostgreSQL).
+DocumentsList = Annotated[ProjectContext, require(Action.DOCUMENTS_READ, reach_only=True)]
 DocumentsWrite = Annotated[ProjectContext, require(Action.DOCUMENTS_WRITE)]
 SearchRead = Annotated[ProjectContext, require(Action.SEARCH_READ)]
 Upload = Annotated[UploadFile, File(description="The file to ingest.")]
@@ -104,9 +107,17 @@ def reingest_stored(ctx: DocumentsWrite, artifact_id: uuid.UUID, runtime: Runtim
     return service.reingest(ctx, runtime, artifact_id)
 
 
+async def _list_documents_on_loop(ctx: DocumentsList, status: Status | None = None, type: str | None = None,
+                                  name: str | None = None, limit: int = 50, offset: int = 0) -> Response:
+    reads = loop_reads(ctx.session)
+    assert reads is not None
+    return json_answer(await service.documents_answer_on_loop(ctx, reads, status=status, kind=type, name=name,
+                                                              limit=limit, offset=offset))
+
+
 @router.get("/documents", response_model=ArtifactList)
-@read_on_loop
-def list_documents(ctx: DocumentsRead, status: Status | None = None,
+@read_on_loop(postgres=_list_documents_on_loop)
+def list_documents(ctx: DocumentsList, status: Status | None = None,
                    type: Annotated[str | None, Query(max_length=20)] = None,
                    name: Annotated[str | None, Query(max_length=255)] = None,
                    limit: Annotated[int, Query(ge=1, le=200)] = 50,

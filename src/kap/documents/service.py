@@ -10,7 +10,7 @@ from typing import IO, Any
 from sqlalchemy import Integer, Row, Select, String, Uuid, bindparam, func, select, type_coerce
 from sqlalchemy.orm import Session
 
-from kap.core.db import IdText, ListText, has_written, utcnow
+from kap.core.db import IdText, ListText, LoopReads, as_utc, has_written, pg_text, utcnow
 from kap.core.deps import ProjectContext
 from kap.core.errors import Busy, Conflict, NotFound
 from kap.core.jobs import enqueue_after_commit
@@ -255,6 +255,36 @@ def documents_answer(ctx: ProjectContext, *, status: str | None = None, kind: st
     rows, total = _page(ctx, status=status, kind=kind, name=name, limit=limit, offset=offset)
     return {"ok": True, "total": total, "limit": limit, "offset": offset,
             "documents": listed_views(ctx.project_id, rows)}
+
+
+# Where the timestamps sit in a listed row: psycopg gives them in the session's zone, the engine in UTC.
+_STAMPS = [n for n, c in enumerate(_READ_COLUMNS) if c.key in ("created_at", "updated_at")]
+
+
+async def documents_answer_on_loop(ctx: ProjectContext, reads: LoopReads, *, status: str | None = None,
+                                   kind: str | None = None, name: str | None = None, limit: int = 50,
+                                   offset: int = 0) -> dict[str, Any]:
+    """`documents_answer` as one read on the event loop (PostgreSQL, see `LoopReads`): the same page,
+    total and JSON."""
+    assert ctx.user_id is not None
+    stmt, count, params = _page_query(ctx, status=status, kind=kind, name=name, limit=limit, offset=offset,
+                                      windowed=True)
+    rows = await reads.rows(ctx.user_id, *pg_text(stmt, params))
+    if rows:
+        total = int(rows[0][-1])
+    elif not offset:
+        total = 0
+    else:  # past the end: counted alone
+        counted = await reads.first(ctx.user_id, *pg_text(count, params))
+        total = int(counted[0]) if counted else 0
+    listed = []
+    for row in rows:
+        values = list(row)
+        for n in _STAMPS:
+            values[n] = as_utc(values[n])
+        listed.append(values)
+    return {"ok": True, "total": total, "limit": limit, "offset": offset,
+            "documents": listed_views(ctx.project_id, listed)}
 
 
 def document_detail(ctx: ProjectContext, artifact_id: uuid.UUID) -> ArtifactDetail:

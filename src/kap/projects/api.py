@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import select
 
+from kap.core.db import loop_reads
 from kap.core.deps import (
     CurrentIdentity,
     ProjectContext,
@@ -54,8 +55,16 @@ def create_project(body: ProjectCreate, request: Request, identity: CurrentIdent
                                   user_agent=request.headers.get("user-agent"))
 
 
+async def _list_projects_on_loop(identity: CurrentIdentity, session: UserSession,
+                                 include_archived: bool = False) -> Response:
+    reads = loop_reads(session)
+    assert reads is not None
+    return json_answer({"ok": True, "projects": await service.listed_projects_on_loop(
+        reads, identity, include_archived=include_archived)})
+
+
 @router.get("", response_model=ProjectList)
-@read_on_loop
+@read_on_loop(postgres=_list_projects_on_loop)
 def list_projects(identity: CurrentIdentity, session: UserSession, include_archived: bool = False) -> Response:
     """List the projects the caller can reach."""
     return json_answer({"ok": True,

@@ -11,13 +11,13 @@ from sqlalchemy.orm import Session
 
 from kap.core.audit import record_audit
 from kap.core.branding import brand_of
-from kap.core.db import utcnow
+from kap.core.db import LoopReads, utcnow
 from kap.core.deps import ProjectContext
 from kap.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kap.core.login import Invitation
 from kap.core.models import Org, OrgMember, Project, ProjectMember, User
 from kap.core.permissions import Action, may_create_projects, org_admin_roles, outranks
-from kap.core.scope import reachable_projects
+from kap.core.scope import reachable_projects, reachable_projects_on_loop
 from kap.core.security import Identity
 from kap.projects.schemas import MemberRead, ProjectRead
 
@@ -97,6 +97,17 @@ def listed_projects(session: Session, identity: Identity, *,
     if identity.user_id is None:
         return []
     rows = reachable_projects(session, identity.user_id, identity.dev_role, include_archived=include_archived)
+    return [{"id": p.id, "org_id": p.org_id, "name": p.name, "role": role, "created_at": p.created_at,
+             "archived_at": p.archived_at} for p, role in rows]
+
+
+async def listed_projects_on_loop(reads: LoopReads, identity: Identity, *,
+                                  include_archived: bool = False) -> list[dict[str, Any]]:
+    """`listed_projects` as one read on the event loop (PostgreSQL, see `LoopReads`)."""
+    if identity.user_id is None:
+        return []
+    rows = await reachable_projects_on_loop(reads, identity.user_id, identity.dev_role,
+                                            include_archived=include_archived)
     return [{"id": p.id, "org_id": p.org_id, "name": p.name, "role": role, "created_at": p.created_at,
              "archived_at": p.archived_at} for p, role in rows]
 
