@@ -135,3 +135,19 @@ def test_invitation_names_inviter_and_project_and_lives_seven_days(client: TestC
         assert row.invite_project_id == world.project_a
         assert timedelta(days=6, hours=23) < row.expires_at - utcnow() <= timedelta(days=7)
     assert client.post(f"/auth/magic/{token}", follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize("brk", ["\n", "\r\n", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"])
+def test_an_invitation_from_a_project_named_with_a_line_break_is_mailed(client: TestClient, world: World,
+                                                                        data_dir: Path, brk: str) -> None:
+    """Any line break Python knows, in a project's name, becomes a space in the invitation's subject (the
+    email package refuses a header with one; it was a 500)."""
+    renamed = client.patch(f"/api/projects/{world.project_a}", json={"name": f"Payroll{brk}rollout"},
+                           headers=world.h("owner"))
+    assert renamed.status_code == 200, renamed.text
+    address = f"new.hire.{uuid.uuid4().hex[:8]}@example.com"
+    invited = client.post(f"/api/projects/{world.project_a}/members", json={"email": address},
+                          headers=world.h("owner"))
+    assert invited.status_code == 201, invited.text
+    (message,) = outbox_messages(data_dir, address)
+    assert message["Subject"].endswith("invited you to Payroll rollout on Kap")

@@ -48,7 +48,8 @@ from kap.core.settings import Settings
 log = logging.getLogger("kap.mail")
 _QUEUE = "kap_mail_queue"
 _LISTENING = "kap_mail_listening"
-_LINE_BREAKS = re.compile(r"[\r\n\t]+")
+# Every break `str.splitlines` knows (the email package refuses a header holding any), and tabs.
+_LINE_BREAKS = re.compile(r"[\r\n\t\v\f\x1c\x1d\x1e\x85\u2028\u2029]+")
 UNSENT = ("pending", "sending")
 # Headers the Mailgun form carries as fields of their own rather than as `h:` headers.
 _MAILGUN_OWN_HEADERS = {"from", "to", "subject", "content-type", "content-transfer-encoding",
