@@ -56,6 +56,29 @@ def test_a_waiting_extractor_applies_the_limits_in_force_when_its_file_arrives(t
     assert "more text than allowed" in (result.reason or "")
 
 
+def test_the_extractor_pool_is_full_again_once_a_file_is_read(tmp_path: Path) -> None:
+    """The child that read a file is replaced after the file is read (its fork no longer competes with
+    the extraction), so the next upload still finds one waiting."""
+    import time
+
+    def full() -> bool:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if len(sandbox.waiting()) >= sandbox.POOL_SIZE:
+                return True
+            time.sleep(0.05)
+        return False
+
+    sandbox.warm()
+    assert full()
+    source = tmp_path / "note.txt"
+    source.write_text("status report line\n" * 100)
+    with sandbox.start("text", "txt", source, tmp_path / "out") as running:
+        assert running.pid not in sandbox.waiting()
+        assert running.finish().ok
+    assert full(), sandbox.waiting()
+
+
 def test_a_file_that_fails_half_way_leaves_no_chunks(client: TestClient, world: World, db: Database,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sandbox, "OUTPUT_LIMIT", 48 * 1024)  # about a dozen of the 60 pages

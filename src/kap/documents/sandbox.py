@@ -150,10 +150,17 @@ def _take() -> _Waiting:
                 waiting = candidate
             else:
                 candidate.discard()
+    if waiting is None:  # nothing ready (a burst, or the first upload): fork one now, refill after
+        _start_refill()
+        return _fork_waiting()
+    return waiting
+
+
+def _start_refill() -> None:
+    """Fork the pool back to POOL_SIZE in the background (once at a time)."""
     if not _REFILLING.is_set():
         _REFILLING.set()
         threading.Thread(target=_refill, name="kap-extractor-pool", daemon=True).start()
-    return waiting or _fork_waiting()
 
 
 def waiting() -> list[int]:
@@ -235,12 +242,14 @@ class Running:
         # a child that wrote its last line is exiting: it is reaped later, not waited for
         self.result = _read_outcome(self.work, self.child.proc.exitcode or 0, _read_stderr(self.work))
         self.child.pipe.close()
+        _start_refill()  # now, not when the job started: the fork competed with the extraction for the CPU
         return self.result
 
     def _stop(self) -> None:
         _kill_group(self.child.proc.pid)
         self.child.proc.join()
         self.child.pipe.close()
+        _start_refill()
         self.result = SandboxResult(False, self.work,
                                     reason=f"extraction took longer than {self.limits.wall_seconds} s (stopped)")
 
