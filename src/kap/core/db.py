@@ -299,7 +299,10 @@ class LoopReads:
             _close_now(conn)
             return
         with self._lock:
-            self._idle.append(conn)
+            if asyncio.get_running_loop() is self._loop:
+                self._idle.append(conn)
+                return
+        _close_now(conn)  # taken on a loop the reads have since left
 
     def _close_idle(self) -> None:
         for conn in self._idle:
