@@ -349,8 +349,7 @@ class ActionDependency:
         ctx = await resolve_project_on_loop(reads, session, request.state.identity, project_id,
                                             ip=request_address(request, runtime),
                                             user_agent=request.headers.get("user-agent"))
-        self.authorise(request, ctx)
-        return replace(ctx, declared=frozenset((self.action, *self.also)))
+        return self._checked(request, ctx)
 
     def resolve(self, request: Request, runtime: Runtime, project_id: uuid.UUID, session: Session) -> ProjectContext:
         """The route's checked context (in a worker thread on PostgreSQL, inline on SQLite)."""
@@ -359,9 +358,14 @@ class ActionDependency:
         identity: Identity = request.state.identity
         ctx = resolve_project(session, identity, project_id, ip=request_address(request, runtime),
                               user_agent=request.headers.get("user-agent"), alone=self.reach_only)
-        self.authorise(request, ctx)
+        checked = self._checked(request, ctx)
         if self.reach_only:
             session.commit()  # in this thread: the request's transaction needs no second hop to end
+        return checked
+
+    def _checked(self, request: Request, ctx: ProjectContext) -> ProjectContext:
+        """The context once authorised, declaring the route's actions."""
+        self.authorise(request, ctx)
         return replace(ctx, declared=frozenset((self.action, *self.also)))
 
     def admit(self, request: Request, identity: Identity, project_id: uuid.UUID) -> None:

@@ -17,6 +17,7 @@ checks that.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, final
@@ -146,13 +147,7 @@ async def reachable_projects_on_loop(reads: LoopReads, user_id: uuid.UUID, dev_r
                                      include_archived: bool = False) -> list[tuple[Any, str]]:
     """`reachable_projects` as one read on the event loop (PostgreSQL): the same rows and roles."""
     stmt = _REACHABLE if include_archived else _REACHABLE_LIVE
-    out = []
-    for found in await reads.rows(user_id, *pg_text(stmt, {"uid": user_id})):
-        row = _reach_row(found)
-        role = effective_role(row[-2], row[-1], dev_role)
-        if role is not None:
-            out.append((row, role))
-    return out
+    return _with_roles(map(_reach_row, await reads.rows(user_id, *pg_text(stmt, {"uid": user_id}))), dev_role)
 
 
 def _reach_of(row: Any, dev_role: str | None) -> Reach | None:
@@ -172,10 +167,15 @@ def reachable_projects(session: Session, user_id: uuid.UUID, dev_role: str | Non
     Each project is a row of `PROJECT_LIST_COLUMNS` (id, org_id, name, created_at, archived_at).
     """
     stmt = _REACHABLE if include_archived else _REACHABLE_LIVE
-    out = []
     # All rows in one driver call rather than one call per row (through the server, with the event
     # loop busy on the other connections, the per-row fetches were a third of the list's samples).
-    for row in session.connection().execute(stmt, {"uid": user_id}).all():
+    return _with_roles(session.connection().execute(stmt, {"uid": user_id}).all(), dev_role)
+
+
+def _with_roles(rows: Iterable[Any], dev_role: str | None) -> list[tuple[Any, str]]:
+    """The reach rows the user reaches, each with the role they act with."""
+    out = []
+    for row in rows:
         role = effective_role(row[-2], row[-1], dev_role)
         if role is not None:
             out.append((row, role))

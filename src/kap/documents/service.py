@@ -253,6 +253,10 @@ def documents_answer(ctx: ProjectContext, *, status: str | None = None, kind: st
                      name: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
     """`list_documents` as the plain values of its JSON (`ArtifactList`'s fields, in order)."""
     rows, total = _page(ctx, status=status, kind=kind, name=name, limit=limit, offset=offset)
+    return _answer(ctx, rows, total, limit, offset)
+
+
+def _answer(ctx: ProjectContext, rows: Any, total: int, limit: int, offset: int) -> dict[str, Any]:
     return {"ok": True, "total": total, "limit": limit, "offset": offset,
             "documents": listed_views(ctx.project_id, rows)}
 
@@ -283,8 +287,7 @@ async def documents_answer_on_loop(ctx: ProjectContext, reads: LoopReads, *, sta
         for n in _STAMPS:
             values[n] = as_utc(values[n])
         listed.append(values)
-    return {"ok": True, "total": total, "limit": limit, "offset": offset,
-            "documents": listed_views(ctx.project_id, listed)}
+    return _answer(ctx, listed, total, limit, offset)
 
 
 def document_detail(ctx: ProjectContext, artifact_id: uuid.UUID) -> ArtifactDetail:

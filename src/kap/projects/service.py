@@ -96,9 +96,8 @@ def listed_projects(session: Session, identity: Identity, *,
     """`list_projects` as plain values in `ProjectRead`'s order, ready to serialise."""
     if identity.user_id is None:
         return []
-    rows = reachable_projects(session, identity.user_id, identity.dev_role, include_archived=include_archived)
-    return [{"id": p.id, "org_id": p.org_id, "name": p.name, "role": role, "created_at": p.created_at,
-             "archived_at": p.archived_at} for p, role in rows]
+    return _project_views(reachable_projects(session, identity.user_id, identity.dev_role,
+                                             include_archived=include_archived))
 
 
 async def listed_projects_on_loop(reads: LoopReads, identity: Identity, *,
@@ -106,8 +105,11 @@ async def listed_projects_on_loop(reads: LoopReads, identity: Identity, *,
     """`listed_projects` as one read on the event loop (PostgreSQL, see `LoopReads`)."""
     if identity.user_id is None:
         return []
-    rows = await reachable_projects_on_loop(reads, identity.user_id, identity.dev_role,
-                                            include_archived=include_archived)
+    return _project_views(await reachable_projects_on_loop(reads, identity.user_id, identity.dev_role,
+                                                           include_archived=include_archived))
+
+
+def _project_views(rows: list[tuple[Any, str]]) -> list[dict[str, Any]]:
     return [{"id": p.id, "org_id": p.org_id, "name": p.name, "role": role, "created_at": p.created_at,
              "archived_at": p.archived_at} for p, role in rows]
 
